@@ -1,0 +1,331 @@
+"""Build one step into a sealed artifact: sources, SQL steps (full/incremental), Python steps."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import traceback
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+import andon
+from andon.engines.duckdb import DuckDBEngine, bind_inputs
+from andon.errors import AndonError, SqlError, StepError
+from andon.ingest import MAX_REJECTS_STORED, ingest_file
+from andon.landing import land
+from andon.plan import PlannedStep
+from andon.project import Project
+from andon.steps import Step, parse_select
+from andon.store import Row, Store
+from andon.warehouse import Manifest, Warehouse, os_error
+
+PARTS = "_parts"
+_ANDON_DIR = os.path.dirname(andon.__file__)
+
+
+@dataclass(frozen=True)
+class Built:
+    manifest: Manifest
+    rejects: int = 0
+    landed: int = 0
+
+
+@dataclass
+class BuildContext:
+    project: Project
+    store: Store
+    warehouse: Warehouse
+    engine: DuckDBEngine
+    run_id: int
+    artifacts: Mapping[str, Manifest]  # fingerprint → sealed manifest, of parents
+    fps: Mapping[str, str]  # step → fingerprint in this run (built, reused or kept)
+    reject_rows: list[Row]  # collected for the store
+
+
+def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
+    step = ctx.project.dag.steps[ps.name]
+    try:
+        if step.kind == "source":
+            return _build_source(ctx, step, ps)
+        if step.kind == "sql":
+            return _build_sql(ctx, step, ps)
+        return _build_python(ctx, step, ps)
+    except AndonError:
+        raise
+    except OSError as e:
+        raise os_error(e, Path(e.filename or ctx.warehouse.root), ps.name) from e
+
+
+def _inputs(ctx: BuildContext, ps: PlannedStep, fps: Mapping[str, str]) -> dict[str, list[str]]:
+    return {
+        p: [str(ctx.warehouse.path(f)) for f in ctx.artifacts[fps[p]].files] for p in ps.parents
+    }
+
+
+def _seal(ctx: BuildContext, ps: PlannedStep, staging: Path, files: list[str], rows: int,
+          meta: dict[str, Any]) -> Manifest:
+    final = ctx.warehouse.artifact_dir(ps.name, ps.fingerprint)
+    own = sorted(p.name for p in staging.glob("*.parquet"))
+    all_files = files + [ctx.warehouse.rel(final / name) for name in own]
+    paths = [staging / name for name in own] + [ctx.warehouse.path(f) for f in files]
+    size = sum(p.stat().st_size for p in paths)
+    schema = ctx.engine.schema(paths) if paths else ()
+    return ctx.warehouse.seal(
+        staging,
+        Manifest(
+            fingerprint=ps.fingerprint,
+            step=ps.name,
+            code_hash=ps.code_hash,
+            files=tuple(all_files),
+            rows=rows,
+            bytes=size,
+            schema=schema,
+            meta=meta,
+        ),
+    )
+
+
+# sources ----------------------------------------------------------------------------------
+
+
+def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    assert step.source is not None and ps.landing is not None
+    landed = list(ps.landing.landed)
+    if ps.landing.arrivals:
+        landed += land(ctx.store, ctx.project.landing, ps.name, ps.landing.arrivals, ctx.run_id)
+    parts_dir = ctx.warehouse.root / PARTS / ps.name
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    rows = rejects = 0
+    con = duckdb.connect(":memory:")
+    try:
+        for row in landed:
+            part = _part_id(ps.code_hash, row["sha256"])
+            part_file = parts_dir / f"{part}.parquet"
+            info_file = parts_dir / f"{part}.json"
+            if part_file.exists() and info_file.exists():
+                info = json.loads(info_file.read_text())
+            else:
+                info = _ingest_part(ctx, con, step, row, part, part_file, info_file)
+            files.append(ctx.warehouse.rel(part_file))
+            rows += int(info["rows"])
+            rejects += int(info["rejects"])
+    finally:
+        con.close()
+    pct = step.source.max_reject_pct
+    if pct is not None and rows + rejects and 100.0 * rejects / (rows + rejects) > pct:
+        raise StepError(
+            f"{rejects} of {rows + rejects} rows rejected ({100.0 * rejects / (rows + rejects):.1f}%"
+            f" > max_reject_pct {pct})",
+            step=ps.name,
+            hint=f"see them with: andon rejects {ps.name}",
+        )
+    with ctx.warehouse.staging(ps.name) as staging:
+        if not files:
+            _empty_part(con_factory=duckdb.connect, step=step, out=staging / "empty.parquet")
+        manifest = _seal(ctx, ps, staging, files, rows,
+                         {"rejects": rejects, "landed_files": len(landed)})
+    return Built(manifest, rejects=rejects, landed=len(ps.landing.arrivals))
+
+
+def _part_id(code_hash: str, sha256: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{code_hash}:{sha256}".encode()).hexdigest()[:32]
+
+
+def _ingest_part(ctx: BuildContext, con: duckdb.DuckDBPyConnection, step: Step, row: Row,
+                 part: str, part_file: Path, info_file: Path) -> dict[str, Any]:
+    assert step.source is not None
+    landed_path = ctx.project.landing / row["landed_path"]
+    display = os.path.basename(row["original_path"])
+    with ctx.warehouse.staging(step.name) as staging:
+        tmp = staging / "part.parquet"
+        result = ingest_file(con, landed_path, display, step.name, step.source, tmp)
+        info = {"rows": result.rows, "rejects": result.rejects, "file": display,
+                "sha256": row["sha256"]}
+        if not ctx.store.has_rejects_for(part):
+            ctx.reject_rows.extend({**r, "part": part} for r in result.rejected)
+        os.replace(tmp, part_file)
+        info_tmp = staging / "part.json"
+        info_tmp.write_text(json.dumps(info))
+        os.replace(info_tmp, info_file)
+    return info
+
+
+def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Step,
+                out: Path) -> None:
+    assert step.source is not None
+    cols = ", ".join(
+        f"CAST(NULL AS {spec.duckdb_type}) AS \"{name}\"" for name, spec in step.source.columns.items()
+    )
+    con = con_factory(":memory:")
+    try:
+        con.execute(
+            f"COPY (SELECT {cols}, CAST(NULL AS VARCHAR) AS _landed_file WHERE false) "
+            f"TO '{str(out).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)"
+        )
+    finally:
+        con.close()
+
+
+# SQL --------------------------------------------------------------------------------------
+
+
+def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    fps = _parent_fps(ctx, ps)
+    tree = parse_select(step.sql, step.file, step.name)
+    sql = bind_inputs(tree, _inputs(ctx, ps, fps))
+    reuse_files: list[str] = []
+    meta: dict[str, Any] = {}
+    prev_rows = 0
+    tc = step.config.time_column
+    if step.config.materialized == "incremental" and tc:
+        prev = ctx.artifacts.get(ps.previous) if ps.previous else None
+        if prev is not None and prev.code_hash == ps.code_hash and "watermark" in prev.meta:
+            watermark = prev.meta["watermark"]
+            reuse_files, prev_rows = list(prev.files), prev.rows
+            if watermark is not None:
+                sql = (f'SELECT * FROM ({sql}) AS _andon_step WHERE "{tc}" > '
+                       f"CAST('{watermark}' AS {prev.meta['watermark_type']})")
+            meta["incremental_from"] = prev.fingerprint
+    with ctx.warehouse.staging(ps.name) as staging:
+        out = staging / "part-0.parquet"
+        try:
+            rows = ctx.engine.copy_to_parquet(sql, out)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as e:
+            raise _sql_runtime_error(step, e) from None
+        if reuse_files and rows == 0:
+            out.unlink()
+        if tc and step.config.materialized == "incremental":
+            files = [*(ctx.warehouse.path(f) for f in reuse_files)] + ([out] if out.exists() else [])
+            schema = dict(ctx.engine.schema(files)) if files else {}
+            if tc not in schema:
+                raise StepError(
+                    f"time_column {tc!r} is not a column of the step's result",
+                    file=step.file, step=step.name,
+                    hint=f"columns: {', '.join(schema)}",
+                )
+            wm = ctx.engine.max_value(files, tc)
+            meta["watermark"] = None if wm is None else str(wm)
+            meta["watermark_type"] = schema[tc]
+            meta["new_rows"] = rows
+        manifest = _seal(ctx, ps, staging, reuse_files, prev_rows + rows, meta)
+    return Built(manifest)
+
+
+def _parent_fps(ctx: BuildContext, ps: PlannedStep) -> dict[str, str]:
+    return {p: ctx.fps[p] for p in ps.parents}
+
+
+def _sql_runtime_error(step: Step, e: duckdb.Error) -> SqlError:
+    text = str(e)
+    first = text.splitlines()[0] if text else type(e).__name__
+    return SqlError(
+        f"the SQL failed: {first}",
+        file=step.file,
+        step=step.name,
+        detail="\n".join(text.splitlines()[1:4]),
+        hint="fix the query; run `andon show TABLE` to see the columns of an input",
+    )
+
+
+# Python -----------------------------------------------------------------------------------
+
+
+def _build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    assert step.function is not None
+    func = step.function
+    fps = _parent_fps(ctx, ps)
+    inputs = _inputs(ctx, ps, fps)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        hints = {}
+    kwargs: dict[str, Any] = {}
+    for name, param in inspect.signature(func).parameters.items():
+        if name == "params":
+            kwargs[name] = dict(ctx.project.params)
+        elif name == "context":
+            kwargs[name] = {"environment": None, "run_id": ctx.run_id, "step": step.name}
+        else:
+            table = ctx.engine.read_arrow(inputs[name])
+            kwargs[name] = _convert_in(table, hints.get(name, param.annotation))
+    try:
+        result = func(**kwargs)
+    except Exception as e:
+        raise StepError(
+            f"the Python step raised {type(e).__name__}: {e}",
+            file=step.file,
+            line=_user_line(e, step.file),
+            step=step.name,
+            detail=_user_traceback(e),
+            hint="fix the function; the environment was not changed",
+        ) from None
+    table = _convert_out(result, step)
+    with ctx.warehouse.staging(ps.name) as staging:
+        rows = ctx.engine.write_arrow(table, staging / "part-0.parquet")
+        manifest = _seal(ctx, ps, staging, [], rows, {})
+    return Built(manifest)
+
+
+def _convert_in(table: pa.Table, annotation: Any) -> Any:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    if "pandas" in text or "pd." in text:
+        return table.to_pandas()
+    if "polars" in text or "pl." in text:
+        import polars as pl
+
+        return pl.from_arrow(table)
+    return table
+
+
+def _convert_out(result: Any, step: Step) -> pa.Table:
+    if isinstance(result, pa.Table):
+        return result
+    if isinstance(result, pa.RecordBatchReader):
+        return result.read_all()
+    module = type(result).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(result, preserve_index=False)
+    if module == "polars":
+        return typing.cast(pa.Table, result.to_arrow())
+    if module == "duckdb" and hasattr(result, "to_arrow_table"):
+        return typing.cast(pa.Table, result.to_arrow_table())
+    raise StepError(
+        f"the Python step returned {type(result).__name__}",
+        file=step.file,
+        line=step.line,
+        step=step.name,
+        hint="return a pyarrow.Table, a pandas.DataFrame or a polars.DataFrame",
+    )
+
+
+def _user_traceback(e: BaseException) -> str:
+    frames = [
+        f for f in traceback.extract_tb(e.__traceback__)
+        if not f.filename.startswith(_ANDON_DIR)
+    ]
+    lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(e), e)
+    return "".join(x if x.endswith("\n") else x + "\n" for x in lines).rstrip()
+
+
+def _user_line(e: BaseException, file: Path) -> int | None:
+    line = None
+    for f in traceback.extract_tb(e.__traceback__):
+        if f.filename == str(file):
+            line = f.lineno
+    return line
+
+
+__all__ = ["MAX_REJECTS_STORED", "BuildContext", "Built", "build_step"]

@@ -1,0 +1,217 @@
+"""Read what an environment publishes: tables, their artifacts, queries, lineage, runs."""
+
+from __future__ import annotations
+
+import time
+
+from typing import Any
+
+import duckdb
+
+from andon.engines.duckdb import DuckDBEngine
+from andon.errors import AndonError, EnvironmentNotFound, NotFound, SqlError, did_you_mean
+from andon.project import Project
+from andon.store import Row
+from andon.warehouse import Warehouse
+
+
+def env_tables(project: Project, environment: str | None = None) -> dict[str, Row]:
+    """Table name → artifact row, for what ``environment`` points at."""
+    environment = environment or project.config.default_environment
+    env = project.store.environment(environment)
+    if env is None:
+        known = [e["name"] for e in project.store.environments()]
+        hint = did_you_mean(environment, known)
+        raise EnvironmentNotFound(
+            f"no environment named {environment!r}"
+            + (" yet" if not known else ""),
+            hint=hint or ("run the pipeline first: andon run" if not known
+                          else f"environments: {', '.join(known)}"),
+        )
+    mapping = project.store.commit_steps(env["commit_id"])
+    rows = project.store.artifacts(mapping.values())
+    return {step: rows[fp] for step, fp in sorted(mapping.items()) if fp in rows}
+
+
+def tables(project: Project, environment: str | None = None) -> list[Row]:
+    out = []
+    for name, art in env_tables(project, environment).items():
+        step = project.dag.steps.get(name)
+        out.append({
+            "table": name,
+            "zone": step.zone if step else None,
+            "kind": step.kind if step else None,
+            "rows": art["rows"],
+            "columns": len(art["schema"]),
+            "bytes": art["bytes"],
+            "fingerprint": art["fingerprint"],
+            "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(art["created_at"])),
+            "owner": step.config.owner if step else None,
+        })
+    return out
+
+
+def _table(project: Project, table: str, environment: str | None) -> Row:
+    published = env_tables(project, environment)
+    if table not in published:
+        hint = did_you_mean(table, set(published) | set(project.dag.steps))
+        if table in project.dag.steps:
+            raise NotFound(f"table {table!r} is not built in environment "
+                           f"{environment or project.config.default_environment!r}",
+                           hint=f"build it: andon run +{table}")
+        raise NotFound(f"no table named {table!r}", hint=hint or "list them: andon tables")
+    return published[table]
+
+
+def show(project: Project, table: str, environment: str | None = None, limit: int = 10) -> Row:
+    art = _table(project, table, environment)
+    step = project.dag.steps.get(table)
+    wh = Warehouse(project.warehouse)
+    engine = DuckDBEngine(threads=2)
+    try:
+        cur = engine.attach_tables({table: [str(wh.path(f)) for f in art["files"]]})
+        res = cur.execute(f'SELECT * FROM "{table}" LIMIT {int(limit)}')
+        cols = [d[0] for d in res.description]
+        sample = [dict(zip(cols, r, strict=True)) for r in res.fetchall()]
+    finally:
+        engine.close()
+    return {
+        "table": table,
+        "environment": environment or project.config.default_environment,
+        "kind": step.kind if step else None,
+        "zone": step.zone if step else None,
+        "file": str(step.file.relative_to(project.root)) if step else None,
+        "description": step.config.description if step else "",
+        "owner": step.config.owner if step else None,
+        "tags": list(step.config.tags) if step else [],
+        "materialized": step.config.materialized if step else None,
+        "rows": art["rows"],
+        "bytes": art["bytes"],
+        "fingerprint": art["fingerprint"],
+        "artifact": art["path"],
+        "files": len(art["files"]),
+        "built_by_run": art["run_id"],
+        "rejects": (art.get("meta") or {}).get("rejects"),
+        "schema": [{"name": n, "type": t} for n, t in art["schema"]],
+        "parents": list(step.parents) if step else [],
+        "children": list(project.dag.children.get(table, ())),
+        "sample": sample,
+    }
+
+
+def query(project: Project, sql: str, environment: str | None = None,
+          limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run read-only SQL over an environment's tables; returns column names and rows."""
+    published = env_tables(project, environment)
+    wh = Warehouse(project.warehouse)
+    engine = DuckDBEngine(threads=project.config.threads)
+    try:
+        cur = engine.attach_tables(
+            {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
+        )
+        try:
+            res = cur.execute(sql)
+        except duckdb.CatalogException as e:
+            msg = str(e).splitlines()[0]
+            raise SqlError(f"query failed: {msg}",
+                           hint="tables: " + ", ".join(published) if published else "") from None
+        except duckdb.Error as e:
+            raise SqlError(f"query failed: {str(e).splitlines()[0]}") from None
+        if res.description is None:
+            return [], []
+        cols = [d[0] for d in res.description]
+        rows = res.fetchmany(limit) if limit else res.fetchall()
+        return cols, rows
+    finally:
+        engine.close()
+
+
+def lineage(project: Project, table: str) -> dict[str, Any]:
+    if table not in project.dag.steps:
+        hint = did_you_mean(table, project.dag.steps)
+        raise NotFound(f"no step named {table!r}", hint=hint or "list them: andon tables")
+
+    def up(name: str) -> dict[str, Any]:
+        s = project.dag.steps[name]
+        return {"name": name, "kind": s.kind, "zone": s.zone,
+                "parents": [up(p) for p in s.parents]}
+
+    def down(name: str) -> dict[str, Any]:
+        s = project.dag.steps[name]
+        return {"name": name, "kind": s.kind, "zone": s.zone,
+                "children": [down(c) for c in project.dag.children.get(name, ())]}
+
+    return {"table": table, "upstream": up(table)["parents"],
+            "downstream": down(table)["children"]}
+
+
+def run_details(project: Project, run_ref: str | int) -> Row:
+    store = project.store
+    if str(run_ref) == "latest":
+        run_id = store.latest_run_id()
+        if run_id is None:
+            raise NotFound("no runs yet", hint="start one: andon run")
+    else:
+        try:
+            run_id = int(run_ref)
+        except ValueError:
+            raise NotFound(f"{run_ref!r} is not a run id", hint="use a number or 'latest'") from None
+    run = store.run(run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}", hint="list runs: andon runs")
+    steps = [
+        {"name": s["step"], "action": s["action"], "rows": s["rows"], "rejects": s["rejects"],
+         "seconds": round(s["seconds"] or 0.0, 4), "fingerprint": s["fingerprint"],
+         "error": s["error"]}
+        for s in store.step_runs(run_id)
+    ]
+    return {
+        "id": run["id"],
+        "status": run["status"],
+        "environment": run["environment"],
+        "started_at": _ts(run["started_at"]),
+        "ended_at": _ts(run["ended_at"]),
+        "seconds": round((run["ended_at"] or time.time()) - run["started_at"], 3),
+        "user": run["user"],
+        "git_sha": run["git_sha"],
+        "git_dirty": run["git_dirty"],
+        "selection": run["selection"],
+        "params": run["params"],
+        "commit": run["commit_id"],
+        "error": run["error"],
+        "steps": steps,
+    }
+
+
+def runs(project: Project, environment: str | None = None, limit: int = 20) -> list[Row]:
+    out = []
+    for r in project.store.runs(environment, limit):
+        counts = (r.get("summary") or {}).get("counts", {})
+        out.append({
+            "id": r["id"], "environment": r["environment"], "status": r["status"],
+            "started_at": _ts(r["started_at"]),
+            "seconds": round((r["ended_at"] or time.time()) - r["started_at"], 2),
+            "built": counts.get("built", 0), "reused": counts.get("reused", 0),
+            "failed": counts.get("failed", 0), "user": r["user"],
+            "commit": r["commit_id"],
+        })
+    return out
+
+
+def rejects(project: Project, source: str, limit: int = 100) -> list[Row]:
+    if source not in project.config.sources:
+        hint = did_you_mean(source, project.config.sources)
+        raise NotFound(f"no source named {source!r}", hint=hint or "")
+    return [
+        {"file": r["file"], "line": r["line"], "column": r["column_name"], "reason": r["reason"],
+         "raw": r["raw"]}
+        for r in project.store.rejects(source=source, limit=limit)
+    ]
+
+
+def _ts(t: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) if t else None
+
+
+__all__ = ["AndonError", "env_tables", "lineage", "query", "rejects", "run_details", "runs",
+           "show", "tables"]

@@ -1,0 +1,376 @@
+"""The ``andon`` command: a thin shell over the Python API (Typer + Rich)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from andon import catalog
+from andon.errors import AndonError
+from andon.examples import deliver, init_project, pending_arrivals
+from andon.progress import RunDisplay
+from andon.project import Project
+from andon.runner import plan as make_plan
+from andon.runner import run as run_project
+
+app = typer.Typer(
+    name="andon",
+    help="andon: tested data pipelines. A failing check stops the line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+ProjectOpt = Annotated[
+    Path | None, typer.Option("--project", "-p", help="project folder (default: search upwards)")
+]
+EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="environment (default: prod)")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="output format")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", help="override a parameter: NAME=VALUE")
+]
+
+
+def _params(values: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values or []:
+        if "=" not in item:
+            raise AndonError(f"bad --param {item!r}", hint="write --param NAME=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _load(project: Path | None, params: Sequence[str] | None = None) -> Project:
+    return Project.load(project, params=_params(params))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None) -> None:
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(rows, default=_json_default, indent=2) + "\n")
+        return
+    columns = list(rows[0]) if rows else []
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["" if r[c] is None else r[c] for c in columns])
+        sys.stdout.write(buf.getvalue())
+        return
+    if not rows:
+        console.print(f"[dim]no {title or 'rows'}[/]")
+        return
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(str(c), overflow="fold")
+    for r in rows:
+        table.add_row(*("" if r[c] is None else str(r[c]) for c in columns))
+    console.print(table)
+
+
+# project ----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="folder to create")],
+    example: Annotated[str | None, typer.Option(help="create an example: flights")] = None,
+) -> None:
+    """Create a project (empty, or an example with its data)."""
+    root = init_project(directory, example)
+    console.print(f"[green]created[/] {root}")
+    if example == "flights":
+        console.print(
+            "six months of flights wait in incoming/flights; six more in arrivals/.\n"
+            f"next: cd {directory} && andon run"
+        )
+
+
+@app.command()
+def run(
+    selection: Annotated[list[str] | None, typer.Argument(
+        help="steps: NAME, +NAME (with ancestors), NAME+ (with descendants), tag:T")] = None,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
+    wait: Annotated[float, typer.Option(help="seconds to wait for a busy environment")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Build what changed, check it, and publish to the environment."""
+    proj = _load(project, param)
+    if dry_run:
+        _show_plan(proj, env, selection or [], fmt)
+        return
+    display = RunDisplay(err_console if fmt is not Format.table else console,
+                         quiet=quiet or fmt is not Format.table)
+    result = run_project(proj, env, selection or [], listener=display, wait_for_lease=wait)
+    if fmt is not Format.table:
+        _emit_obj(result.to_dict(), fmt)
+    raise typer.Exit(0 if result.ok else (130 if result.status == "cancelled" else 1))
+
+
+def _show_plan(proj: Project, env: str | None, selection: Sequence[str], fmt: Format) -> None:
+    p = make_plan(proj, env, selection)
+    if fmt is Format.json:
+        _emit_obj(p.to_dict(), fmt)
+        return
+    rows = [{"step": s.name, "action": s.action, "reason": s.reason,
+             "fingerprint": s.fingerprint[:12]} for s in p.steps]
+    if fmt is Format.csv:
+        _emit(rows, fmt)
+        return
+    counts = p.counts()
+    _emit(rows, fmt, title=f"plan for {p.environment}")
+    console.print(f"{counts['build']} to build, {counts['reuse']} to reuse "
+                  f"(dry run: nothing was changed)")
+
+
+def _emit_obj(obj: dict[str, Any], fmt: Format) -> None:
+    if fmt is Format.csv:
+        _emit(obj.get("steps", []), fmt)
+    else:
+        sys.stdout.write(json.dumps(obj, default=_json_default, indent=2) + "\n")
+
+
+@app.command()
+def plan(
+    selection: Annotated[list[str] | None, typer.Argument(help="steps to plan")] = None,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Show what a run would do, without doing anything."""
+    _show_plan(_load(project, param), env, selection or [], fmt)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="folder for the demo project")] = Path(
+        "andon-flights-demo"),
+) -> None:
+    """Create the flights example, then land its months batch by batch, running after each."""
+    t0 = time.perf_counter()
+    root = init_project(directory, "flights")
+    console.print(f"[bold]andon demo[/]: the flights example in {root}")
+    proj = Project.load(root)
+    batches = [None, *pending_arrivals(root)]
+    for i, file in enumerate(batches):
+        if file is not None:
+            deliver(root, file)
+        label = "months 1-6" if file is None else file.name
+        result = run_project(proj, None, [], listener=RunDisplay(console, quiet=True))
+        c = result.counts()
+        landed = sum(s.landed for s in result.steps)
+        status = "[green]ok[/]" if result.ok else f"[red]{result.status}[/]"
+        console.print(
+            f"batch {i + 1:>2}/{len(batches)} {label:<24} {status}  "
+            f"landed {landed} file(s), built {c.get('built', 0)}, reused {c.get('reused', 0)}, "
+            f"{result.seconds:.2f}s"
+        )
+        if not result.ok and result.error is not None:
+            console.print(f"[red]{result.error.render()}[/]")
+    cols, rows = catalog.query(
+        proj,
+        "SELECT airline, sum(flights) AS flights, round(avg(on_time_share), 3) AS on_time "
+        "FROM daily_carrier_kpis GROUP BY airline ORDER BY flights DESC LIMIT 5",
+    )
+    _emit([dict(zip(cols, r, strict=True)) for r in rows], Format.table,
+          title="top carriers of 2013 (prod)")
+    total = catalog.query(proj, "SELECT count(*) FROM flights")[1][0][0]
+    console.print(
+        f"published {total:,} flights to prod in {time.perf_counter() - t0:.1f}s.\n"
+        f"try: cd {directory} && andon tables && andon show daily_carrier_kpis && andon runs"
+    )
+    proj.close()
+
+
+# inspect ----------------------------------------------------------------------------------
+
+
+@runs_app.callback()
+def runs(
+    ctx: typer.Context,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List recent runs."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"project": project}
+        return
+    _emit(catalog.runs(_load(project), env, limit), fmt, title="runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="run id or 'latest'")],
+    project: ProjectOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Show one run: status, steps, timings, errors."""
+    project = project or (ctx.obj or {}).get("project")
+    details = catalog.run_details(_load(project), run_id)
+    if fmt is not Format.table:
+        _emit_obj(details, fmt)
+        return
+    head = {k: v for k, v in details.items() if k != "steps"}
+    for k, v in head.items():
+        if v not in (None, "", [], {}):
+            console.print(f"[bold]{k}[/]: {v}")
+    _emit([{k: v for k, v in s.items() if k != "fingerprint"} for s in details["steps"]],
+          fmt, title="steps")
+
+
+@app.command()
+def tables(project: ProjectOpt = None, env: EnvOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """List the tables an environment publishes."""
+    _emit(catalog.tables(_load(project), env), fmt, title="tables")
+
+
+@app.command()
+def show(
+    table: Annotated[str, typer.Argument(help="table name")],
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    rows: Annotated[int, typer.Option(help="sample rows")] = 5,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Show a table: schema, rows, artifact, fingerprint, parents and children."""
+    info = catalog.show(_load(project), table, env, limit=rows)
+    if fmt is not Format.table:
+        _emit_obj(info, fmt)
+        return
+    for k in ("table", "environment", "kind", "zone", "file", "description", "owner", "tags",
+              "materialized", "rows", "bytes", "rejects", "fingerprint", "artifact",
+              "built_by_run", "parents", "children"):
+        v = info[k]
+        if v not in (None, "", []):
+            console.print(f"[bold]{k}[/]: {', '.join(v) if isinstance(v, list) else v}")
+    _emit(info["schema"], fmt, title="schema")
+    _emit(info["sample"], fmt, title="sample")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="a SELECT over the environment's tables")],
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Query an environment's tables with SQL (DuckDB)."""
+    cols, rows = catalog.query(_load(project), sql, env, limit=limit)
+    _emit([dict(zip(cols, r, strict=True)) for r in rows], fmt)
+
+
+@app.command()
+def lineage(
+    table: Annotated[str, typer.Argument(help="table name")],
+    project: ProjectOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Show where a table comes from and what depends on it."""
+    info = catalog.lineage(_load(project), table)
+    if fmt is not Format.table:
+        _emit_obj(info, fmt)
+        return
+    from rich.tree import Tree
+
+    up = Tree(f"[bold]{table}[/] reads from")
+    down = Tree(f"[bold]{table}[/] feeds")
+
+    def add(node: Tree, items: list[dict[str, Any]], key: str) -> None:
+        for it in items:
+            add(node.add(f"{it['name']} [dim]({it['zone']})[/]"), it[key], key)
+
+    add(up, info["upstream"], "parents")
+    add(down, info["downstream"], "children")
+    console.print(up)
+    console.print(down)
+
+
+@app.command()
+def rejects(
+    source: Annotated[str, typer.Argument(help="source name")],
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 100,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Rows of a source that did not parse: file, line and reason."""
+    _emit(catalog.rejects(_load(project), source, limit), fmt, title=f"rejects of {source}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except AndonError as e:
+        err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted; nothing published was changed[/]")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    main()

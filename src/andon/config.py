@@ -1,0 +1,235 @@
+"""The schema of ``andon.yaml`` and of step headers, validated with pydantic.
+
+Errors are reported with file, line and a "did you mean …?" hint for unknown keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from andon.errors import ConfigError, did_you_mean
+from andon.yamlfile import YamlDoc
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Contract type names a user may write, and the DuckDB type each becomes.
+TYPE_ALIASES: dict[str, str] = {
+    "int": "BIGINT",
+    "integer": "BIGINT",
+    "bigint": "BIGINT",
+    "smallint": "SMALLINT",
+    "tinyint": "TINYINT",
+    "hugeint": "HUGEINT",
+    "float": "DOUBLE",
+    "double": "DOUBLE",
+    "real": "FLOAT",
+    "number": "DOUBLE",
+    "string": "VARCHAR",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "bool": "BOOLEAN",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "datetime": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "uuid": "UUID",
+    "blob": "BLOB",
+}
+_DECIMAL_RE = re.compile(r"^(decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$", re.IGNORECASE)
+
+
+def duckdb_type(name: str) -> str:
+    """Map a contract type to a DuckDB type, or raise ValueError with a suggestion."""
+    key = name.strip().lower()
+    if key in TYPE_ALIASES:
+        return TYPE_ALIASES[key]
+    m = _DECIMAL_RE.match(key)
+    if m:
+        return f"DECIMAL({m.group(2)},{m.group(3)})"
+    hint = did_you_mean(key, TYPE_ALIASES)
+    raise ValueError(
+        f"unknown type {name!r}" + (f"; {hint}" if hint else "")
+        + f" (known: {', '.join(sorted(TYPE_ALIASES))}, decimal(p,s))"
+    )
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(Model):
+    """One column of a source contract."""
+
+    type: str = "varchar"
+    required: bool = False
+    description: str = ""
+    pii: bool = False
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        duckdb_type(v)
+        return v
+
+    @property
+    def duckdb_type(self) -> str:
+        return duckdb_type(self.type)
+
+
+class CsvOptions(Model):
+    delimiter: str = ","
+    header: bool = True
+    quote: str = '"'
+    null_values: list[str] = Field(default_factory=lambda: ["", "NA", "NULL"])
+    date_format: str | None = None
+    timestamp_format: str | None = None
+
+
+class SourceConfig(Model):
+    """A file source: where files arrive and what they must contain."""
+
+    path: str
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+    columns: dict[str, ColumnSpec]
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    description: str = ""
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    zone: str = "landing"
+    max_reject_pct: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand_columns(cls, data: Any) -> Any:
+        # ``columns: {year: integer}`` is shorthand for ``{year: {type: integer}}``.
+        if isinstance(data, dict) and isinstance(data.get("columns"), dict):
+            data = dict(data)
+            data["columns"] = {
+                k: ({"type": v} if isinstance(v, str) else v) for k, v in data["columns"].items()
+            }
+        return data
+
+    @field_validator("columns")
+    @classmethod
+    def _non_empty(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        if not v:
+            raise ValueError("a source needs at least one column in its contract")
+        return v
+
+
+class StepConfig(Model):
+    """The header of a SQL step (or its sidecar YAML), or the arguments of ``@andon.step``."""
+
+    description: str = ""
+    owner: str | None = None
+    zone: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    materialized: Literal["full", "incremental"] = "full"
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _incremental_needs_time(self) -> StepConfig:
+        if self.materialized == "incremental" and not self.time_column:
+            raise ValueError("materialized: incremental needs a time_column")
+        return self
+
+
+def _default_threads() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class ProjectConfig(Model):
+    """``andon.yaml``. Only ``name`` is required; everything else has a default."""
+
+    name: str
+    pipelines: str = Field(default="pipelines", description="folder of pipeline folders")
+    warehouse: str = Field(default=".andon/warehouse", description="artifact files")
+    landing: str = Field(default=".andon/landing", description="raw files as received")
+    store: str = Field(
+        default="sqlite:///.andon/andon.db",
+        description="metadata store URL (sqlite path relative to the project, or postgresql://)",
+    )
+    threads: int = Field(default_factory=_default_threads, ge=1, le=256)
+    memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 4GB")
+    default_environment: str = "prod"
+    params: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    zones: list[str] = Field(
+        default_factory=lambda: ["landing", "formatted", "exploitation", "features", "models"]
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, v: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name in v:
+            if not NAME_RE.match(name):
+                raise ValueError(f"source name {name!r} must be a SQL identifier")
+        return v
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], doc: YamlDoc, what: str) -> M:
+    """Validate ``doc`` against ``model``; the first error names file, line and a hint."""
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{what} must be a mapping of keys to values", file=doc.file, line=1)
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as e:
+        raise _config_error(model, doc, e, what) from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The field names allowed at ``loc`` (for "did you mean" on unknown keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:
+            # dict[str, X] / list[X]: step into the value type
+            args = getattr(current, "__args__", ())
+            current = args[-1] if args else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _config_error(model: type[BaseModel], doc: YamlDoc, e: ValidationError, what: str) -> ConfigError:
+    err = e.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    dotted = ".".join(str(p) for p in loc)
+    line = doc.line_of(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = did_you_mean(key, _fields_at(model, loc[:-1]))
+        allowed = _fields_at(model, loc[:-1])
+        return ConfigError(
+            f"unknown key {dotted!r} in {what}",
+            file=doc.file,
+            line=line,
+            hint=hint or (f"allowed keys here: {', '.join(allowed)}" if allowed else ""),
+        )
+    if kind == "missing":
+        return ConfigError(
+            f"missing required key {dotted!r} in {what}",
+            file=doc.file,
+            line=doc.line_of(loc[:-1]),
+            hint=f"add '{loc[-1]}:' here",
+        )
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return ConfigError(
+        f"invalid value for {dotted!r} in {what}: {msg}" if dotted else f"invalid {what}: {msg}",
+        file=doc.file,
+        line=line,
+    )

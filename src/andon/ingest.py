@@ -1,0 +1,382 @@
+"""Turn one landed file into a typed Parquet part under the source's contract.
+
+Rows that do not parse (wrong column count, a value that does not fit its type, a missing
+required value, a line that is not a JSON object) go to the rejects with file, line and reason.
+CSV is parsed by DuckDB's reader with ``store_rejects``; JSON lines and Parquet are read raw
+and cast with ``TRY_CAST`` so that every failure is attributable to a line (or row).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from andon.config import SourceConfig
+from andon.errors import SourceError
+from andon.store import Row
+
+LANDED_FILE_COLUMN = "_landed_file"
+MAX_REJECTS_STORED = 10_000
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    rows: int
+    rejects: int
+    rejected: tuple[Row, ...]  # at most MAX_REJECTS_STORED, with file/line/column/reason/raw
+
+
+def file_format(source: SourceConfig, path: Path) -> str:
+    if source.format:
+        return source.format
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".zip")]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if ext == ".parquet":
+        return "parquet"
+    raise SourceError(
+        f"cannot tell the format of {path.name}",
+        file=path,
+        hint="set 'format: csv|jsonl|parquet' on the source in andon.yaml",
+    )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@contextlib.contextmanager
+def _readable(path: Path, scratch: Path) -> Iterator[Path]:
+    """DuckDB reads plain and .gz files itself; a .zip's single member is extracted first."""
+    if path.suffix.lower() != ".zip":
+        yield path
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise SourceError(
+                    f"a zip file must hold exactly one file; {path.name} holds {len(members)}",
+                    file=path,
+                )
+            target = scratch / Path(members[0].filename).name
+            with z.open(members[0]) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as e:
+        raise SourceError(f"not a valid zip file: {e}", file=path) from e
+    try:
+        yield target
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def _first_line(path: Path) -> str | None:
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            line: str = f.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise SourceError(f"cannot read the file: {e}", file=path, line=1) from e
+    return line if line.strip() else None
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    landed: Path,
+    display_name: str,
+    source_name: str,
+    source: SourceConfig,
+    out: Path,
+) -> IngestResult:
+    """Write the typed rows of ``landed`` to ``out`` (Parquet); return counts and rejects."""
+    fmt = file_format(source, landed)
+    if landed.stat().st_size == 0:
+        raise SourceError(
+            "the file is empty (0 bytes)",
+            file=display_name,
+            step=source_name,
+            hint="a sender that failed midway? replace the file with a complete one",
+        )
+    with _readable(landed, out.parent) as path:
+        if fmt == "csv":
+            return _ingest_csv(con, path, display_name, source_name, source, out)
+        if fmt == "jsonl":
+            raw = _jsonl_raw_sql(path)
+        else:
+            raw = _parquet_raw_sql(con, path, display_name, source_name, source)
+        return _ingest_raw(con, raw, display_name, source_name, source, out)
+
+
+def _ingest_csv(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    display: str,
+    source_name: str,
+    source: SourceConfig,
+    out: Path,
+) -> IngestResult:
+    opts = source.csv
+    contract = source.columns
+    if opts.header:
+        first = _first_line(path)
+        if first is None:
+            raise SourceError(
+                "the file has no header line (it is empty)",
+                file=display,
+                line=1,
+                step=source_name,
+                hint="a sender that failed midway? replace the file with a complete one",
+            )
+        header = next(csv.reader(io.StringIO(first), delimiter=opts.delimiter, quotechar=opts.quote))
+        header = [h.strip() for h in header]
+        missing = [c for c, spec in contract.items() if spec.required and c not in header]
+        if missing:
+            raise SourceError(
+                f"the header lacks required column(s) {', '.join(missing)}; "
+                f"it has: {', '.join(header)}",
+                file=display,
+                line=1,
+                step=source_name,
+                hint="fix the file, or the source's 'columns:' contract in andon.yaml",
+            )
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise SourceError(
+                f"the header repeats column(s) {', '.join(dupes)}", file=display, line=1,
+                step=source_name,
+            )
+        file_cols = header
+    else:
+        file_cols = list(contract)
+    types = {c: (contract[c].duckdb_type if c in contract else "VARCHAR") for c in file_cols}
+    columns = "{" + ", ".join(f"{_lit(c)}: {_lit(t)}" for c, t in types.items()) + "}"
+    args = [
+        f"header = {str(opts.header).lower()}",
+        f"columns = {columns}",
+        f"delim = {_lit(opts.delimiter)}",
+        f"quote = {_lit(opts.quote)}",
+        "nullstr = [" + ", ".join(_lit(v) for v in opts.null_values) + "]",
+        "store_rejects = true",
+        "auto_detect = false",
+        "compression = 'auto'",
+    ]
+    if opts.date_format:
+        args.append(f"dateformat = {_lit(opts.date_format)}")
+    if opts.timestamp_format:
+        args.append(f"timestampformat = {_lit(opts.timestamp_format)}")
+    select = ", ".join(
+        (_q(c) if c in file_cols else f"CAST(NULL AS {spec.duckdb_type}) AS {_q(c)}")
+        for c, spec in contract.items()
+    )
+    scan = f"read_csv({_lit(str(path))}, {', '.join(args)})"
+    required = [c for c, spec in contract.items() if spec.required]
+    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    try:
+        rows = _copy(
+            con,
+            f"SELECT {select}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM {scan}",
+            out,
+        )
+    except duckdb.Error as e:
+        raise SourceError(f"cannot parse the file: {e}", file=display, step=source_name) from e
+    errors = con.execute(
+        "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors "
+        "ORDER BY line"
+    ).fetchall()
+    rejected: dict[int, Row] = {}
+    for line, column, _kind, raw, message in errors:
+        if line in rejected:
+            rejected[line]["reason"] += "; " + _reason(message)
+            continue
+        rejected[int(line)] = _reject(source_name, display, int(line), column, _reason(message), raw)
+    if required:
+        rows, extra = _drop_required_nulls(con, out, required, display, source_name, contract,
+                                           header_lines=1 if opts.header else 0,
+                                           rejected_lines=sorted(rejected))
+        for r in extra:
+            rejected[r["line"]] = r
+    ordered = [rejected[k] for k in sorted(rejected)]
+    return IngestResult(rows=rows, rejects=len(ordered), rejected=tuple(ordered[:MAX_REJECTS_STORED]))
+
+
+def _reason(message: str) -> str:
+    return message.split("\n")[0].strip()
+
+
+def _reject(source: str, file: str, line: int | None, column: Any, reason: str, raw: Any) -> Row:
+    return {
+        "source": source,
+        "file": file,
+        "line": line,
+        "column_name": column,
+        "reason": reason,
+        "raw": None if raw is None else str(raw)[:2000],
+    }
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> int:
+    row = con.execute(
+        f"COPY ({sql}) TO {_lit(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _drop_required_nulls(
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    required: list[str],
+    display: str,
+    source_name: str,
+    contract: Any,
+    *,
+    header_lines: int,
+    rejected_lines: list[int],
+) -> tuple[int, list[Row]]:
+    """Rows missing a required value leave the part and join the rejects (rare path)."""
+    cond = " OR ".join(f"{_q(c)} IS NULL" for c in required)
+    scan = f"read_parquet({_lit(str(out))})"
+    bad = con.execute(
+        f"SELECT n, * FROM (SELECT row_number() OVER () AS n, * FROM {scan}) WHERE {cond} "
+        f"ORDER BY n LIMIT {MAX_REJECTS_STORED}"
+    ).fetchall()
+    total = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
+    if not bad:
+        return (int(total[0]) if total else 0), []
+    names = ["n", "n2", *contract, LANDED_FILE_COLUMN]
+    out_rows: list[Row] = []
+    skipped = iter(rejected_lines)
+    next_skip = next(skipped, None)
+    shift = 0
+    for rec in bad:
+        values = dict(zip(names, rec, strict=False))
+        n = int(values["n"])
+        # the file line of data row n: header + n + rejected lines that came before it
+        while next_skip is not None and next_skip <= header_lines + n + shift:
+            shift += 1
+            next_skip = next(skipped, None)
+        empty = [c for c in required if values.get(c) is None]
+        out_rows.append(
+            _reject(source_name, display, header_lines + n + shift, empty[0],
+                    f"required column(s) {', '.join(empty)} missing", None)
+        )
+    tmp = out.with_suffix(".filtered.parquet")
+    kept = _copy(con, f"SELECT * FROM {scan} WHERE NOT ({cond})", tmp)
+    tmp.replace(out)
+    return kept, out_rows
+
+
+def _jsonl_raw_sql(path: Path) -> str:
+    """One row per line: its number, its text, and whether it is a JSON object."""
+    lines = (
+        f"read_csv({_lit(str(path))}, columns = {{'j': 'VARCHAR'}}, header = false, "
+        "delim = chr(30), quote = '', escape = '', auto_detect = false, compression = 'auto')"
+    )
+    return (
+        f"SELECT line, j AS raw, coalesce(is_obj, false) AS ok, "
+        f"CASE WHEN is_obj THEN j END AS doc FROM ("
+        f"SELECT line, j, CASE WHEN json_valid(j) THEN json_type(j) END = 'OBJECT' AS is_obj "
+        f"FROM (SELECT row_number() OVER () AS line, j FROM {lines}) WHERE trim(j) <> '')"
+    )
+
+
+def _parquet_raw_sql(
+    con: duckdb.DuckDBPyConnection, path: Path, display: str, source_name: str,
+    source: SourceConfig,
+) -> str:
+    scan = f"read_parquet({_lit(str(path))})"
+    try:
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    except duckdb.Error as e:
+        raise SourceError(f"not a readable Parquet file: {e}", file=display,
+                          step=source_name) from e
+    missing = [c for c, spec in source.columns.items() if spec.required and c not in have]
+    if missing:
+        raise SourceError(
+            f"the file lacks required column(s) {', '.join(missing)}; it has: "
+            f"{', '.join(sorted(have))}",
+            file=display,
+            step=source_name,
+        )
+    cols = ", ".join(
+        (f"{_q(c)} AS {_q('c_' + c)}" if c in have else f"NULL AS {_q('c_' + c)}")
+        for c in source.columns
+    )
+    return f"SELECT row_number() OVER () AS line, NULL AS raw, true AS ok, {cols} FROM {scan}"
+
+
+def _ingest_raw(
+    con: duckdb.DuckDBPyConnection,
+    raw_sql: str,
+    display: str,
+    source_name: str,
+    source: SourceConfig,
+    out: Path,
+) -> IngestResult:
+    """Cast raw values to the contract; rows with any failure become rejects."""
+    is_json = "AS doc" in raw_sql
+    raw_of: dict[str, str] = {}
+    for c in source.columns:
+        raw_of[c] = f"json_extract_string(doc, {_lit('$.' + _json_key(c))})" if is_json \
+            else _q("c_" + c)
+    typed = ", ".join(
+        f"TRY_CAST({raw_of[c]} AS {spec.duckdb_type}) AS {_q(c)}"
+        for c, spec in source.columns.items()
+    )
+    raws = ", ".join(f"{raw_of[c]} AS {_q('raw_' + c)}" for c in source.columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _andon_raw AS SELECT line, raw, ok, {typed}, {raws} "
+        f"FROM ({raw_sql})"
+    )
+    problems: list[str] = ["CASE WHEN NOT ok THEN 'not a JSON object' END"] if is_json else []
+    for c, spec in source.columns.items():
+        problems.append(
+            f"CASE WHEN {_q('raw_' + c)} IS NOT NULL AND {_q(c)} IS NULL THEN "
+            f"{_lit(f'column {c}: cannot convert ')} || CAST({_q('raw_' + c)} AS VARCHAR) "
+            f"|| {_lit(' to ' + spec.duckdb_type)} END"
+        )
+        if spec.required:
+            problems.append(
+                f"CASE WHEN ok AND {_q('raw_' + c)} IS NULL THEN "
+                f"{_lit(f'required column {c} missing')} END"
+            )
+    reason = "concat_ws('; ', " + ", ".join(problems) + ")"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _andon_classified AS SELECT *, {reason} AS reason "
+        f"FROM _andon_raw"
+    )
+    cols = ", ".join(_q(c) for c in source.columns)
+    rows = _copy(
+        con,
+        f"SELECT {cols}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM _andon_classified "
+        f"WHERE reason = '' ORDER BY line",
+        out,
+    )
+    count = con.execute("SELECT count(*) FROM _andon_classified WHERE reason <> ''").fetchone()
+    bad = con.execute(
+        f"SELECT line, reason, raw FROM _andon_classified WHERE reason <> '' ORDER BY line "
+        f"LIMIT {MAX_REJECTS_STORED}"
+    ).fetchall()
+    con.execute("DROP TABLE _andon_raw; DROP TABLE _andon_classified")
+    rejected = tuple(_reject(source_name, display, int(n), None, r, raw) for n, r, raw in bad)
+    return IngestResult(rows=rows, rejects=int(count[0]) if count else 0, rejected=rejected)
+
+
+def _json_key(name: str) -> str:
+    return name if name.isidentifier() else '"' + name.replace('"', '\\"') + '"'

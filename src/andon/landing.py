@@ -1,0 +1,154 @@
+"""The landing zone: raw files exactly as received, per source and arrival time, with sha256.
+
+Files are copied, never moved, modified or deleted at their origin. The same bytes arriving
+twice for a source land once.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from andon.config import SourceConfig
+from andon.errors import SourceError
+from andon.store import Row, Store
+from andon.warehouse import os_error
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A file found in a source's folder that has not landed yet."""
+
+    path: Path
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    path: Path
+    landed_as: str
+    arrived_at: float
+
+
+@dataclass(frozen=True)
+class LandingState:
+    landed: tuple[Row, ...]
+    arrivals: tuple[Arrival, ...]
+    duplicates: tuple[Duplicate, ...]
+
+    @property
+    def sha256s(self) -> tuple[str, ...]:
+        return tuple(r["sha256"] for r in self.landed) + tuple(a.sha256 for a in self.arrivals)
+
+
+def sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    cached = _HASH_CACHE.get(key)
+    if cached:
+        return cached
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    _HASH_CACHE[key] = digest
+    return digest
+
+
+def discover(root: Path, name: str, source: SourceConfig, config_file: Path) -> list[Path]:
+    """Files matching the source's path; a missing folder is an error, no match is not."""
+    pattern = source.path if os.path.isabs(source.path) else str(root / source.path)
+    if not glob.has_magic(pattern):
+        path = Path(pattern)
+        if not path.exists():
+            raise SourceError(
+                f"source {name!r}: file {source.path!r} does not exist",
+                file=config_file,
+                step=name,
+                hint="create it, or fix 'path:' of the source in andon.yaml",
+            )
+        return [path]
+    folder = Path(pattern)
+    while glob.has_magic(str(folder)):
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SourceError(
+            f"source {name!r}: folder {os.path.relpath(folder, root)!r} does not exist",
+            file=config_file,
+            step=name,
+            hint="create the folder (files arrive there), or fix 'path:' in andon.yaml",
+        )
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+
+
+def landing_state(
+    store: Store, root: Path, name: str, source: SourceConfig, config_file: Path
+) -> LandingState:
+    """What has landed for a source, and which files are new."""
+    landed = store.landed_files(name)
+    by_sha = {r["sha256"]: r for r in landed}
+    arrivals: list[Arrival] = []
+    duplicates: list[Duplicate] = []
+    seen: set[str] = set()
+    for path in discover(root, name, source, config_file):
+        digest = sha256_file(path)
+        if digest in by_sha:
+            prior = by_sha[digest]
+            if Path(prior["original_path"]).name != path.name:
+                duplicates.append(Duplicate(path, prior["original_path"], prior["arrived_at"]))
+            continue
+        if digest in seen:
+            duplicates.append(Duplicate(path, str(path), time.time()))
+            continue
+        seen.add(digest)
+        arrivals.append(Arrival(path, digest, path.stat().st_size))
+    return LandingState(tuple(landed), tuple(arrivals), tuple(duplicates))
+
+
+def land(
+    store: Store, landing_root: Path, name: str, arrivals: tuple[Arrival, ...], run_id: int
+) -> list[Row]:
+    """Copy new files into the landing zone (read-only) and record them."""
+    out: list[Row] = []
+    for a in arrivals:
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
+        folder = landing_root / name / f"{stamp.replace('.', '_')}-{a.sha256[:8]}"
+        target = folder / a.path.name
+        tmp = folder / f".{a.path.name}.part"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(a.path, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise os_error(e, folder, name) from e
+        if sha256_file(target) != a.sha256:
+            raise SourceError(
+                f"file changed while it was being landed: {a.path}",
+                step=name,
+                hint="wait until the file is completely written, then run again",
+            )
+        row = {
+            "source": name,
+            "sha256": a.sha256,
+            "original_path": str(a.path),
+            "landed_path": target.relative_to(landing_root).as_posix(),
+            "bytes": a.bytes,
+            "arrived_at": now,
+            "run_id": run_id,
+        }
+        if store.add_landed_file(row):
+            out.append(row)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return out

@@ -1,0 +1,201 @@
+"""Plan: the frozen list of what a run will do. The runner and ``--dry-run`` both walk it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from andon.dag import Dag
+from andon.errors import DagError
+from andon.fingerprint import data_params, fingerprint
+from andon.landing import LandingState, landing_state
+from andon.project import CONFIG_FILE, Project
+from andon.store import Row, Store
+from andon.warehouse import Warehouse
+
+Action = Literal["build", "reuse", "keep"]
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    name: str
+    kind: str
+    action: Action
+    fingerprint: str
+    code_hash: str
+    reason: str
+    parents: tuple[str, ...]
+    previous: str | None = None  # the environment's artifact for this step before the run
+    landing: LandingState | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "action": self.action,
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+            "parents": list(self.parents),
+        }
+        if self.landing is not None:
+            d["new_files"] = [str(a.path) for a in self.landing.arrivals]
+            d["duplicate_files"] = [str(x.path) for x in self.landing.duplicates]
+        return d
+
+
+@dataclass(frozen=True)
+class Plan:
+    environment: str
+    base_commit: str | None
+    base_steps: dict[str, str]
+    steps: tuple[PlannedStep, ...]  # DAG order
+    params: dict[str, Any]
+    selection: tuple[str, ...]
+    complete: bool  # the whole project is selected: the new commit drops deleted steps
+    known: dict[str, Row] = field(default_factory=dict, compare=False)  # sealed artifacts
+
+    @property
+    def by_name(self) -> dict[str, PlannedStep]:
+        return {s.name: s for s in self.steps}
+
+    def commit_steps(self) -> dict[str, str]:
+        """The step → artifact map the environment points at if the run succeeds."""
+        mapping = {} if self.complete else dict(self.base_steps)
+        for s in self.steps:
+            mapping[s.name] = s.fingerprint
+        return mapping
+
+    def counts(self) -> dict[str, int]:
+        out = {"build": 0, "reuse": 0, "keep": 0}
+        for s in self.steps:
+            out[s.action] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "base_commit": self.base_commit,
+            "selection": list(self.selection),
+            "params": self.params,
+            "steps": [s.to_dict() for s in self.steps],
+            "counts": self.counts(),
+        }
+
+
+def make_plan(
+    project: Project,
+    environment: str,
+    selection: tuple[str, ...] = (),
+    *,
+    store: Store | None = None,
+    warehouse: Warehouse | None = None,
+) -> Plan:
+    store = store or project.store
+    warehouse = warehouse or Warehouse(project.warehouse)
+    dag: Dag = project.dag
+    env = store.environment(environment)
+    base_commit = env["commit_id"] if env else None
+    base = store.commit_steps(base_commit)
+    selected = set(dag.select(selection))
+    fps: dict[str, str] = {}
+    drafts: list[tuple[PlannedStep, bool]] = []  # (step, selected)
+    for name in dag.order:
+        step = dag.steps[name]
+        if name not in selected:
+            if name in base:
+                fps[name] = base[name]
+            continue
+        parents: dict[str, str] = {}
+        for p in step.parents:
+            if p not in fps:
+                raise DagError(
+                    f"step {name!r} needs {p!r}, which environment {environment!r} has not "
+                    "built yet",
+                    step=name,
+                    file=step.file,
+                    hint=f"select it too: andon run +{name}",
+                )
+            parents[p] = fps[p]
+        landing: LandingState | None = None
+        files: tuple[str, ...] = ()
+        if step.kind == "source":
+            assert step.source is not None
+            landing = landing_state(store, project.root, name, step.source,
+                                    project.root / CONFIG_FILE)
+            files = landing.sha256s
+        fp = fingerprint(step, parents, params=data_params(step, project.params), files=files)
+        fps[name] = fp
+        drafts.append((
+            PlannedStep(
+                name=name,
+                kind=step.kind,
+                action="build",
+                fingerprint=fp,
+                code_hash=step.code_hash,
+                reason="",
+                parents=step.parents,
+                previous=base.get(name),
+                landing=landing,
+            ),
+            True,
+        ))
+    # which fingerprints are sealed already (in the store, or on disk after a crash)
+    wanted = {d.fingerprint for d, _ in drafts} | set(base.values())
+    known = store.artifacts(wanted)
+    previous_rows = {d.previous: known.get(d.previous) for d, _ in drafts if d.previous}
+    out: list[PlannedStep] = []
+    for d, _sel in drafts:
+        if d.fingerprint in known or warehouse.read_manifest(d.name, d.fingerprint) is not None:
+            reason = "unchanged" if d.previous == d.fingerprint else "built before"
+            out.append(_with(d, "reuse", reason))
+            continue
+        out.append(_with(d, "build", _why(d, previous_rows.get(d.previous) if d.previous else None,
+                                          base, fps, dag)))
+    return Plan(
+        environment=environment,
+        base_commit=base_commit,
+        base_steps=base,
+        steps=tuple(out),
+        params=dict(project.params),
+        selection=tuple(selection),
+        complete=not selection,
+        known=known,
+    )
+
+
+def _with(d: PlannedStep, action: Action, reason: str) -> PlannedStep:
+    return PlannedStep(
+        name=d.name, kind=d.kind, action=action, fingerprint=d.fingerprint,
+        code_hash=d.code_hash, reason=reason, parents=d.parents, previous=d.previous,
+        landing=d.landing,
+    )
+
+
+def _why(d: PlannedStep, prev: Row | None, base: dict[str, str], fps: dict[str, str],
+         dag: Dag) -> str:
+    if d.previous is None:
+        return "new step" if d.kind != "source" else _files_reason(d) or "first ingest"
+    if d.landing is not None:
+        return _files_reason(d) or "contract changed"
+    if prev is not None and prev["code_hash"] != d.code_hash:
+        return "code changed"
+    changed = [p for p in d.parents if base.get(p) != fps.get(p)]
+    if changed:
+        return "upstream changed: " + ", ".join(changed)
+    return "parameters changed"
+
+
+def _files_reason(d: PlannedStep) -> str:
+    assert d.landing is not None
+    n = len(d.landing.arrivals)
+    if n:
+        return f"{n} new file{'s' if n != 1 else ''}"
+    return ""
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

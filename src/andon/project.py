@@ -1,0 +1,125 @@
+"""Load a project folder (``andon.yaml`` + pipelines) into a ``Project``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from andon.config import NAME_RE, ProjectConfig, validate
+from andon.dag import Dag
+from andon.errors import ConfigError
+from andon.steps import Step, load_python_steps, load_sql_step, source_step
+from andon.store import Store, open_store
+from andon.yamlfile import load_yaml
+
+CONFIG_FILE = "andon.yaml"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` holding andon.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no {CONFIG_FILE} in {here} or any folder above it",
+        hint="run inside a project, pass --project DIR, or create one with: andon init DIR",
+    )
+
+
+@dataclass
+class Project:
+    root: Path
+    config: ProjectConfig
+    dag: Dag
+    params: dict[str, Any] = field(default_factory=dict)
+    _store: Store | None = None
+
+    @staticmethod
+    def load(path: str | Path | None = None, params: Mapping[str, Any] | None = None) -> Project:
+        root = find_root(Path(path) if path else None)
+        config_file = root / CONFIG_FILE
+        config = validate(ProjectConfig, load_yaml(config_file), CONFIG_FILE)
+        merged = {**config.params, **(params or {})}
+        steps: list[Step] = [
+            source_step(name, src, config_file) for name, src in config.sources.items()
+        ]
+        pipelines_dir = root / config.pipelines
+        if pipelines_dir.is_dir():
+            for file in sorted(pipelines_dir.rglob("*")):
+                steps.extend(_load_file(file, pipelines_dir, config, merged))
+        elif config.pipelines != "pipelines":
+            raise ConfigError(
+                f"pipelines folder {config.pipelines!r} does not exist",
+                file=config_file,
+                hint="create it or fix 'pipelines:' in andon.yaml",
+            )
+        return Project(root=root, config=config, dag=Dag.build(steps), params=merged)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @cached_property
+    def warehouse(self) -> Path:
+        return (self.root / self.config.warehouse).resolve()
+
+    @cached_property
+    def landing(self) -> Path:
+        return (self.root / self.config.landing).resolve()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            url = os.environ.get("ANDON_STORE_URL") or self.config.store
+            self._store = open_store(url, self.root)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _load_file(
+    file: Path, pipelines_dir: Path, config: ProjectConfig, params: Mapping[str, Any]
+) -> list[Step]:
+    if file.suffix not in (".sql", ".py") or file.name.startswith(("_", ".")):
+        return []
+    rel = file.relative_to(pipelines_dir)
+    if len(rel.parts) < 2:
+        raise ConfigError(
+            "step files live in a pipeline folder",
+            file=file,
+            hint=f"move it to {pipelines_dir.name}/<pipeline>/{file.name}",
+        )
+    pipeline = rel.parts[0]
+    if not NAME_RE.match(file.stem):
+        raise ConfigError(
+            f"step name {file.stem!r} is not a SQL identifier",
+            file=file,
+            hint="use letters, digits and underscores, starting with a letter",
+        )
+    folder_zone = next((p for p in reversed(rel.parts[:-1]) if p in config.zones), None)
+    loaded = (
+        [load_sql_step(file, pipeline, params)]
+        if file.suffix == ".sql"
+        else load_python_steps(file, pipeline)
+    )
+    out = []
+    for s in loaded:
+        if s.config.zone is None and folder_zone is not None:
+            s = Step(**{**s.__dict__, "config": s.config.model_copy(update={"zone": folder_zone})})
+        if s.config.zone is not None and s.config.zone not in config.zones:
+            raise ConfigError(
+                f"unknown zone {s.config.zone!r}",
+                file=file,
+                step=s.name,
+                hint=f"zones: {', '.join(config.zones)} (set 'zones:' in andon.yaml to add one)",
+            )
+        out.append(s)
+    return out

@@ -1,0 +1,480 @@
+"""The metadata store: runs, artifacts, commits, environments, ref log, landing, rejects, logs.
+
+SQLite file by default, PostgreSQL by URL; both through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError as _SAError
+
+from andon.errors import LeaseError, StoreError
+from andon.store import schema as t
+from andon.store.migrations import migrate
+
+Row = dict[str, Any]
+
+__all__ = ["Row", "Store", "open_store"]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_store(url: str, project_root: Path | None = None) -> Store:
+    """Open (and migrate) the store at ``url``; a relative sqlite path is under the project."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and project_root:
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            path = (project_root / rel).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return Store(url)
+
+
+class Store:
+    """Every read and write of metadata goes through this class."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                self.engine: Engine = create_engine(
+                    url, connect_args={"timeout": 60, "check_same_thread": False}
+                )
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            with self.engine.begin() as conn:
+                migrate(conn, self.safe_url)
+        except ModuleNotFoundError as e:
+            raise StoreError(
+                f"cannot open the store at {self.safe_url}: {e}",
+                hint="install the driver: pip install 'andon[postgres]'",
+            ) from e
+        except OperationalError as e:
+            raise StoreError(
+                f"cannot open the store at {self.safe_url}: {e.orig}",
+                hint="check the store URL in andon.yaml and that the database is running",
+            ) from e
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked."""
+        head, sep, tail = self.url.partition("://")
+        if "@" in tail and ":" in tail.split("@", 1)[0]:
+            user = tail.split("@", 1)[0].split(":", 1)[0]
+            tail = f"{user}:***@" + tail.split("@", 1)[1]
+        return head + sep + tail
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # runs ---------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        environment: str,
+        *,
+        user: str,
+        git_sha: str | None,
+        git_dirty: bool | None,
+        selection: Sequence[str],
+        params: Mapping[str, Any],
+        base_commit: str | None,
+    ) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(t.runs).values(
+                    environment=environment,
+                    status="running",
+                    started_at=time.time(),
+                    user=user,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    git_sha=git_sha,
+                    git_dirty=git_dirty,
+                    selection=list(selection),
+                    params=dict(params),
+                    base_commit=base_commit,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        commit_id: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(
+                    status=status,
+                    ended_at=time.time(),
+                    error=error,
+                    commit_id=commit_id,
+                    summary=dict(summary or {}),
+                )
+            )
+
+    def record(
+        self,
+        *,
+        step_runs: Sequence[Row] = (),
+        artifacts: Sequence[Row] = (),
+        logs: Sequence[Row] = (),
+    ) -> None:
+        """Write a batch of step runs, sealed artifacts and log lines in one transaction."""
+        with self.engine.begin() as conn:
+            if artifacts:
+                known = {
+                    r[0]
+                    for r in conn.execute(
+                        select(t.artifacts.c.fingerprint).where(
+                            t.artifacts.c.fingerprint.in_([a["fingerprint"] for a in artifacts])
+                        )
+                    )
+                }
+                fresh = [a for a in artifacts if a["fingerprint"] not in known]
+                if fresh:
+                    conn.execute(insert(t.artifacts), fresh)
+            if step_runs:
+                conn.execute(insert(t.step_runs), list(step_runs))
+            if logs:
+                conn.execute(insert(t.logs), list(logs))
+
+    def runs(self, environment: str | None = None, limit: int = 20) -> list[Row]:
+        q = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
+        if environment:
+            q = q.where(t.runs.c.environment == environment)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def run(self, run_id: int) -> Row | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+            return dict(r._mapping) if r else None
+
+    def latest_run_id(self, environment: str | None = None) -> int | None:
+        q = select(func.max(t.runs.c.id))
+        if environment:
+            q = q.where(t.runs.c.environment == environment)
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+            return int(value) if value is not None else None
+
+    def step_runs(self, run_id: int) -> list[Row]:
+        q = select(t.step_runs).where(t.step_runs.c.run_id == run_id).order_by(t.step_runs.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def logs(self, run_id: int) -> list[Row]:
+        q = select(t.logs).where(t.logs.c.run_id == run_id).order_by(t.logs.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def mark_abandoned(self, run_id: int, why: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.status == "running")
+                .values(status="abandoned", ended_at=time.time(), error=why)
+            )
+
+    # artifacts ----------------------------------------------------------------------------
+
+    def artifacts(self, fingerprints: Iterable[str]) -> dict[str, Row]:
+        fps = list(set(fingerprints))
+        out: dict[str, Row] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(fps), 500):
+                chunk = fps[i : i + 500]
+                for r in conn.execute(select(t.artifacts).where(t.artifacts.c.fingerprint.in_(chunk))):
+                    out[r.fingerprint] = dict(r._mapping)
+        return out
+
+    def artifact(self, fingerprint: str) -> Row | None:
+        return self.artifacts([fingerprint]).get(fingerprint)
+
+    def latest_artifact(self, step: str, code_hash: str) -> Row | None:
+        q = (
+            select(t.artifacts)
+            .where(t.artifacts.c.step == step, t.artifacts.c.code_hash == code_hash)
+            .order_by(t.artifacts.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            r = conn.execute(q).first()
+            return dict(r._mapping) if r else None
+
+    # commits and environments -------------------------------------------------------------
+
+    def environment(self, name: str) -> Row | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.environments).where(t.environments.c.name == name)).first()
+            return dict(r._mapping) if r else None
+
+    def environments(self) -> list[Row]:
+        with self.engine.connect() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(t.environments).order_by(t.environments.c.name))
+            ]
+
+    def commit_steps(self, commit_id: str | None) -> dict[str, str]:
+        if commit_id is None:
+            return {}
+        q = select(t.commit_steps.c.step, t.commit_steps.c.fingerprint).where(
+            t.commit_steps.c.commit_id == commit_id
+        )
+        with self.engine.connect() as conn:
+            return {r.step: r.fingerprint for r in conn.execute(q)}
+
+    def commit(self, commit_id: str) -> Row | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.commits).where(t.commits.c.id == commit_id)).first()
+            return dict(r._mapping) if r else None
+
+    def publish(
+        self,
+        environment: str,
+        *,
+        expected_commit: str | None,
+        steps: Mapping[str, str],
+        author: str,
+        git_sha: str | None,
+        params: Mapping[str, Any],
+        message: str,
+        run_id: int | None,
+        protected: bool = False,
+    ) -> str:
+        """Write a commit and compare-and-swap ``environment`` to it, in one transaction.
+
+        Raises LeaseError when the environment moved since ``expected_commit`` was read.
+        """
+        now = time.time()
+        body = json.dumps(
+            {"parent": expected_commit, "steps": sorted(steps.items()), "run": run_id, "at": now}
+        )
+        commit_id = hashlib.sha256(body.encode()).hexdigest()[:20]
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.commits).values(
+                    id=commit_id,
+                    parent_id=expected_commit,
+                    created_at=now,
+                    author=author,
+                    git_sha=git_sha,
+                    params=dict(params),
+                    message=message,
+                    run_id=run_id,
+                )
+            )
+            conn.execute(
+                insert(t.commit_steps),
+                [{"commit_id": commit_id, "step": s, "fingerprint": f} for s, f in steps.items()],
+            )
+            env = conn.execute(
+                select(t.environments).where(t.environments.c.name == environment)
+            ).first()
+            if env is None:
+                try:
+                    conn.execute(
+                        insert(t.environments).values(
+                            name=environment,
+                            commit_id=commit_id,
+                            version=1,
+                            protected=protected,
+                            owner=author,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                except IntegrityError as e:
+                    raise LeaseError(
+                        f"environment {environment!r} was created by someone else meanwhile",
+                        hint="run again: it will reuse every artifact already built",
+                    ) from e
+            else:
+                moved = conn.execute(
+                    update(t.environments)
+                    .where(
+                        t.environments.c.name == environment,
+                        t.environments.c.version == env.version,
+                        (t.environments.c.commit_id == expected_commit)
+                        if expected_commit is not None
+                        else t.environments.c.commit_id.is_(None),
+                    )
+                    .values(commit_id=commit_id, version=env.version + 1, updated_at=now)
+                ).rowcount
+                if moved != 1:
+                    raise LeaseError(
+                        f"environment {environment!r} moved while this run was going on",
+                        hint="run again: it will reuse every artifact already built",
+                    )
+            conn.execute(
+                insert(t.ref_log).values(
+                    environment=environment,
+                    from_commit=expected_commit,
+                    to_commit=commit_id,
+                    at=now,
+                    who=author,
+                    why=message,
+                    run_id=run_id,
+                )
+            )
+        return commit_id
+
+    def ref_log(self, environment: str) -> list[Row]:
+        q = (
+            select(t.ref_log)
+            .where(t.ref_log.c.environment == environment)
+            .order_by(t.ref_log.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # leases -------------------------------------------------------------------------------
+
+    def acquire_lease(self, environment: str, run_id: int, *, stale_after: float = 300.0) -> None:
+        """Take the environment for this run, or raise LeaseError naming the holder."""
+        host, pid, now = socket.gethostname(), os.getpid(), time.time()
+        holder = f"run {run_id} (pid {pid} on {host})"
+        values = dict(
+            environment=environment,
+            holder=holder,
+            run_id=run_id,
+            host=host,
+            pid=pid,
+            acquired_at=now,
+            heartbeat_at=now,
+        )
+        for _ in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(t.leases).values(**values))
+                return
+            except IntegrityError:
+                pass
+            with self.engine.begin() as conn:
+                cur = conn.execute(
+                    select(t.leases).where(t.leases.c.environment == environment)
+                ).first()
+                if cur is None:
+                    continue
+                dead = (cur.host == host and not _pid_alive(cur.pid)) or (
+                    now - cur.heartbeat_at > stale_after
+                )
+                if not dead:
+                    raise LeaseError(
+                        f"environment {environment!r} is being changed by {cur.holder}, "
+                        f"started {time.strftime('%H:%M:%S', time.localtime(cur.acquired_at))}",
+                        hint="wait for it to finish, or pass --wait to queue behind it",
+                    )
+                conn.execute(
+                    delete(t.leases).where(
+                        t.leases.c.environment == environment, t.leases.c.holder == cur.holder
+                    )
+                )
+                if cur.run_id is not None:
+                    conn.execute(
+                        update(t.runs)
+                        .where(t.runs.c.id == cur.run_id, t.runs.c.status == "running")
+                        .values(
+                            status="abandoned",
+                            ended_at=now,
+                            error="the process stopped before the run finished",
+                        )
+                    )
+        raise LeaseError(f"could not take environment {environment!r}", hint="try again")
+
+    def heartbeat(self, environment: str, run_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.leases)
+                .where(t.leases.c.environment == environment, t.leases.c.run_id == run_id)
+                .values(heartbeat_at=time.time())
+            )
+
+    def release_lease(self, environment: str, run_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t.leases).where(
+                    t.leases.c.environment == environment, t.leases.c.run_id == run_id
+                )
+            )
+
+    # landing and rejects ------------------------------------------------------------------
+
+    def landed_files(self, source: str) -> list[Row]:
+        q = select(t.landed_files).where(t.landed_files.c.source == source).order_by(
+            t.landed_files.c.arrived_at, t.landed_files.c.id
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def add_landed_file(self, row: Row) -> bool:
+        """Record a landed file; False when the same bytes already landed for this source."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.landed_files).values(**row))
+            return True
+        except IntegrityError:
+            return False
+
+    def add_rejects(self, rows: Sequence[Row]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.rejects), list(rows))
+
+    def rejects(self, *, parts: Iterable[str] | None = None, source: str | None = None,
+                limit: int = 1000) -> list[Row]:
+        q = select(t.rejects).order_by(t.rejects.c.id).limit(limit)
+        if parts is not None:
+            q = q.where(t.rejects.c.part.in_(list(parts)))
+        if source is not None:
+            q = q.where(t.rejects.c.source == source)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def has_rejects_for(self, part: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.rejects.c.id).where(t.rejects.c.part == part).limit(1)
+            ).first() is not None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+StoreDatabaseError = _SAError

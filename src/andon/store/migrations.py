@@ -1,0 +1,50 @@
+"""Versioned schema migrations. Each entry upgrades the store by one version, in a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, select
+
+from andon.errors import StoreError
+from andon.store import schema
+
+
+def _v1(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+# Append new migrations; never edit a released one.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: Connection) -> int:
+    if not conn.dialect.has_table(conn, "andon_meta"):
+        return 0
+    row = conn.execute(
+        select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+    ).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: Connection, url: str) -> int:
+    """Bring the store up to date; refuse a store written by a newer andon."""
+    version = current_version(conn)
+    if version > LATEST:
+        raise StoreError(
+            f"the store at {url} has schema version {version}, newer than this andon ({LATEST})",
+            hint="upgrade andon (pip install -U andon)",
+        )
+    for index in range(version, LATEST):
+        MIGRATIONS[index](conn)
+        new = index + 1
+        if new == 1:
+            conn.execute(schema.meta.insert().values(key="schema_version", value="1"))
+        else:
+            conn.execute(
+                schema.meta.update()
+                .where(schema.meta.c.key == "schema_version")
+                .values(value=str(new))
+            )
+    return LATEST

@@ -1,0 +1,186 @@
+"""Tables of the metadata store (SQLAlchemy Core). Append-mostly and indexed for history reads."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+meta = Table(
+    "andon_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # running|succeeded|failed|cancelled|abandoned
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("user", String(128)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("git_sha", String(64)),
+    Column("git_dirty", Boolean),
+    Column("selection", JSON),
+    Column("params", JSON),
+    Column("base_commit", String(64)),
+    Column("commit_id", String(64)),
+    Column("error", Text),
+    Column("summary", JSON),
+    Index("ix_runs_env_started", "environment", "started_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("step", String(255), nullable=False),
+    Column("action", String(16), nullable=False),  # built|reused|failed|skipped|cancelled
+    Column("fingerprint", String(64)),
+    Column("rows", BigInteger),
+    Column("rejects", BigInteger),
+    Column("seconds", Float),
+    Column("started_at", Float),
+    Column("error", Text),
+    Index("ix_step_runs_run", "run_id"),
+    Index("ix_step_runs_step", "step"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("step", String(255), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("path", Text, nullable=False),  # folder of the artifact, relative to the warehouse
+    Column("rows", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("schema", JSON, nullable=False),  # [[name, type], ...]
+    Column("files", JSON, nullable=False),  # [relative parquet path, ...], may be shared
+    Column("meta", JSON),  # e.g. incremental watermark, rejects count
+    Column("created_at", Float, nullable=False),
+    Column("run_id", Integer),
+    Index("ix_artifacts_step", "step", "created_at"),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("parent_id", String(64)),
+    Column("merge_parent_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("author", String(128)),
+    Column("git_sha", String(64)),
+    Column("params", JSON),
+    Column("message", Text),
+    Column("run_id", Integer),
+)
+
+commit_steps = Table(
+    "commit_steps",
+    metadata,
+    Column("commit_id", String(64), ForeignKey("commits.id"), primary_key=True),
+    Column("step", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("commit_id", String(64)),
+    Column("version", Integer, nullable=False),
+    Column("protected", Boolean, nullable=False, default=False),
+    Column("base", String(128)),
+    Column("owner", String(128)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+ref_log = Table(
+    "ref_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(128), nullable=False),
+    Column("from_commit", String(64)),
+    Column("to_commit", String(64)),
+    Column("at", Float, nullable=False),
+    Column("who", String(128)),
+    Column("why", Text),
+    Column("run_id", Integer),
+    Index("ix_ref_log_env_at", "environment", "at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("environment", String(128), primary_key=True),
+    Column("holder", String(255), nullable=False),  # "run 12 (pid 345 on host)"
+    Column("run_id", Integer),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+landed_files = Table(
+    "landed_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("original_path", Text, nullable=False),
+    Column("landed_path", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("arrived_at", Float, nullable=False),
+    Column("run_id", Integer),
+    UniqueConstraint("source", "sha256", name="uq_landed_source_sha"),
+)
+
+rejects = Table(
+    "rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("part", String(64), nullable=False),  # the ingest part (file × contract) they belong to
+    Column("source", String(255), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("line", BigInteger),
+    Column("column_name", String(255)),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),
+    Index("ix_rejects_part", "part"),
+    Index("ix_rejects_source", "source"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("step", String(255)),
+    Column("at", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_logs_run", "run_id"),
+)

@@ -1,0 +1,179 @@
+"""Artifact files: staging, atomic sealing, manifests and cleanup of abandoned staging.
+
+A sealed artifact is a folder ``<step>/<fingerprint>/`` holding ``_manifest.json`` and its own
+Parquet files; its manifest may also list files of older artifacts it shares (incremental
+steps, source ingests). Folders appear only by an atomic rename from ``_staging``, so a crash
+never leaves a half-written artifact visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from andon.errors import WarehouseError
+
+MANIFEST = "_manifest.json"
+STAGING = "_staging"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    fingerprint: str
+    step: str
+    code_hash: str
+    files: tuple[str, ...]  # relative to the warehouse root
+    rows: int
+    bytes: int
+    schema: tuple[tuple[str, str], ...]
+    meta: dict[str, Any]
+
+    def to_json(self) -> str:
+        d = self.__dict__ | {"files": list(self.files), "schema": [list(c) for c in self.schema]}
+        return json.dumps(d, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Manifest:
+        d = json.loads(text)
+        return Manifest(
+            fingerprint=d["fingerprint"],
+            step=d["step"],
+            code_hash=d["code_hash"],
+            files=tuple(d["files"]),
+            rows=int(d["rows"]),
+            bytes=int(d["bytes"]),
+            schema=tuple((str(a), str(b)) for a, b in d["schema"]),
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+def os_error(e: OSError, where: Path, step: str | None = None) -> WarehouseError:
+    """Turn a file-system error into a message that says what to do."""
+    if e.errno == errno.ENOSPC or e.errno == errno.EFBIG or e.errno == errno.EDQUOT:
+        return WarehouseError(
+            f"no space left writing the warehouse ({os.strerror(e.errno)})",
+            file=where,
+            step=step,
+            hint="free disk space or move 'warehouse:' in andon.yaml to a bigger disk; "
+            "nothing published was changed",
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WarehouseError(
+            f"the warehouse is not writable ({os.strerror(e.errno)})",
+            file=where,
+            step=step,
+            hint="fix the folder's permissions or point 'warehouse:' in andon.yaml elsewhere; "
+            "nothing published was changed",
+        )
+    return WarehouseError(f"warehouse error: {e}", file=where, step=step)
+
+
+class Warehouse:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging_root = root / STAGING
+        self._token = f"{_host()}.{os.getpid()}"
+
+    def artifact_dir(self, step: str, fingerprint: str) -> Path:
+        return self.root / step / fingerprint
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def ensure(self) -> None:
+        try:
+            self.staging_root.mkdir(parents=True, exist_ok=True)
+            probe = self.staging_root / f".probe-{self._token}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise os_error(e, self.root) from e
+
+    @contextlib.contextmanager
+    def staging(self, step: str) -> Iterator[Path]:
+        """A private folder to build into; removed afterwards unless sealed (moved away)."""
+        folder = self.staging_root / f"{self._token}.{step}.{uuid.uuid4().hex[:8]}"
+        try:
+            folder.mkdir(parents=True)
+        except OSError as e:
+            raise os_error(e, self.staging_root, step) from e
+        try:
+            yield folder
+        finally:
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def seal(self, staging: Path, manifest: Manifest) -> Manifest:
+        """Write the manifest and move the folder into place atomically.
+
+        Files in the staging folder are listed in the manifest under their final path. If the
+        same fingerprint was sealed meanwhile (by another run), that one is kept.
+        """
+        final = self.artifact_dir(manifest.step, manifest.fingerprint)
+        try:
+            (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                existing = self.read_manifest(manifest.step, manifest.fingerprint)
+                if existing is not None:
+                    return existing
+                shutil.rmtree(final)  # a folder without manifest cannot come from seal()
+            os.rename(staging, final)
+        except OSError as e:
+            raise os_error(e, final, manifest.step) from e
+        return manifest
+
+    def read_manifest(self, step: str, fingerprint: str) -> Manifest | None:
+        path = self.artifact_dir(step, fingerprint) / MANIFEST
+        try:
+            manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError):
+            return None
+        if all(self.path(f).exists() for f in manifest.files):
+            return manifest
+        return None
+
+    def clean_staging(self) -> list[str]:
+        """Remove staging folders left by processes of this host that no longer run."""
+        removed: list[str] = []
+        if not self.staging_root.is_dir():
+            return removed
+        host = _host()
+        for entry in self.staging_root.iterdir():
+            parts = entry.name.split(".")
+            if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            if int(parts[1]) != os.getpid() and not _alive(int(parts[1])):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        return removed
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parquet_files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.parquet"))

@@ -44,7 +44,7 @@ def tables(project: Project, environment: str | None = None) -> list[Row]:
             "rows": art["rows"],
             "columns": len(art["schema"]),
             "bytes": art["bytes"],
-            "fingerprint": art["fingerprint"],
+            "fingerprint": art["fingerprint"][:12],
             "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(art["created_at"])),
             "owner": step.config.owner if step else None,
         })

@@ -344,26 +344,31 @@ def rejects(
     _emit(catalog.rejects(_load(project), source, limit), fmt, title=f"rejects of {source}")
 
 
-def main() -> None:
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code (tests call this in-process)."""
+    import click
+
     try:
-        app(standalone_mode=False)
+        result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
+                     prog_name="andon")
+        return result if isinstance(result, int) else 0
     except AndonError as e:
         err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
-        sys.exit(e.exit_code)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
+    except (typer.Exit, click.exceptions.Exit) as e:
+        return int(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; nothing published was changed[/]")
-        sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
+        return 130
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.ClickException as e:
+        e.show()
+        return int(e.exit_code)
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def main() -> None:
+    sys.exit(run_cli())
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,34 @@
+"""The flights example end to end: first run, re-run, a new month."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from andon.examples import deliver, pending_arrivals
+
+
+def test_flights_first_run_publishes_six_months(flights: Path, cli) -> None:
+    code, out, err = cli("run", "-p", flights, "-q")
+    assert code == 0, err
+    code, out, _ = cli("query", "SELECT count(*) AS n, max(month(flight_date)) AS last FROM flights",
+                       "-p", flights, "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert rows[0]["last"] == 6
+    assert rows[0]["n"] > 160_000
+
+
+def test_rerun_builds_nothing_and_new_month_builds_only_its_descendants(flights: Path, cli) -> None:
+    assert cli("run", "-p", flights, "-q")[0] == 0
+    assert cli("run", "-p", flights, "-q")[0] == 0
+    code, out, _ = cli("runs", "show", "latest", "-p", flights, "--format", "json")
+    run = json.loads(out)
+    assert run["status"] == "succeeded"
+    assert {s["action"] for s in run["steps"]} == {"reused"}
+
+    deliver(flights, pending_arrivals(flights)[0])
+    assert cli("run", "-p", flights, "-q")[0] == 0
+    run = json.loads(cli("runs", "show", "latest", "-p", flights, "--format", "json")[1])
+    built = {s["name"] for s in run["steps"] if s["action"] == "built"}
+    assert built == {"raw_flights", "flights", "flights_enriched", "daily_carrier_kpis"}

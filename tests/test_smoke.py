@@ -11,8 +11,8 @@ from andon.examples import deliver, pending_arrivals
 def test_flights_first_run_publishes_six_months(flights: Path, cli) -> None:
     code, out, err = cli("run", "-p", flights, "-q")
     assert code == 0, err
-    code, out, _ = cli("query", "SELECT count(*) AS n, max(month(flight_date)) AS last FROM flights",
-                       "-p", flights, "--format", "json")
+    sql = "SELECT count(*) AS n, max(month(flight_date)) AS last FROM flights"
+    code, out, _ = cli("query", sql, "-p", flights, "--format", "json")
     assert code == 0
     rows = json.loads(out)
     assert rows[0]["last"] == 6
@@ -22,8 +22,7 @@ def test_flights_first_run_publishes_six_months(flights: Path, cli) -> None:
 def test_rerun_builds_nothing_and_new_month_builds_only_its_descendants(flights: Path, cli) -> None:
     assert cli("run", "-p", flights, "-q")[0] == 0
     assert cli("run", "-p", flights, "-q")[0] == 0
-    code, out, _ = cli("runs", "show", "latest", "-p", flights, "--format", "json")
-    run = json.loads(out)
+    run = json.loads(cli("runs", "show", "latest", "-p", flights, "--format", "json")[1])
     assert run["status"] == "succeeded"
     assert {s["action"] for s in run["steps"]} == {"reused"}
 

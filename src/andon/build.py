@@ -122,8 +122,8 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     pct = step.source.max_reject_pct
     if pct is not None and rows + rejects and 100.0 * rejects / (rows + rejects) > pct:
         raise StepError(
-            f"{rejects} of {rows + rejects} rows rejected ({100.0 * rejects / (rows + rejects):.1f}%"
-            f" > max_reject_pct {pct})",
+            f"{rejects} of {rows + rejects} rows rejected "
+            f"({100.0 * rejects / (rows + rejects):.1f}% > max_reject_pct {pct})",
             step=ps.name,
             hint=f"see them with: andon rejects {ps.name}",
         )
@@ -164,7 +164,8 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
                 out: Path) -> None:
     assert step.source is not None
     cols = ", ".join(
-        f"CAST(NULL AS {spec.duckdb_type}) AS \"{name}\"" for name, spec in step.source.columns.items()
+        f"CAST(NULL AS {spec.duckdb_type}) AS \"{name}\""
+        for name, spec in step.source.columns.items()
     )
     con = con_factory(":memory:")
     try:
@@ -207,7 +208,8 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         if reuse_files and rows == 0:
             out.unlink()
         if tc and step.config.materialized == "incremental":
-            files = [*(ctx.warehouse.path(f) for f in reuse_files)] + ([out] if out.exists() else [])
+            files = [ctx.warehouse.path(f) for f in reuse_files]
+            files += [out] if out.exists() else []
             schema = dict(ctx.engine.schema(files)) if files else {}
             if tc not in schema:
                 raise StepError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 import duckdb
@@ -155,7 +154,8 @@ def run_details(project: Project, run_ref: str | int) -> Row:
         try:
             run_id = int(run_ref)
         except ValueError:
-            raise NotFound(f"{run_ref!r} is not a run id", hint="use a number or 'latest'") from None
+            raise NotFound(f"{run_ref!r} is not a run id",
+                           hint="use a number or 'latest'") from None
     run = store.run(run_id)
     if run is None:
         raise NotFound(f"no run {run_id}", hint="list runs: andon runs")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,11 +37,11 @@ app = typer.Typer(
 runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -142,11 +143,18 @@ def run(
     if dry_run:
         _show_plan(proj, env, selection or [], fmt)
         return
-    display = RunDisplay(err_console if fmt is not Format.table else console,
-                         quiet=quiet or fmt is not Format.table)
+    quiet = quiet or fmt is not Format.table
+    display = RunDisplay(err_console if quiet else console, quiet=quiet)
     result = run_project(proj, env, selection or [], listener=display, wait_for_lease=wait)
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
+    if result.status == "cancelled":
+        # the run is recorded and the lease released; a Python step still sleeping in a
+        # worker thread cannot be interrupted, so leave without waiting for it
+        err_console.print("[yellow]cancelled; the environment was not changed[/]")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     raise typer.Exit(0 if result.ok else (130 if result.status == "cancelled" else 1))
 
 
@@ -205,9 +213,9 @@ def demo(
         landed = sum(s.landed for s in result.steps)
         status = "[green]ok[/]" if result.ok else f"[red]{result.status}[/]"
         console.print(
-            f"batch {i + 1:>2}/{len(batches)} {label:<24} {status}  "
-            f"landed {landed} file(s), built {c.get('built', 0)}, reused {c.get('reused', 0)}, "
-            f"{result.seconds:.2f}s"
+            f"batch {i + 1:>2}/{len(batches)} {label:<20} {status} landed {landed}, "
+            f"built {c.get('built', 0)}, reused {c.get('reused', 0)} in {result.seconds:.2f}s",
+            soft_wrap=True,
         )
         if not result.ok and result.error is not None:
             console.print(f"[red]{result.error.render()}[/]")
@@ -290,8 +298,16 @@ def show(
         v = info[k]
         if v not in (None, "", []):
             console.print(f"[bold]{k}[/]: {', '.join(v) if isinstance(v, list) else v}")
-    _emit(info["schema"], fmt, title="schema")
-    _emit(info["sample"], fmt, title="sample")
+    sample = info["sample"]
+    table = Table(title="schema and sample rows", header_style="bold")
+    table.add_column("column")
+    table.add_column("type")
+    for i in range(len(sample)):
+        table.add_column(f"row {i + 1}", overflow="fold")
+    for col in info["schema"]:
+        values = ["" if r[col["name"]] is None else str(r[col["name"]]) for r in sample]
+        table.add_row(col["name"], col["type"], *values)
+    console.print(table)
 
 
 @app.command()

@@ -76,6 +76,8 @@ class RunDisplay:
             self.live.stop()
             self.live = None
         if self.quiet:
+            if not result.ok:  # quiet means no progress, never a silent failure
+                print_summary(self.console, result)
             return
         if self.console.is_terminal:
             self.console.print(self._table(final=True))

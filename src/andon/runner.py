@@ -4,6 +4,7 @@ independent, then publishes with one compare-and-swap of the environment (writeâ
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import subprocess
@@ -12,7 +13,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
 from andon.build import BuildContext, Built, build_step
 from andon.engines.duckdb import DuckDBEngine
@@ -139,10 +139,9 @@ def _acquire(store: Store, environment: str, run_id: int, wait_for: float) -> No
 
 def _heartbeat(store: Store, environment: str, run_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_EVERY):
-        try:
+        # a missed heartbeat only makes the lease look older
+        with contextlib.suppress(Exception):
             store.heartbeat(environment, run_id)
-        except Exception:  # a missed heartbeat only makes the lease look older
-            pass
 
 
 class _Execution:
@@ -253,43 +252,40 @@ class _Execution:
         running: dict[Future[StepResult], str] = {}
         last_flush = time.monotonic()
         workers = max(1, self.project.config.threads)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="andon-step") as pool:
-            try:
-                while ready or running:
-                    # reuse is bookkeeping: do it inline, no thread hop
-                    while ready:
-                        name = ready.pop(0)
-                        ps = steps[name]
-                        if self._blocked(ps):
-                            self._finish(self._skipped(ps))
-                            self._release(name, waiting, ready)
-                        elif ps.action == "reuse":
-                            self._finish(self._reused(ps))
-                            self._release(name, waiting, ready)
-                        else:
-                            self.listener.step_started(name, "build")
-                            running[pool.submit(self._build, ctx, ps)] = name
-                    if not running:
-                        break
-                    done, _ = wait(running, timeout=FLUSH_EVERY, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        name = running.pop(fut)
-                        self._finish(fut.result())
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="andon-step")
+        try:
+            while ready or running:
+                # reuse is bookkeeping: do it inline, no thread hop
+                while ready:
+                    name = ready.pop(0)
+                    ps = steps[name]
+                    if self._blocked(ps):
+                        self._finish(self._skipped(ps))
                         self._release(name, waiting, ready)
-                    if time.monotonic() - last_flush > FLUSH_EVERY:
-                        self._flush()
-                        last_flush = time.monotonic()
-            except KeyboardInterrupt:
-                self.cancel.set()
-                ctx.engine.interrupt()
-                for fut, name in running.items():
-                    fut.cancel()
-                    try:
-                        res = fut.result()
-                    except BaseException:
-                        res = None
-                    self._finish(res or self._cancelled(steps[name]))
-                raise
+                    elif ps.action == "reuse":
+                        self._finish(self._reused(ps))
+                        self._release(name, waiting, ready)
+                    else:
+                        self.listener.step_started(name, "build")
+                        running[pool.submit(self._build, ctx, ps)] = name
+                if not running:
+                    break
+                done, _ = wait(running, timeout=FLUSH_EVERY, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = running.pop(fut)
+                    self._finish(fut.result())
+                    self._release(name, waiting, ready)
+                if time.monotonic() - last_flush > FLUSH_EVERY:
+                    self._flush()
+                    last_flush = time.monotonic()
+        except KeyboardInterrupt:
+            self.cancel.set()
+            ctx.engine.interrupt()  # SQL stops at once; a Python step is left to finish alone
+            pool.shutdown(wait=False, cancel_futures=True)
+            for name in running.values():
+                self._finish(self._cancelled(steps[name]))
+            raise
+        pool.shutdown(wait=True)
 
     def _release(self, name: str, waiting: dict[str, set[str]], ready: list[str]) -> None:
         for child in self.project.dag.children.get(name, ()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,10 +75,8 @@ class DuckDBEngine:
         """Stop every query in flight (Ctrl-C)."""
         with self._lock:
             for cur in self._cursors:
-                try:
+                with contextlib.suppress(duckdb.Error):
                     cur.interrupt()
-                except duckdb.Error:
-                    pass
 
     def close(self) -> None:
         with self._lock:
@@ -115,7 +114,9 @@ class DuckDBEngine:
 
     # reading ------------------------------------------------------------------------------
 
-    def attach_tables(self, tables: Mapping[str, Sequence[str | Path]]) -> duckdb.DuckDBPyConnection:
+    def attach_tables(
+        self, tables: Mapping[str, Sequence[str | Path]]
+    ) -> duckdb.DuckDBPyConnection:
         """A cursor where each table is a view over its artifact's files."""
         cur = self.con.cursor()
         for name, files in tables.items():

@@ -103,6 +103,7 @@ class SourceConfig(Model):
     tags: list[str] = Field(default_factory=list)
     zone: str = "landing"
     max_reject_pct: float | None = Field(default=None, ge=0, le=100)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +133,10 @@ class StepConfig(Model):
     tags: list[str] = Field(default_factory=list)
     materialized: Literal["full", "incremental"] = "full"
     time_column: str | None = None
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list, description="data tests of the step's output (see checks)"
+    )
+    pii: list[str] = Field(default_factory=list, description="columns masked in check samples")
 
     @model_validator(mode="after")
     def _incremental_needs_time(self) -> StepConfig:
@@ -142,6 +147,28 @@ class StepConfig(Model):
 
 def _default_threads() -> int:
     return max(2, min(8, os.cpu_count() or 2))
+
+
+class AlertConfig(Model):
+    """Where warn and error check results are sent: one message per run, grouped by step."""
+
+    type: Literal["webhook", "email", "command"]
+    url: str | None = None  # webhook: Slack-compatible JSON POST
+    timeout: float = Field(default=5.0, gt=0)
+    smtp_host: str = "localhost"  # email
+    smtp_port: int = 25
+    sender: str = "andon@localhost"
+    to: list[str] = Field(default_factory=list)  # default recipients; step owners are added
+    command: str | None = None  # command: gets the JSON message on stdin
+    min_severity: Literal["warn", "error"] = "warn"
+
+    @model_validator(mode="after")
+    def _needs(self) -> AlertConfig:
+        if self.type == "webhook" and not self.url:
+            raise ValueError("a webhook alert needs url")
+        if self.type == "command" and not self.command:
+            raise ValueError("a command alert needs command")
+        return self
 
 
 class ProjectConfig(Model):
@@ -160,6 +187,8 @@ class ProjectConfig(Model):
     default_environment: str = "prod"
     params: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    checks: str = Field(default="checks", description="folder of check files")
+    alerts: list[AlertConfig] = Field(default_factory=list)
     zones: list[str] = Field(
         default_factory=lambda: ["landing", "formatted", "exploitation", "features", "models"]
     )
@@ -204,16 +233,22 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     return []
 
 
-def _config_error(model: type[BaseModel], doc: YamlDoc, e: ValidationError, what: str) -> ConfigError:
-    err = e.errors()[0]
+# unknown keys first: a misspelt key (``colums:``) also makes its real key look missing
+_ERROR_ORDER = {"extra_forbidden": 0, "missing": 2}
+
+
+def _config_error(
+    model: type[BaseModel], doc: YamlDoc, e: ValidationError, what: str
+) -> ConfigError:
+    err = min(e.errors(), key=lambda x: _ERROR_ORDER.get(x["type"], 1))
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     dotted = ".".join(str(p) for p in loc)
     line = doc.line_of(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        hint = did_you_mean(key, _fields_at(model, loc[:-1]))
         allowed = _fields_at(model, loc[:-1])
+        hint = did_you_mean(key, allowed)
         return ConfigError(
             f"unknown key {dotted!r} in {what}",
             file=doc.file,
@@ -224,12 +259,12 @@ def _config_error(model: type[BaseModel], doc: YamlDoc, e: ValidationError, what
         return ConfigError(
             f"missing required key {dotted!r} in {what}",
             file=doc.file,
-            line=doc.line_of(loc[:-1]),
+            line=doc.line_of(loc[:-1]) or 1,
             hint=f"add '{loc[-1]}:' here",
         )
     msg = str(err["msg"]).removeprefix("Value error, ")
     return ConfigError(
-        f"invalid value for {dotted!r} in {what}: {msg}" if dotted else f"invalid {what}: {msg}",
+        f"invalid value for {dotted!r} in {what}: {msg}" if dotted else f"{what} is invalid: {msg}",
         file=doc.file,
         line=line,
     )

@@ -56,14 +56,20 @@ class Dag:
         try:
             return tuple(sorter.static_order())
         except graphlib.CycleError as e:
-            cycle: list[str] = list(e.args[1])
-            # graphlib lists the cycle backwards (child before parent); show data flow order
-            cycle = list(reversed(cycle))
-            first = self.steps[cycle[0]]
+            # graphlib lists each member before the step that reads it: data flow order
+            members: list[str] = list(e.args[1])[:-1]
+            start = members.index(min(members))  # the same cycle reads the same every time
+            members = members[start:] + members[:start]
+            cycle = [*members, members[0]]
+            # point at the first member's reference to the member before it
+            reader = self.steps[cycle[0]]
+            ref = next((r for r in reader.refs if r.name == members[-1]), None)
             raise DagError(
-                "cycle in the DAG: " + " → ".join(cycle),
-                file=first.file,
-                step=first.name,
+                "cycle in the DAG: " + " → ".join(cycle) + " (each step reads the one before it)",
+                file=reader.file,
+                line=ref.line if ref else None,
+                column=ref.column if ref else None,
+                step=reader.name,
                 hint="a step cannot depend on its own output; break the cycle",
             ) from None
 
@@ -105,8 +111,14 @@ class Dag:
             return self.order
         chosen: set[str] = set()
         for raw in selectors:
-            for sel in raw.split(","):
-                chosen |= self._select_one(sel.strip())
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            if not parts:
+                raise DagError(
+                    f"empty selection {raw!r}",
+                    hint="name steps: NAME, +NAME, NAME+, tag:T, zone:Z, pipeline:P",
+                )
+            for sel in parts:
+                chosen |= self._select_one(sel)
         return tuple(n for n in self.order if n in chosen)
 
     def _select_one(self, sel: str) -> set[str]:
@@ -127,13 +139,21 @@ class Dag:
                         hint=hint or f"known: {', '.join(sorted(known)) or 'none'}",
                     )
                 return found
+        if ":" in sel:
+            prefix = sel.split(":", 1)[0]
+            hint = did_you_mean(prefix, ("tag", "zone", "pipeline"))
+            raise DagError(
+                f"unknown selector {sel!r}",
+                hint=(hint + " " if hint else "")
+                + "selectors: NAME, +NAME, NAME+, tag:T, zone:Z, pipeline:P",
+            )
         up, down = sel.startswith("+"), sel.endswith("+")
-        name = sel.strip("+")
+        name = sel.removeprefix("+").removesuffix("+")
         if name not in self.steps:
             hint = did_you_mean(name, self.steps)
             raise DagError(
                 f"no step named {name!r}",
-                hint=hint or "list the steps with: andon tables --all",
+                hint=hint or "list the steps with: andon plan",
             )
         out = {name}
         if up:

@@ -9,10 +9,17 @@ from pathlib import Path
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A "did you mean …?" hint, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    by_lower: dict[str, str] = {}
+    for c in sorted(set(candidates)):
+        by_lower.setdefault(c.lower(), c)
+    if name in by_lower.values():
+        return ""
+    if name.lower() in by_lower:  # only the case differs
+        return f"did you mean {by_lower[name.lower()]!r}?"
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
     if not close:
         return ""
-    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
 
 
 class AndonError(Exception):

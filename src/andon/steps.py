@@ -8,23 +8,27 @@ import importlib.util
 import inspect
 import re
 import sys
+import traceback
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import jinja2
 import sqlglot
-from sqlglot import exp
+from pydantic import ValidationError
+from sqlglot import TokenType, exp
 
-from andon.config import SourceConfig, StepConfig, validate
+from andon.config import NAME_RE, SourceConfig, StepConfig, validate
 from andon.errors import ConfigError, SqlError, did_you_mean
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 StepKind = Literal["sql", "python", "source"]
 
-_HEADER_RE = re.compile(r"\A\s*/\*\s*---[ \t]*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+_HEADER_RE = re.compile(
+    r"\A(?:[ \t]*(?:--[^\n]*)?\n)*[ \t]*/\*\s*---[ \t]*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -119,27 +123,66 @@ def step(
     return mark(func) if func is not None else mark
 
 
-def _canonical_python(source: str) -> str:
-    """The module's AST without docstrings: formatting and comments do not count."""
-    tree = ast.parse(source)
+def _strip_docstrings(tree: ast.Module) -> ast.Module:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _is_step_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    return (isinstance(target, ast.Attribute) and target.attr == "step") or (
+        isinstance(target, ast.Name) and target.id == "step"
+    )
+
+
+def _step_defs(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(_is_step_decorator(d) for d in node.decorator_list)
+    }
+
+
+def _canonical_python(source: str, function: str | None = None) -> str:
+    """The module's AST without docstrings: formatting and comments do not count.
+
+    With ``function``, the other step functions of the module are left out (unless the step
+    calls them) and so is the step's own decorator (its settings are hashed on their own):
+    editing one step of a file does not rebuild its siblings.
+    """
+    tree = _strip_docstrings(ast.parse(source))
+    if function is not None:
+        steps = _step_defs(tree)
+        own = steps.get(function)
+        if own is not None:
+            used = {n.id for n in ast.walk(own) if isinstance(n, ast.Name)}
+            tree.body = [
+                node for node in tree.body
+                if not (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and node.name in steps and node is not own and node.name not in used
+                )
+            ]
+            own.decorator_list = [d for d in own.decorator_list if not _is_step_decorator(d)]
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
 def load_python_steps(path: Path, pipeline: str) -> list[Step]:
     source = path.read_text(encoding="utf-8")
     try:
-        canonical = _canonical_python(source)
+        _canonical_python(source)
     except SyntaxError as e:
         raise ConfigError(
             f"Python syntax error: {e.msg}", file=path, line=e.lineno, column=e.offset
         ) from None
-    module_name = f"andon_steps_{pipeline}_{path.stem}_{hashlib.md5(str(path).encode()).hexdigest()[:8]}"
+    digest = hashlib.md5(str(path).encode()).hexdigest()[:8]
+    module_name = f"andon_steps_{pipeline}_{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -147,6 +190,7 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
     try:
         spec.loader.exec_module(module)
     except Exception as e:
+        sys.modules.pop(module_name, None)
         tb = e.__traceback__
         line = None
         while tb is not None:
@@ -164,12 +208,32 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
         meta = getattr(obj, "__andon_step__", None)
         if meta is None or not isinstance(obj, types.FunctionType) or obj.__module__ != module_name:
             continue
-        args = [p for p in inspect.signature(obj).parameters if p not in RESERVED_ARGS]
         try:
             line = inspect.getsourcelines(obj)[1]
         except OSError:
             line = 1
-        config = StepConfig.model_validate({k: v for k, v in meta.items() if k != "name"})
+        where = {"file": path, "line": line, "step": meta["name"]}
+        if not isinstance(meta["name"], str) or not NAME_RE.match(meta["name"]):
+            raise ConfigError(
+                f"step name {meta['name']!r} is not a SQL identifier",
+                hint="use letters, digits and underscores, starting with a letter",
+                **where,
+            )
+        args = []
+        for p in inspect.signature(obj).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                raise ConfigError(
+                    f"parameter {p.name!r} of step {meta['name']!r} cannot be an input table",
+                    hint="name each input table as a plain parameter: def step(orders, customers)",
+                    **where,
+                )
+            if p.name not in RESERVED_ARGS:
+                args.append(p.name)
+        try:
+            config = StepConfig.model_validate({k: v for k, v in meta.items() if k != "name"})
+        except ValidationError as e:
+            msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"invalid @andon.step arguments: {msg}", **where) from None
         steps.append(
             Step(
                 name=meta["name"],
@@ -177,7 +241,7 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
                 pipeline=pipeline,
                 file=path,
                 config=config,
-                code=f"{meta['name']}\n{canonical}",
+                code=f"{meta['name']}\n{_canonical_python(source, obj.__name__)}",
                 refs=tuple(TableRef(a, line, None) for a in args),
                 function=obj,
                 line=line,
@@ -201,20 +265,52 @@ def split_header(text: str, path: Path) -> tuple[YamlDoc | None, str, int]:
     return doc, "\n" * (body_line - 1) + text[m.end():], body_line
 
 
-def render(template: str, params: Mapping[str, Any], path: Path) -> str:
+def render(
+    template: str, params: Mapping[str, Any], path: Path, step_name: str | None = None
+) -> str:
+    """Render a SQL step's Jinja: ``{{ name }}`` and ``{{ params.name }}`` are parameters."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     try:
         return env.from_string(template).render({**params, "params": dict(params)})
     except jinja2.UndefinedError as e:
-        missing = re.search(r"'(\w+)' is undefined", str(e))
-        hint = did_you_mean(missing.group(1), params) if missing else ""
+        missing = re.search(r"'(\w+)' is undefined", str(e)) or re.search(
+            r"has no attribute '(\w+)'", str(e)
+        )
+        name = missing.group(1) if missing else None
+        hint = did_you_mean(name, params) if name else ""
+        line = next(
+            (f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+             if f.filename == "<template>"),
+            None,
+        )
         raise ConfigError(
-            f"template error: {e.message}",
+            f"unknown parameter {name!r}" if name else f"template error: {e.message}",
             file=path,
+            line=line,
+            step=step_name,
             hint=hint or "define it under 'params:' in andon.yaml or pass --param NAME=VALUE",
         ) from None
     except jinja2.TemplateSyntaxError as e:
-        raise ConfigError(f"template syntax error: {e.message}", file=path, line=e.lineno) from None
+        raise ConfigError(
+            f"template syntax error: {e.message}", file=path, line=e.lineno, step=step_name
+        ) from None
+
+
+_MISSING_RE = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
+
+
+def _parse_message(description: str) -> str:
+    text = description.split(". Line")[0]
+    m = _MISSING_RE.search(text)
+    if m:  # sqlglot's internals: say it in SQL terms
+        return f"incomplete {m.group(2).upper()} expression (its {m.group(1)} is missing)"
+    return text
+
+
+def _token_lines(sql: str) -> list[tuple[int, bool]]:
+    """(line, is_semicolon) of each SQL token."""
+    tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql)
+    return [(t.line, t.token_type == TokenType.SEMICOLON) for t in tokens]
 
 
 def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
@@ -225,7 +321,7 @@ def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
         err = e.errors[0] if e.errors else {}
         line, col = err.get("line"), err.get("col")
         raise SqlError(
-            f"SQL syntax error: {str(err.get('description', e)).split('. Line')[0]}",
+            f"SQL syntax error: {_parse_message(str(err.get('description', e)))}",
             file=path,
             line=line,
             column=col,
@@ -234,29 +330,43 @@ def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
             hint="fix the SQL (dialect: DuckDB)",
         ) from None
     except sqlglot.errors.TokenError as e:
-        raise SqlError(f"SQL syntax error: {e}", file=path, step=step_name) from None
-    if len(statements) != 1:
+        raise SqlError(
+            f"SQL syntax error: {e}",
+            file=path,
+            step=step_name,
+            hint="an unclosed quote ('...' or \"...\") or comment (/* ... */)?",
+        ) from None
+    if not statements:
+        raise SqlError(
+            "the SQL step is empty",
+            file=path,
+            step=step_name,
+            hint="write one SELECT: its result becomes the table named after the file",
+        )
+    if len(statements) > 1:
+        tokens = _token_lines(sql)
+        first_semi = next(i for i, (_, semi) in enumerate(tokens) if semi)
+        second = next((ln for ln, semi in tokens[first_semi:] if not semi), None)
         raise SqlError(
             f"a SQL step holds exactly one SELECT; found {len(statements)} statements",
             file=path,
+            line=second,
             step=step_name,
             hint="split the file into one step per statement",
         )
     tree = statements[0]
     if not isinstance(tree, exp.Query):
+        tokens = _token_lines(sql)
         raise SqlError(
             f"a SQL step is one SELECT; found {tree.key.upper()}",
             file=path,
-            line=_line_of(tree),
+            line=tokens[0][0] if tokens else None,
             step=step_name,
             hint="write the query that produces the table; andon materialises it",
         )
-    return tree
-
-
-def _line_of(node: exp.Expression) -> int | None:
-    meta = getattr(node.this, "meta", None) if isinstance(node.this, exp.Expression) else None
-    return meta.get("line") if meta else None
+    # sqlglot 30 types a Query as ``Expr``; callers (engines.duckdb.bind_inputs) still say
+    # ``Expression``: same runtime object
+    return cast(exp.Expression, tree)
 
 
 def _highlight(sql: str, line: int | None, col: int | None) -> str:
@@ -271,7 +381,7 @@ def _highlight(sql: str, line: int | None, col: int | None) -> str:
     return "\n".join(out)
 
 
-def table_refs(tree: exp.Expression, path: Path, step_name: str) -> tuple[TableRef, ...]:
+def table_refs(tree: exp.Expr, path: Path, step_name: str) -> tuple[TableRef, ...]:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: list[TableRef] = []
     for table in tree.find_all(exp.Table):
@@ -292,9 +402,12 @@ def table_refs(tree: exp.Expression, path: Path, step_name: str) -> tuple[TableR
     return tuple(refs)
 
 
-def canonical_sql(tree: exp.Expression) -> str:
-    """SQL without comments or formatting: reformatting a step does not change its fingerprint."""
-    return tree.sql(dialect="duckdb", comments=False, normalize=True)
+def canonical_sql(tree: exp.Expr) -> str:
+    """SQL without comments or formatting: reformatting a step does not change its fingerprint.
+
+    Identifiers keep their case: ``AS Foo`` and ``AS foo`` name different output columns.
+    """
+    return tree.sql(dialect="duckdb", comments=False)
 
 
 def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
@@ -311,7 +424,7 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
     if header is None and sidecar.exists():
         header = load_yaml(sidecar)
     config = validate(StepConfig, header, "the step header") if header else StepConfig()
-    sql = render(body, params, path)
+    sql = render(body, params, path, name)
     tree = parse_select(sql, path, name)
     return Step(
         name=name,
@@ -327,7 +440,10 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
 
 
 def source_step(name: str, source: SourceConfig, config_file: Path) -> Step:
-    contract = source.model_dump_json(include={"format", "columns", "csv"})
+    # what changes the ingested data; descriptions and tags do not
+    contract = source.model_dump_json(
+        include={"format": True, "columns": {"__all__": {"type", "required"}}, "csv": True}
+    )
     return Step(
         name=name,
         kind="source",

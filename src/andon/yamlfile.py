@@ -31,17 +31,28 @@ class YamlDoc:
         return None
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: int) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
+            if key in out:
+                first = lines[(*loc, key)]
+                raise ConfigError(
+                    f"duplicate key {'.'.join(str(p) for p in (*loc, key))!r}"
+                    f" (first set on line {first + offset})",
+                    file=file,
+                    line=key_node.start_mark.line + 1 + offset,
+                    hint="keep one of them: YAML would silently use the last",
+                )
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*loc, key), lines)
+            out[key] = _walk(value_node, (*loc, key), lines, file, offset)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*loc, i), lines) for i, item in enumerate(node.value)]
+        return [
+            _walk(item, (*loc, i), lines, file, offset) for i, item in enumerate(node.value)
+        ]
     return yaml.safe_load(yaml.serialize(node))
 
 
@@ -60,7 +71,7 @@ def parse_yaml(text: str, file: str | Path, line_offset: int = 0) -> YamlDoc:
             hint="fix the YAML syntax (indentation, a missing ':' or an unclosed quote)",
         ) from e
     lines: dict[Loc, int] = {}
-    data = {} if node is None else _walk(node, (), lines)
+    data = {} if node is None else _walk(node, (), lines, str(file), line_offset)
     return YamlDoc(data=data, file=str(file), lines=lines, line_offset=line_offset)
 
 

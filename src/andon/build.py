@@ -20,7 +20,7 @@ from andon.engines.duckdb import DuckDBEngine, bind_inputs
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file
 from andon.landing import land
-from andon.plan import PlannedStep
+from andon.plan import PlannedStep, active_landed
 from andon.project import Project
 from andon.steps import Step, parse_select
 from andon.store import Row, Store
@@ -100,6 +100,7 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     landed = list(ps.landing.landed)
     if ps.landing.arrivals:
         landed += land(ctx.store, ctx.project.landing, ps.name, ps.landing.arrivals, ctx.run_id)
+    landed = active_landed(landed)
     parts_dir = ctx.warehouse.root / PARTS / ps.name
     parts_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []

@@ -37,8 +37,14 @@ app = typer.Typer(
 runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+def _console(stderr: bool = False) -> Console:
+    # piped output keeps values whole (`andon tables | grep` must find names)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 200)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 class Format(StrEnum):
@@ -299,15 +305,15 @@ def show(
         if v not in (None, "", []):
             console.print(f"[bold]{k}[/]: {', '.join(v) if isinstance(v, list) else v}")
     sample = info["sample"]
-    table = Table(title="schema and sample rows", header_style="bold")
-    table.add_column("column")
-    table.add_column("type")
+    grid = Table(title="schema and sample rows", header_style="bold")
+    grid.add_column("column")
+    grid.add_column("type")
     for i in range(len(sample)):
-        table.add_column(f"row {i + 1}", overflow="fold")
+        grid.add_column(f"row {i + 1}", overflow="fold")
     for col in info["schema"]:
         values = ["" if r[col["name"]] is None else str(r[col["name"]]) for r in sample]
-        table.add_row(col["name"], col["type"], *values)
-    console.print(table)
+        grid.add_row(col["name"], col["type"], *values)
+    console.print(grid)
 
 
 @app.command()
@@ -363,6 +369,7 @@ def rejects(
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (tests call this in-process)."""
     import click
+    from typer._click import exceptions as _typer_click  # typer vendors its own click
 
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
@@ -378,7 +385,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return 130
     except click.exceptions.Abort:
         return 130
-    except click.exceptions.ClickException as e:
+    except (click.exceptions.ClickException, _typer_click.ClickException) as e:
         e.show()
         return int(e.exit_code)
 

@@ -44,6 +44,7 @@ class RunResult:
     previous_commit: str | None
     seconds: float
     error: AndonError | None = field(default=None, compare=False)
+    checks: tuple[Any, ...] = ()  # CheckResult
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,7 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "counts": self.counts(),
             "steps": [s.to_dict() for s in self.steps],
+            "checks": [c.to_dict() for c in self.checks],
             "error": self.error.render() if self.error else None,
         }
 

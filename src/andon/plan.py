@@ -123,7 +123,7 @@ def make_plan(
             assert step.source is not None
             landing = landing_state(store, project.root, name, step.source,
                                     project.root / CONFIG_FILE)
-            files = landing.sha256s
+            files = active_shas(landing)
         fp = fingerprint(step, parents, params=data_params(step, project.params), files=files)
         fps[name] = fp
         drafts.append((
@@ -152,6 +152,7 @@ def make_plan(
             continue
         out.append(_with(d, "build", _why(d, previous_rows.get(d.previous) if d.previous else None,
                                           base, fps, dag)))
+    _validate_checks(project, {d.name for d, _ in drafts}, known, fps)
     return Plan(
         environment=environment,
         base_commit=base_commit,
@@ -162,6 +163,44 @@ def make_plan(
         complete=not selection,
         known=known,
     )
+
+
+def _validate_checks(project: Project, names: set[str], known: dict[str, Row],
+                     fps: dict[str, str]) -> None:
+    """Checks naming a missing column or a column of the wrong type fail here, before any work."""
+    checks = [c for c in project.checks if c.table in names and c.type != "python"]
+    if not checks:
+        return
+    from andon.checks.load import validate_columns
+    from andon.schemas import infer
+
+    tables = {c.table for c in checks}
+    tables |= {c.spec.to.split(".", 1)[0] for c in checks if c.spec.to}
+    sealed = {name: {str(a): str(b) for a, b in known[fp]["schema"]}
+              for name, fp in fps.items() if fp in known}
+    schemas = infer(project, tables, sealed)
+    for c in checks:
+        schema = schemas.get(c.table)
+        if schema is None:
+            continue
+        other = c.spec.to.split(".", 1)[0] if c.spec.to else None
+        validate_columns(c, schema, schemas.get(other) if other else None)
+
+
+def active_landed(rows: list[Row]) -> list[Row]:
+    """The landed files a source reads: a file arriving again under the same name (a sender's
+    correction) supersedes the earlier arrival, which stays in the landing zone for replay."""
+    latest: dict[str, Row] = {}
+    for r in sorted(rows, key=lambda r: (r["arrived_at"], r.get("id") or 0)):
+        latest[Path(r["original_path"]).name] = r
+    return sorted(latest.values(), key=lambda r: (r["arrived_at"], r.get("id") or 0))
+
+
+def active_shas(landing: LandingState) -> tuple[str, ...]:
+    arriving = {a.path.name for a in landing.arrivals}
+    kept = [r for r in active_landed(list(landing.landed))
+            if Path(r["original_path"]).name not in arriving]
+    return tuple(r["sha256"] for r in kept) + tuple(a.sha256 for a in landing.arrivals)
 
 
 def _with(d: PlannedStep, action: Action, reason: str) -> PlannedStep:

@@ -129,7 +129,22 @@ def _line(r: StepResult) -> str:
     return f"  [{STYLE.get(r.action, '')}]{r.action:<9}[/] {r.name}  {_detail(r)}"
 
 
+def print_checks(console: Console, result: RunResult) -> None:
+    if not result.checks:
+        return
+    tally: dict[str, int] = {}
+    for c in result.checks:
+        key = c.status if c.status != "failed" else f"{c.severity} failed"
+        tally[key] = tally.get(key, 0) + 1
+    console.print("checks: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())))
+    for c in result.checks:
+        if c.status in ("failed", "error") and c.severity != "info":
+            style = "red" if c.severity == "error" else "yellow"
+            console.print(Text(f"  [{c.severity}] {c.name}: {c.message}", style=style))
+
+
 def print_summary(console: Console, result: RunResult) -> None:
+    print_checks(console, result)
     counts = result.counts()
     text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     rejects = sum(s.rejects for s in result.steps if s.action == "built")

@@ -9,6 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from andon.checks.load import load_checks
+from andon.checks.model import Check
 from andon.config import NAME_RE, ProjectConfig, validate
 from andon.dag import Dag
 from andon.errors import ConfigError
@@ -37,13 +39,32 @@ class Project:
     config: ProjectConfig
     dag: Dag
     params: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
     _store: Store | None = None
+
+    def checks_of(self, table: str) -> list[Check]:
+        return [c for c in self.checks if c.table == table]
+
+    def pii_of(self, table: str) -> set[str]:
+        """Columns masked in check samples: marked in the step, or PII in a source it reads."""
+        step = self.dag.steps.get(table)
+        if step is None:
+            return set()
+        out = set(step.config.pii)
+        if step.source is not None:
+            out |= {n for n, c in step.source.columns.items() if c.pii}
+        for parent in self.dag.ancestors(table):
+            src = self.dag.steps[parent].source
+            if src is not None:
+                out |= {n for n, c in src.columns.items() if c.pii}
+        return out
 
     @staticmethod
     def load(path: str | Path | None = None, params: Mapping[str, Any] | None = None) -> Project:
         root = find_root(Path(path) if path else None)
         config_file = root / CONFIG_FILE
-        config = validate(ProjectConfig, load_yaml(config_file), CONFIG_FILE)
+        doc = load_yaml(config_file)
+        config = validate(ProjectConfig, doc, CONFIG_FILE)
         merged = {**config.params, **(params or {})}
         steps: list[Step] = [
             source_step(name, src, config_file) for name, src in config.sources.items()
@@ -58,7 +79,9 @@ class Project:
                 file=config_file,
                 hint="create it or fix 'pipelines:' in andon.yaml",
             )
-        return Project(root=root, config=config, dag=Dag.build(steps), params=merged)
+        dag = Dag.build(steps)
+        checks = load_checks(root, config_file, doc, dag.steps, config.checks)
+        return Project(root=root, config=config, dag=dag, params=merged, checks=checks)
 
     @property
     def name(self) -> str:

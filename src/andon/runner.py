@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from andon.alerts import send_alerts
 from andon.build import BuildContext, Built, build_step
+from andon.checks import history
+from andon.checks.model import Check, CheckResult
+from andon.checks.run import Audit, Outcome, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
 from andon.errors import AndonError, LeaseError, StepError
 from andon.events import Listener, NullListener, RunResult, StepResult
@@ -22,6 +26,28 @@ from andon.plan import Plan, PlannedStep, make_plan
 from andon.project import Project
 from andon.store import Row, Store
 from andon.warehouse import Manifest, Warehouse
+
+
+class CheckFailed(StepError):
+    """An error-severity check failed: the artifact is rejected and the line stops."""
+
+
+def check_failure(failed: list[CheckResult]) -> CheckFailed:
+    first = failed[0]
+    lines = []
+    for r in failed:
+        lines.append(f"check {r.name!r} ({r.type}) failed on {r.table}: {r.message}")
+        for row in r.sample[:3]:
+            lines.append("    e.g. " + ", ".join(f"{k}={v}" for k, v in list(row.items())[:8]))
+    return CheckFailed(
+        f"{len(failed)} error check{'s' if len(failed) != 1 else ''} failed: "
+        + ", ".join(r.name for r in failed),
+        step=first.table,
+        detail="\n".join(lines),
+        hint="the artifact was rejected and nothing downstream was published; fix the data "
+             "or the step, or lower the check's severity",
+    )
+
 
 FLUSH_EVERY = 0.5  # seconds between batched store writes
 HEARTBEAT_EVERY = 30.0
@@ -160,6 +186,9 @@ class _Execution:
         self.artifacts: dict[str, Manifest] = {}
         self.lock = threading.Lock()
         self.cancel = threading.Event()
+        self.check_outcomes: list[Outcome] = []
+        self.pending_checks: list[tuple[CheckResult, str]] = []
+        self.deferred: list[Check] = []
 
     def _load_known(self) -> None:
         """Manifests of every artifact the run reads or reuses."""
@@ -183,6 +212,7 @@ class _Execution:
         self._load_known()
         engine = DuckDBEngine(threads=self.project.config.threads,
                               memory_limit=self.project.config.memory_limit)
+        self.audit = self._make_audit(engine)
         ctx = BuildContext(
             project=self.project, store=self.store, warehouse=self.warehouse, engine=engine,
             run_id=self.run_id, artifacts=self.artifacts,
@@ -193,6 +223,7 @@ class _Execution:
         status = "succeeded"
         try:
             self._walk(ctx)
+            self._audit_deferred()
         except KeyboardInterrupt:
             status = "cancelled"
             error = AndonError("run cancelled (Ctrl-C); the environment was not changed",
@@ -233,7 +264,9 @@ class _Execution:
             previous_commit=self.plan.base_commit,
             seconds=time.perf_counter() - started,
             error=error,
+            checks=tuple(r for r, _, _ in self.check_outcomes),
         )
+        send_alerts(self.project, result, [r for r, _, fresh in self.check_outcomes if fresh])
         self.store.finish_run(
             self.run_id, status,
             error=error.render() if error else None,
@@ -262,9 +295,15 @@ class _Execution:
                     if self._blocked(ps):
                         self._finish(self._skipped(ps))
                         self._release(name, waiting, ready)
-                    elif ps.action == "reuse":
+                    elif ps.action == "reuse" and not self.project.checks_of(name):
                         self._finish(self._reused(ps))
+                        with self.lock:
+                            m = self.artifacts.get(ps.fingerprint)
+                            if m is not None:
+                                self.audit.manifests = {**self.audit.manifests, name: m}
                         self._release(name, waiting, ready)
+                    elif ps.action == "reuse":
+                        running[pool.submit(self._reuse_checked, ps)] = name
                     else:
                         self.listener.step_started(name, "build")
                         running[pool.submit(self._build, ctx, ps)] = name
@@ -322,9 +361,84 @@ class _Execution:
             self.artifacts[ps.fingerprint] = built.manifest
             self.pending_artifacts.append(artifact_row(built.manifest, self.run_id,
                                                        self.warehouse))
-        return StepResult(ps.name, "built", ps.fingerprint, rows=built.manifest.rows,
-                          rejects=built.rejects, landed=built.landed,
-                          seconds=time.perf_counter() - t0, reason=ps.reason)
+        failure = self._check_step(ps.name, built.manifest)
+        return StepResult(ps.name, "failed" if failure else "built", ps.fingerprint,
+                          rows=built.manifest.rows, rejects=built.rejects, landed=built.landed,
+                          seconds=time.perf_counter() - t0, reason=ps.reason, error=failure)
+
+    def _reuse_checked(self, ps: PlannedStep) -> StepResult:
+        result = self._reused(ps)
+        m = self.artifacts.get(ps.fingerprint)
+        failure = self._check_step(ps.name, m) if m is not None else None
+        if failure is None:
+            return result
+        return StepResult(ps.name, "failed", ps.fingerprint, rows=result.rows,
+                          reason=ps.reason, error=failure)
+
+    # checks -------------------------------------------------------------------------------
+
+    def _make_audit(self, engine: DuckDBEngine) -> Audit:
+        manifests: dict[str, Manifest] = {}
+        for name, fp in self.plan.base_steps.items():
+            if name not in self.plan.by_name and fp in self.artifacts:
+                manifests[name] = self.artifacts[fp]
+        previous = {s.name: self.artifacts.get(s.previous) for s in self.plan.steps
+                    if s.previous and s.previous != s.fingerprint}
+        store = self.store
+
+        def manifest_at(table: str, commit_id: str | None) -> Manifest | None:
+            fp = store.commit_steps(commit_id).get(table)
+            row = store.artifact(fp) if fp else None
+            return manifest_of(row) if row else None
+
+        def in_env(table: str, env: str) -> Manifest | None:
+            e = store.environment(env)
+            return manifest_at(table, e["commit_id"]) if e else None
+
+        return Audit(
+            store=store, engine=engine, warehouse=self.warehouse,
+            environment=self.plan.environment, run_id=self.run_id, manifests=manifests,
+            previous=previous, pii=self.project.pii_of, other_env_manifest=in_env,
+            baseline_manifest=manifest_at,
+        )
+
+    def _check_step(self, table: str, manifest: Manifest) -> AndonError | None:
+        """Run the ready checks of a table; an error-severity failure stops the line here."""
+        with self.lock:
+            self.audit.manifests = {**self.audit.manifests, table: manifest}
+        checks = self.project.checks_of(table)
+        now = [c for c in checks if ready(self.audit, c)]
+        with self.lock:
+            self.deferred += [c for c in checks if c not in now]
+        return self._evaluate(table, now)
+
+    def _evaluate(self, table: str, checks: list[Check]) -> AndonError | None:
+        try:
+            outcomes = evaluate(self.audit, table, checks)
+        except Exception as e:  # the engine failed under the checks: report, do not publish
+            return StepError(f"checks could not run: {type(e).__name__}: {e}", step=table)
+        with self.lock:
+            self.check_outcomes.extend(outcomes)
+            self.pending_checks.extend((r, ctx) for r, ctx, fresh in outcomes if fresh)
+        failed = [r for r, _, _ in outcomes if r.stops_the_line]
+        return check_failure(failed) if failed else None
+
+    def _audit_deferred(self) -> None:
+        """Checks that read another table run once every table they read is built."""
+        by_table: dict[str, list[Check]] = {}
+        for c in self.deferred:
+            r = self.results.get(c.table)
+            if r is None or r.action not in ("built", "reused") or not ready(self.audit, c):
+                continue
+            by_table.setdefault(c.table, []).append(c)
+        for table, checks in by_table.items():
+            failure = self._evaluate(table, checks)
+            if failure is not None:
+                old = self.results[table]
+                self._finish(StepResult(table, "failed", old.fingerprint, rows=old.rows,
+                                        rejects=old.rejects, landed=old.landed,
+                                        seconds=old.seconds, reason=old.reason,
+                                        error=failure), record=False)
 
     def _reused(self, ps: PlannedStep) -> StepResult:
         m = self.artifacts.get(ps.fingerprint)
@@ -340,8 +454,18 @@ class _Execution:
     def _cancelled(self, ps: PlannedStep) -> StepResult:
         return StepResult(ps.name, "cancelled", ps.fingerprint, reason="cancelled")
 
-    def _finish(self, result: StepResult) -> None:
+    def _finish(self, result: StepResult, record: bool = True) -> None:
         self.results[result.name] = result
+        if not record:  # a later verdict on a step already recorded (deferred checks)
+            self.listener.step_finished(result)
+            with self.lock:
+                self.pending_step_runs.append({
+                    "run_id": self.run_id, "step": result.name, "action": "failed",
+                    "fingerprint": result.fingerprint, "rows": result.rows,
+                    "rejects": result.rejects, "seconds": 0.0, "started_at": time.time(),
+                    "error": result.error.render() if result.error else None,
+                })
+            return
         with self.lock:
             self.pending_step_runs.append({
                 "run_id": self.run_id,
@@ -363,8 +487,13 @@ class _Execution:
             n = len(self.reject_rows)
             rejects = self.reject_rows[:n]
             del self.reject_rows[:n]
+        with self.lock:
+            checks, self.pending_checks = self.pending_checks, []
         if step_runs or artifacts:
             self.store.record(step_runs=step_runs, artifacts=artifacts)
+        if checks:
+            history.record(self.store, checks, run_id=self.run_id,
+                           environment=self.plan.environment)
         if rejects:
             self.store.add_rejects(rejects)
 

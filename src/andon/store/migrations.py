@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from andon.errors import StoreError
 from andon.store import schema
@@ -14,8 +14,14 @@ def _v1(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
+def _v2(conn: Connection) -> None:
+    """Check history and profiles."""
+    schema.check_results.create(conn, checkfirst=True)
+    schema.profiles.create(conn, checkfirst=True)
+
+
 # Append new migrations; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 LATEST = len(MIGRATIONS)
 
 
@@ -28,8 +34,23 @@ def current_version(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
+MIGRATION_LOCK = 0x616E646F6E  # "andon": the PostgreSQL advisory lock held while migrating
+
+
+def lock(conn: Connection) -> None:
+    """Serialize migrations: two processes opening a fresh store at once must not both
+    create it. PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def migrate(conn: Connection, url: str) -> int:
     """Bring the store up to date; refuse a store written by a newer andon."""
+    lock(conn)
     version = current_version(conn)
     if version > LATEST:
         raise StoreError(

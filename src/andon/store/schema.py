@@ -184,3 +184,45 @@ logs = Table(
     Column("message", Text, nullable=False),
     Index("ix_logs_run", "run_id"),
 )
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("environment", String(128)),
+    Column("step", String(255), nullable=False),
+    Column("check_name", String(255), nullable=False),
+    Column("check_hash", String(64), nullable=False),
+    Column("check_type", String(64), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # passed|failed|recorded|error
+    Column("metric", Float),
+    Column("failing", BigInteger),
+    Column("threshold", JSON),
+    Column("message", Text),
+    Column("sample", JSON),
+    Column("spc", JSON),
+    Column("fingerprint", String(64), nullable=False),
+    Column("context", String(64), nullable=False),  # hash of the other artifacts it read
+    Column("at", Float, nullable=False),
+    Column("incident", Boolean, nullable=False, default=False),
+    Column("acknowledged", Boolean, nullable=False, default=False),
+    Column("ack_by", String(128)),
+    Column("ack_note", Text),
+    Index("ix_check_results_name_at", "check_name", "at"),
+    Index("ix_check_results_key", "check_hash", "fingerprint", "context"),
+    Index("ix_check_results_run", "run_id"),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("step", String(255), nullable=False),
+    Column("run_id", Integer),
+    Column("at", Float, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Index("ix_profiles_step_at", "step", "at"),
+)

@@ -1,0 +1,253 @@
+"""The catalog of check types: what each needs, how it compiles to SQL, how it is judged.
+
+Row checks count failing rows with one ``count(*) FILTER (WHERE …)`` each; aggregate checks
+compute one metric; both join the single scan of their table. Query checks (relationship,
+balance, custom SQL) run as their own queries; meta and history checks need no scan.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from andon.checks.model import Check, CheckSpec
+from andon.checks.patterns import PATTERNS
+
+Kind = Literal["row", "agg", "unique", "query", "meta", "history", "python"]
+ColumnKind = Literal["any", "numeric", "text", "orderable"]
+
+
+@dataclass(frozen=True)
+class CheckType:
+    name: str
+    kind: Kind
+    requires: tuple[str, ...]
+    column_kind: ColumnKind | None  # None: no column
+    doc: str
+    example: str
+
+
+def _t(name: str, kind: Kind, requires: tuple[str, ...], column_kind: ColumnKind | None,
+       doc: str, example: str) -> CheckType:
+    return CheckType(name, kind, requires, column_kind, doc, example)
+
+
+CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
+    # table checks
+    _t("row_count", "agg", (), None, "Number of rows within [min, max].",
+       "{type: row_count, min: 1}"),
+    _t("rows_added", "history", (), None,
+       "Rows added since the previous artifact (incremental steps: the new rows) in [min, max];"
+       " pair it with spc: to watch batch sizes.", "{type: rows_added, spc: {window: 12}}"),
+    _t("freshness", "agg", ("column", "max_age"), "orderable",
+       "Age of the newest timestamp (now − max(column)) at most max_age (e.g. 36h, 2d, 90m).",
+       "{type: freshness, column: updated_at, max_age: 36h}"),
+    _t("schema", "meta", ("expected",), None,
+       "The table has these columns with these types (other columns allowed).",
+       "{type: schema, expected: {flight_id: VARCHAR, dep_delay: DOUBLE}}"),
+    _t("schema_drift", "history", (), None,
+       "Columns added, removed or retyped since the previous artifact (metric: changes; "
+       "max_failing allows some).", "{type: schema_drift, severity: warn}"),
+    _t("volume_change", "history", ("max_change_pct",), None,
+       "Historical balance: row count changes by at most ±max_change_pct % vs the previous "
+       "artifact.", "{type: volume_change, max_change_pct: 50}"),
+    _t("balance", "query", ("other",), None,
+       "Location balance: expr on this table equals other_expr on another table (optionally "
+       "plus that source's rejects, optionally in another environment), within tolerance.",
+       "{type: balance, expr: 'count(*)', other: raw_flights, plus_rejects: true}"),
+    _t("sql", "query", ("sql",), None,
+       "Custom SQL returning the failing rows ({{ table }} is this table).",
+       "{type: sql, sql: 'SELECT * FROM {{ table }} WHERE dep_delay > arr_delay + 600'}"),
+    _t("expression", "row", ("expr",), None, "A row condition that must hold on every row.",
+       "{type: expression, expr: 'cancelled OR dep_at IS NOT NULL'}"),
+    # column checks
+    _t("not_null", "row", ("column",), "any", "No nulls in the column.",
+       "{type: not_null, column: carrier}"),
+    _t("unique", "unique", (), "any",
+       "No duplicate values (column) or combinations (columns); metric: duplicate rows.",
+       "{type: unique, columns: [carrier, flight, sched_dep_at]}"),
+    _t("accepted_values", "row", ("column", "values"), "any",
+       "Non-null values are in the list.", "{type: accepted_values, column: origin, "
+       "values: [EWR, JFK, LGA]}"),
+    _t("rejected_values", "row", ("column", "values"), "any", "No value is in the list.",
+       "{type: rejected_values, column: tailnum, values: ['', UNKNOWN]}"),
+    _t("between", "row", ("column",), "orderable", "Non-null values are within [min, max].",
+       "{type: between, column: dep_delay, min: -60, max: 1800}"),
+    _t("regex", "row", ("column", "pattern"), "text",
+       "Non-null values fully match a pattern: a regular expression or a named one ("
+       + ", ".join(sorted(PATTERNS)) + ").", "{type: regex, column: tailnum, "
+       "pattern: us_tail_number}"),
+    _t("length_between", "row", ("column",), "text", "String length within [min, max].",
+       "{type: length_between, column: carrier, min: 2, max: 2}"),
+    _t("type", "meta", ("column", "expected"), "any",
+       "The column has the expected type, e.g. expected: {type: DOUBLE}.",
+       "{type: type, column: dep_delay, expected: {type: DOUBLE}}"),
+    _t("relationship", "query", ("column", "to"), "any",
+       "Referential integrity: non-null values exist in to: TABLE.COLUMN; max_failing_pct "
+       "allows an unmatched share.", "{type: relationship, column: tailnum, "
+       "to: planes.tailnum, max_failing_pct: 20, severity: warn}"),
+    _t("mean_between", "agg", ("column",), "numeric", "Mean within [min, max].",
+       "{type: mean_between, column: dep_delay, min: 0, max: 30}"),
+    _t("median_between", "agg", ("column",), "numeric", "Median within [min, max].",
+       "{type: median_between, column: distance, min: 500, max: 1500}"),
+    _t("stddev_between", "agg", ("column",), "numeric", "Sample standard deviation in "
+       "[min, max].", "{type: stddev_between, column: dep_delay, max: 100}"),
+    _t("sum_between", "agg", ("column",), "numeric", "Sum within [min, max].",
+       "{type: sum_between, column: seats, min: 0}"),
+    _t("quantile_between", "agg", ("column", "q"), "numeric",
+       "The q-quantile (0..1) within [min, max].",
+       "{type: quantile_between, column: arr_delay, q: 0.95, max: 180}"),
+    _t("distinct_count_between", "agg", ("column",), "any",
+       "Number of distinct values (approximate) within [min, max].",
+       "{type: distinct_count_between, column: carrier, min: 10, max: 20}"),
+    _t("null_share_max", "agg", ("column", "max"), "any",
+       "Share of nulls (0..1) at most max.", "{type: null_share_max, column: tailnum, max: 0.02}"),
+    _t("temporal_order", "row", ("start", "end"), None,
+       "start <= end on every row where both are set; allow_future: false also fails values "
+       "in the future.", "{type: temporal_order, start: sched_dep_at, end: dep_at}"),
+    _t("distribution_drift", "history", ("column",), "any",
+       "Distribution vs the previous artifact (or baseline: a commit id): PSI for categories "
+       "and binned numbers (method: psi, default max 0.25) or KS for numbers (method: ks, "
+       "default max 0.2).", "{type: distribution_drift, column: carrier, severity: warn}"),
+    _t("python", "python", (), None,
+       "A Python function marked @andon.check(table=...): returns True/False, a number of "
+       "failing rows, or a DataFrame of failing rows.", "see checks/*.py"),
+]}
+
+NUMERIC_RE = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|"
+                        r"UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL.*|INT.*)$", re.IGNORECASE)
+TEMPORAL_RE = re.compile(r"^(DATE|TIME.*|TIMESTAMP.*|INTERVAL)$", re.IGNORECASE)
+
+
+def is_numeric(sql_type: str) -> bool:
+    return bool(NUMERIC_RE.match(sql_type))
+
+
+def column_fits(kind: ColumnKind, sql_type: str) -> bool:
+    if kind == "any":
+        return True
+    if kind == "numeric":
+        return is_numeric(sql_type)
+    if kind == "text":
+        return sql_type.upper() == "VARCHAR"
+    return is_numeric(sql_type) or bool(TEMPORAL_RE.match(sql_type)) or sql_type == "VARCHAR"
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def pattern_of(spec: CheckSpec) -> str:
+    assert spec.pattern is not None
+    return PATTERNS.get(spec.pattern, spec.pattern)
+
+
+def predicate(check: Check) -> str:
+    """SQL that is true for a failing row (row checks)."""
+    s = check.spec
+    col = q(s.column) if s.column else ""
+    if s.type == "not_null":
+        return f"{col} IS NULL"
+    if s.type == "accepted_values":
+        return f"{col} IS NOT NULL AND {col} NOT IN ({', '.join(lit(v) for v in s.values or [])})"
+    if s.type == "rejected_values":
+        return f"{col} IN ({', '.join(lit(v) for v in s.values or [])})"
+    if s.type == "between":
+        parts = []
+        if s.min is not None:
+            parts.append(f"{col} < {lit(s.min)}")
+        if s.max is not None:
+            parts.append(f"{col} > {lit(s.max)}")
+        return "(" + " OR ".join(parts) + ")" if parts else "false"
+    if s.type == "regex":
+        return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {lit(pattern_of(s))})"
+    if s.type == "length_between":
+        parts = []
+        if s.min is not None:
+            parts.append(f"length({col}) < {int(s.min)}")
+        if s.max is not None:
+            parts.append(f"length({col}) > {int(s.max)}")
+        return "(" + " OR ".join(parts) + ")" if parts else "false"
+    if s.type == "expression":
+        return f"NOT coalesce(({s.expr}), false)"
+    if s.type == "temporal_order":
+        assert s.start and s.end
+        cond = f"({q(s.start)} > {q(s.end)})"
+        if not s.allow_future:
+            cond = (f"({cond} OR {q(s.start)} > current_timestamp::TIMESTAMP "
+                    f"OR {q(s.end)} > current_timestamp::TIMESTAMP)")
+        return f"coalesce({cond}, false)"
+    raise ValueError(f"{s.type} is not a row check")
+
+
+def aggregate(check: Check) -> str:
+    """SQL aggregate computing the check's metric (aggregate and unique checks)."""
+    s = check.spec
+    col = q(s.column) if s.column else ""
+    match s.type:
+        case "row_count":
+            return "count(*)"
+        case "freshness":
+            return f"max({col})"
+        case "mean_between":
+            return f"avg({col})"
+        case "median_between":
+            return f"median({col})"
+        case "stddev_between":
+            return f"stddev_samp({col})"
+        case "sum_between":
+            return f"sum({col})"
+        case "quantile_between":
+            return f"quantile_cont({col}, {lit(s.q)})"
+        case "distinct_count_between":
+            return f"approx_count_distinct({col})"
+        case "null_share_max":
+            return f"coalesce(count(*) FILTER (WHERE {col} IS NULL) / nullif(count(*), 0), 0)"
+        case "unique":
+            cols = check.columns
+            if len(cols) == 1:
+                return f"count({q(cols[0])}) - count(DISTINCT {q(cols[0])})"
+            return f"count(*) - count(DISTINCT row({', '.join(q(c) for c in cols)}))"
+    raise ValueError(f"{s.type} is not an aggregate check")
+
+
+def judge_failing(spec: CheckSpec, failing: int, total: int) -> tuple[bool, dict[str, Any]]:
+    """Row checks: passed when failing rows are within max_failing and max_failing_pct."""
+    threshold: dict[str, Any] = {}
+    ok = True
+    if spec.max_failing_pct is not None:
+        threshold["max_failing_pct"] = spec.max_failing_pct
+        ok = ok and (100.0 * failing / total if total else 0.0) <= spec.max_failing_pct
+    if spec.max_failing is not None or spec.max_failing_pct is None:
+        limit = spec.max_failing or 0
+        threshold["max_failing"] = limit
+        ok = ok and failing <= limit
+    return ok, threshold
+
+
+def judge_range(spec: CheckSpec, metric: float | None) -> tuple[bool, dict[str, Any]]:
+    threshold = {k: v for k, v in (("min", spec.min), ("max", spec.max)) if v is not None}
+    if metric is None:
+        return not threshold, threshold
+    ok = (spec.min is None or metric >= spec.min) and (spec.max is None or metric <= spec.max)
+    return ok, threshold
+
+
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    m = _AGE_RE.match(text)
+    if not m:
+        raise ValueError(f"bad duration {text!r}: write e.g. 90m, 36h, 2d")
+    return float(m.group(1)) * _UNIT[m.group(2)]

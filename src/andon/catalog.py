@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -215,3 +216,75 @@ def _ts(t: float | None) -> str | None:
 
 __all__ = ["AndonError", "env_tables", "lineage", "query", "rejects", "run_details", "runs",
            "show", "tables"]
+
+
+def profile(project: Project, table: str, environment: str | None = None) -> Row:
+    """The profile of a table's current artifact (computed now if it was never profiled)."""
+    from andon.checks import history
+    from andon.checks.run import Audit, evaluate
+    from andon.runner import manifest_of
+
+    art = _table(project, table, environment)
+    found = history.profile_of(project.store, art["fingerprint"])
+    if found is None:
+        engine = DuckDBEngine(threads=project.config.threads)
+        try:
+            audit = Audit(store=project.store, engine=engine,
+                          warehouse=Warehouse(project.warehouse),
+                          environment=environment or project.config.default_environment,
+                          run_id=None, manifests={table: manifest_of(art)})
+            evaluate(audit, table, [])
+        finally:
+            engine.close()
+        found = history.profile_of(project.store, art["fingerprint"])
+    assert found is not None
+    return {"table": table, "fingerprint": art["fingerprint"], **found["profile"]}
+
+
+def suggest_checks(project: Project, table: str, environment: str | None = None) -> str:
+    from andon.checks import history
+    from andon.checks.suggest import MAX_CATEGORIES, suggest, to_yaml
+
+    prof = profile(project, table, environment)
+    art = _table(project, table, environment)
+    wh = Warehouse(project.warehouse)
+    categories: dict[str, list[Any]] = {}
+    engine = DuckDBEngine(threads=project.config.threads)
+    try:
+        cur = engine.attach_tables({table: [str(wh.path(f)) for f in art["files"]]})
+        for name, p in prof["columns"].items():
+            if p["type"] == "VARCHAR" and 0 < (p.get("distinct") or 0) <= MAX_CATEGORIES \
+                    and not name.startswith("_"):
+                rows = cur.execute(f'SELECT DISTINCT "{name}" FROM "{table}" WHERE "{name}" '
+                                   f"IS NOT NULL LIMIT {MAX_CATEGORIES + 1}").fetchall()
+                if len(rows) <= MAX_CATEGORIES:
+                    categories[name] = [r[0] for r in rows]
+    finally:
+        engine.close()
+    past = [int(r["rows"]) for r in history.profiles(project.store, table)]
+    return to_yaml(table, suggest(table, prof, categories, past))
+
+
+def checks_list(project: Project) -> list[Row]:
+    def where(file: Path, line: int | None) -> str:
+        path = file.relative_to(project.root) if file.is_relative_to(project.root) else file
+        return f"{path}:{line}" if line else str(path)
+
+    return [{"name": c.name, "table": c.table, "type": c.type, "severity": c.severity,
+             "spc": c.spec.spc is not None, "where": where(Path(c.file), c.line)}
+            for c in project.checks]
+
+
+def check_history(project: Project, name: str, environment: str | None = None,
+                  limit: int = 50) -> list[Row]:
+    from andon.checks import history
+
+    if name not in {c.name for c in project.checks} and not history.series(project.store, name,
+                                                                          limit=1):
+        hint = did_you_mean(name, [c.name for c in project.checks])
+        raise NotFound(f"no check named {name!r}", hint=hint or "list them: andon checks list")
+    return [{"id": r["id"], "at": _ts(r["at"]), "run": r["run_id"],
+             "environment": r["environment"], "status": r["status"], "metric": r["metric"],
+             "severity": r["severity"], "incident": r["incident"],
+             "acknowledged": r["acknowledged"], "spc": r["spc"], "message": r["message"]}
+            for r in history.series(project.store, name, environment=environment, limit=limit)]

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from andon import catalog
 from andon.errors import AndonError
-from andon.examples import deliver, init_project, pending_arrivals
+from andon.examples import BROKEN_MONTH, break_file, deliver, init_project, pending_arrivals
 from andon.progress import RunDisplay
 from andon.project import Project
 from andon.runner import plan as make_plan
@@ -36,6 +36,9 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
+checks_app = typer.Typer(help="Data checks: list, history, acknowledge, suggest.",
+                         no_args_is_help=True)
+app.add_typer(checks_app, name="checks")
 
 def _console(stderr: bool = False) -> Console:
     # piped output keeps values whole (`andon tables | grep` must find names)
@@ -209,22 +212,31 @@ def demo(
     root = init_project(directory, "flights")
     console.print(f"[bold]andon demo[/]: the flights example in {root}")
     proj = Project.load(root)
-    batches = [None, *pending_arrivals(root)]
-    for i, file in enumerate(batches):
+    arrivals = pending_arrivals(root)
+    broken = next(f for f in arrivals if f.name == BROKEN_MONTH)
+    correction = break_file(root, broken)
+    batches: list[tuple[str, Path | None]] = [("months 1-6", None)]
+    for f in arrivals:
+        batches.append((f.name + (" (broken)" if f == broken else ""), f))
+        if f == broken:
+            batches.append((f.name + " (re-sent)", correction))
+    for i, (label, file) in enumerate(batches):
         if file is not None:
             deliver(root, file)
-        label = "months 1-6" if file is None else file.name
         result = run_project(proj, None, [], listener=RunDisplay(console, quiet=True))
         c = result.counts()
         landed = sum(s.landed for s in result.steps)
         status = "[green]ok[/]" if result.ok else f"[red]{result.status}[/]"
+        warned = sum(1 for r in result.checks if r.status == "failed" and r.severity == "warn")
         console.print(
-            f"batch {i + 1:>2}/{len(batches)} {label:<20} {status} landed {landed}, "
-            f"built {c.get('built', 0)}, reused {c.get('reused', 0)} in {result.seconds:.2f}s",
+            f"batch {i + 1:>2}/{len(batches)} {label:<30} {status} landed {landed}, "
+            f"built {c.get('built', 0)}, reused {c.get('reused', 0)}, "
+            f"{len(result.checks)} checks ({warned} warn) in {result.seconds:.2f}s",
             soft_wrap=True,
         )
-        if not result.ok and result.error is not None:
-            console.print(f"[red]{result.error.render()}[/]")
+        if not result.ok:  # the display printed what failed
+            console.print("[yellow]the line stopped: prod still shows the data before this "
+                          "batch. The sender re-sends a corrected file…[/]")
     cols, rows = catalog.query(
         proj,
         "SELECT airline, sum(flights) AS flights, round(avg(on_time_share), 3) AS on_time "
@@ -364,6 +376,152 @@ def rejects(
 ) -> None:
     """Rows of a source that did not parse: file, line and reason."""
     _emit(catalog.rejects(_load(project), source, limit), fmt, title=f"rejects of {source}")
+
+
+# checks -----------------------------------------------------------------------------------
+
+
+@app.command("test")
+def test_cmd(
+    selection: Annotated[list[str] | None, typer.Argument(help="tables to test")] = None,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Run every check against an environment's current tables, without rebuilding."""
+    from andon.audit import test_environment
+
+    results = test_environment(_load(project), env, selection or [])
+    rows = [{"name": r.name, "table": r.table, "severity": r.severity, "status": r.status,
+             "metric": r.metric, "message": r.message} for r in results]
+    if fmt is Format.json:
+        _emit([r.to_dict() for r in results], fmt)
+    else:
+        _emit(rows, fmt, title="checks")
+    if fmt is Format.table:
+        failed = [r for r in results if r.status in ("failed", "error")]
+        console.print(f"{len(results)} checks: {len(results) - len(failed)} passed, "
+                      f"{sum(r.stops_the_line for r in results)} error, "
+                      f"{sum(1 for r in failed if r.severity == 'warn')} warn failed")
+    raise typer.Exit(1 if any(r.stops_the_line for r in results) else 0)
+
+
+@app.command()
+def profile(
+    table: Annotated[str, typer.Argument(help="table name")],
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Profile a table: per column type, nulls, distinct, range, mean, quantiles, top values."""
+    prof = catalog.profile(_load(project), table, env)
+    if fmt is not Format.table:
+        rows = [{"column": c, **p} for c, p in prof["columns"].items()]
+        _emit_obj({**prof, "columns": rows} if fmt is Format.json else {"steps": rows}, fmt)
+        return
+    console.print(f"[bold]{table}[/]: {prof['rows']:,} rows, artifact {prof['fingerprint'][:12]}")
+    rows = []
+    for c, p in prof["columns"].items():
+        top = ", ".join(f"{v} ({n})" for v, n in (p.get("top_values") or [])[:3])
+        rows.append({"column": c, "type": p["type"], "nulls": p["nulls"],
+                     "distinct": p.get("distinct"), "min": p.get("min"), "max": p.get("max"),
+                     "mean": None if p.get("mean") is None else round(p["mean"], 3),
+                     "pattern": p.get("pattern"), "top": top})
+    _emit(rows, fmt, title="profile")
+
+
+@checks_app.command("list")
+def checks_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """List the project's checks."""
+    _emit(catalog.checks_list(_load(project)), fmt, title="checks")
+
+
+@checks_app.command("history")
+def checks_history(
+    name: Annotated[str, typer.Argument(help="check name")],
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    limit: Annotated[int, typer.Option(help="how many results")] = 30,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """A check's results over time, as a chart with its control limits."""
+    rows = catalog.check_history(_load(project), name, env, limit)
+    if fmt is not Format.table:
+        _emit(rows, fmt)
+        return
+    console.print(history_chart(name, rows))
+
+
+def history_chart(name: str, rows: list[dict[str, Any]]) -> Table:
+    """One line per result: its metric as a dot between the control limits (when known)."""
+    spc = next((r["spc"] for r in reversed(rows) if r.get("spc") and r["spc"].get("judged")),
+               None)
+    values = [r["metric"] for r in rows if r["metric"] is not None]
+    lo_hi = values + ([spc["lower"], spc["upper"]] if spc else [])
+    lo, hi = (min(lo_hi), max(lo_hi)) if lo_hi else (0.0, 1.0)
+    width = 40
+    span = (hi - lo) or 1.0
+
+    def pos(v: float) -> int:
+        return max(0, min(width - 1, round((v - lo) / span * (width - 1))))
+
+    title = f"{name}: {len(rows)} results"
+    if spc:
+        title += (f"  (control limits {spc['lower']:,.4g} .. {spc['upper']:,.4g}, "
+                  f"mean {spc['mean']:,.4g})")
+    table = Table(title=title, header_style="bold")
+    for col in ("id", "at", "status", "metric", "chart"):
+        table.add_column(col)
+    for r in rows:
+        cells = [" "] * width
+        if spc:
+            cells[pos(spc["lower"])] = "["
+            cells[pos(spc["upper"])] = "]"
+            cells[pos(spc["mean"])] = "|"
+        style = {"passed": "green", "failed": "red", "error": "red"}.get(r["status"], "yellow")
+        if r["metric"] is not None:
+            cells[pos(r["metric"])] = "●"
+        mark = " (ack)" if r["acknowledged"] else (" (incident)" if r["incident"] else "")
+        table.add_row(str(r["id"]), str(r["at"]), f"[{style}]{r['status']}{mark}[/]",
+                      "" if r["metric"] is None else f"{r['metric']:,.4g}", "".join(cells))
+    return table
+
+
+@checks_app.command("ack")
+def checks_ack(
+    name: Annotated[str, typer.Argument(help="check name")],
+    result_id: Annotated[int | None, typer.Option("--id", help="result id (default latest)")]
+    = None,
+    note: Annotated[str, typer.Option(help="why this result is expected")] = "",
+    project: ProjectOpt = None,
+) -> None:
+    """Mark a result as expected: it joins the SPC baseline instead of counting as incident."""
+    from andon.checks import history
+    from andon.runner import current_user
+
+    row = history.acknowledge(_load(project).store, name, result_id=result_id,
+                              who=current_user(), note=note)
+    console.print(f"acknowledged result {row['id']} of {name} (metric {row['metric']})")
+
+
+@checks_app.command("suggest")
+def checks_suggest(
+    table: Annotated[str, typer.Argument(help="table name")],
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    write: Annotated[Path | None, typer.Option(help="write the YAML to this file")] = None,
+) -> None:
+    """Propose checks from a table's profile and history, as YAML to edit and keep."""
+    proj = _load(project)
+    text = catalog.suggest_checks(proj, table, env)
+    if write is None:
+        sys.stdout.write(text)
+        return
+    if write.exists():
+        raise AndonError(f"{write} exists", hint="choose a new file; nothing was changed")
+    write.parent.mkdir(parents=True, exist_ok=True)
+    write.write_text(text)
+    console.print(f"wrote {write}")
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:

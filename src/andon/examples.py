@@ -117,6 +117,29 @@ def pending_arrivals(root: Path) -> list[Path]:
                   if not (incoming / p.name).exists())
 
 
+BROKEN_MONTH = "flights_2013_09.csv"
+
+
+def break_file(root: Path, file: Path) -> Path:
+    """Make ``file`` a broken delivery (origin and dest swapped by a faulty export) and keep
+    the good one aside as the correction the sender re-sends later; returns the correction."""
+    corrections = root / "arrivals" / "corrections"
+    corrections.mkdir(parents=True, exist_ok=True)
+    good = corrections / file.name
+    shutil.copyfile(file, good)
+    src = str(good).replace("'", "''")
+    out = str(file).replace("'", "''")
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"COPY (SELECT * REPLACE (dest AS origin, origin AS dest) FROM read_csv('{src}', "
+            f"all_varchar = true)) TO '{out}' (HEADER, DELIMITER ',')"
+        )
+    finally:
+        con.close()
+    return good
+
+
 def deliver(root: Path, file: Path) -> Path:
     """Copy one waiting monthly file into the incoming folder, as a sender would."""
     target = root / "incoming" / "flights" / file.name

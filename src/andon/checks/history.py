@@ -60,7 +60,11 @@ def baseline(store: Store, name: str, environment: str | None, limit: int) -> li
     """(time, metric) of past results usable as an SPC baseline: incidents are left out
     unless a user acknowledged them as expected."""
     rows = series(store, name, environment=environment, limit=limit * 3)
-    return [(r["at"], float(r["metric"])) for r in rows
+    latest: dict[str, Row] = {}  # one point per artifact: re-tests do not weigh twice
+    for r in rows:
+        latest.pop(r["fingerprint"], None)
+        latest[r["fingerprint"]] = r
+    return [(r["at"], float(r["metric"])) for r in latest.values()
             if r["metric"] is not None and (not r["incident"] or r["acknowledged"])
             and r["status"] != "error"][-limit:]
 

@@ -103,7 +103,7 @@ def _shape(value: str) -> str:
     out: list[str] = []
     for ch in value:
         token = "A" if ch.isupper() else "a" if ch.isalpha() else "9" if ch.isdigit() else (
-            re.escape(ch))
+            ch if ch == " " else re.escape(ch))
         out.append(token)
     collapsed: list[str] = []
     i = 0

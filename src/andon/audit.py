@@ -1,0 +1,63 @@
+"""``andon test``: run every check against an environment's current artifacts, no rebuild."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from andon.catalog import env_tables
+from andon.checks import history
+from andon.checks.model import CheckResult
+from andon.checks.run import Audit, evaluate, ready
+from andon.engines.duckdb import DuckDBEngine
+from andon.project import Project
+from andon.runner import manifest_of
+from andon.warehouse import Manifest, Warehouse
+
+
+def test_environment(project: Project, environment: str | None = None,
+                     selection: Sequence[str] = ()) -> list[CheckResult]:
+    """Evaluate the checks of the selected tables (all by default); results join the history."""
+    environment = environment or project.config.default_environment
+    published = env_tables(project, environment)
+    manifests = {name: manifest_of(row) for name, row in published.items()}
+    chosen = set(project.dag.select(selection)) if selection else set(manifests)
+    store = project.store
+    env = store.environment(environment)
+    parent = store.commit(env["commit_id"]) if env and env["commit_id"] else None
+    before = store.commit_steps(parent["parent_id"]) if parent else {}
+    prev_rows = store.artifacts(before.values())
+    previous: dict[str, Manifest | None] = {}
+    for name, fp in before.items():
+        if name in manifests and fp != manifests[name].fingerprint and fp in prev_rows:
+            previous[name] = manifest_of(prev_rows[fp])
+
+    def manifest_at(table: str, commit_id: str | None) -> Manifest | None:
+        fp = store.commit_steps(commit_id).get(table)
+        row = store.artifact(fp) if fp else None
+        return manifest_of(row) if row else None
+
+    def in_env(table: str, env_name: str) -> Manifest | None:
+        e = store.environment(env_name)
+        return manifest_at(table, e["commit_id"]) if e else None
+
+    engine = DuckDBEngine(threads=project.config.threads,
+                          memory_limit=project.config.memory_limit)
+    audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
+                  environment=environment, run_id=None, manifests=manifests, previous=previous,
+                  pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=manifest_at,
+                  force=True)
+    results: list[CheckResult] = []
+    try:
+        for table in project.dag.order:
+            if table not in chosen or table not in manifests:
+                continue
+            checks = [c for c in project.checks_of(table) if ready(audit, c)]
+            if not checks:
+                continue
+            outcomes = evaluate(audit, table, checks, with_profile=False)
+            history.record(store, [(r, ctx) for r, ctx, _ in outcomes], run_id=None,
+                           environment=environment)
+            results += [r for r, _, _ in outcomes]
+    finally:
+        engine.close()
+    return results

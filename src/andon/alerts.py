@@ -55,10 +55,10 @@ def send_alerts(project: Project, run: RunResult, results: Sequence[CheckResult]
     """Send through every configured channel; returns the failures (also logged)."""
     failures: list[str] = []
     for channel in project.config.alerts:
-        message = build_message(project, run, results, channel.min_severity)
-        if message is None:
-            continue
-        try:
+        try:  # composing the message is inside too: nothing here may fail the run
+            message = build_message(project, run, results, channel.min_severity)
+            if message is None:
+                continue
             _send(channel, message)
         except Exception as e:  # a broken channel must never fail the run
             text = f"alert via {channel.type} failed: {type(e).__name__}: {e}"

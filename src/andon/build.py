@@ -22,7 +22,8 @@ from andon.ingest import MAX_REJECTS_STORED, ingest_file
 from andon.landing import land
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
-from andon.steps import Step, parse_select
+from andon.secrets import get_secret, redact
+from andon.steps import Step, parse_select, secrets_used
 from andon.store import Row, Store
 from andon.warehouse import Manifest, Warehouse, os_error
 
@@ -47,6 +48,7 @@ class BuildContext:
     artifacts: Mapping[str, Manifest]  # fingerprint → sealed manifest, of parents
     fps: Mapping[str, str]  # step → fingerprint in this run (built, reused or kept)
     reject_rows: list[Row]  # collected for the store
+    environment: str = "prod"
 
 
 def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
@@ -72,6 +74,8 @@ def _inputs(ctx: BuildContext, ps: PlannedStep, fps: Mapping[str, str]) -> dict[
 def _seal(ctx: BuildContext, ps: PlannedStep, staging: Path, files: list[str], rows: int,
           meta: dict[str, Any]) -> Manifest:
     final = ctx.warehouse.artifact_dir(ps.name, ps.fingerprint)
+    if ps.parents:  # what it was built from: promotion refuses a candidate built on other data
+        meta = {**meta, "parents": {p: ctx.fps[p] for p in ps.parents}}
     own = sorted(p.name for p in staging.glob("*.parquet"))
     all_files = files + [ctx.warehouse.rel(final / name) for name in own]
     paths = [staging / name for name in own] + [ctx.warehouse.path(f) for f in files]
@@ -185,6 +189,7 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     fps = _parent_fps(ctx, ps)
     tree = parse_select(step.sql, step.file, step.name)
     sql = bind_inputs(tree, _inputs(ctx, ps, fps))
+    values: list[str] = []
     reuse_files: list[str] = []
     meta: dict[str, Any] = {}
     prev_rows = 0
@@ -201,11 +206,11 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     with ctx.warehouse.staging(ps.name) as staging:
         out = staging / "part-0.parquet"
         try:
-            rows = ctx.engine.copy_to_parquet(sql, out)
+            rows = ctx.engine.copy_to_parquet(_with_secrets(ctx, step, sql, values), out)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as e:
-            raise _sql_runtime_error(step, e) from None
+            raise _sql_runtime_error(step, e, values) from None
         if reuse_files and rows == 0:
             out.unlink()
         if tc and step.config.materialized == "incremental":
@@ -230,8 +235,18 @@ def _parent_fps(ctx: BuildContext, ps: PlannedStep) -> dict[str, str]:
     return {p: ctx.fps[p] for p in ps.parents}
 
 
-def _sql_runtime_error(step: Step, e: duckdb.Error) -> SqlError:
-    text = str(e)
+def _with_secrets(ctx: BuildContext, step: Step, sql: str, values: list[str]) -> str:
+    """Put secret values in place of their placeholders, only for execution."""
+    for name in secrets_used(sql):
+        value = get_secret(ctx.store, ctx.project.root, name, ctx.environment, step=step.name)
+        values.append(value)
+        sql = sql.replace(f"__andon_secret_{name}__", value.replace("'", "''"))
+    return sql
+
+
+def _sql_runtime_error(step: Step, e: duckdb.Error, secrets: list[str] | None = None
+                       ) -> SqlError:
+    text = redact(str(e), secrets or [])
     first = text.splitlines()[0] if text else type(e).__name__
     return SqlError(
         f"the SQL failed: {first}",

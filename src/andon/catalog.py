@@ -15,10 +15,21 @@ from andon.store import Row
 from andon.warehouse import Warehouse
 
 
-def env_tables(project: Project, environment: str | None = None) -> dict[str, Row]:
-    """Table name → artifact row, for what ``environment`` points at."""
+def env_tables(project: Project, environment: str | None = None, *,
+               as_of: str | None = None, commit: str | None = None) -> dict[str, Row]:
+    """Table name → artifact row, for what ``environment`` points at (now, at ``as_of``, or
+    a given ``commit``: the time machine)."""
+    from andon.environments import commit_at, find_commit, parse_time
+
     environment = environment or project.config.default_environment
+    if commit is not None:
+        found = find_commit(project.store, commit)
+        if found is None:
+            raise NotFound(f"no commit {commit!r}", hint="see commits with: andon env log ENV")
+        return _mapping_rows(project, project.store.commit_steps(found))
     env = project.store.environment(environment)
+    if env is None and as_of is not None and project.store.ref_log(environment):
+        env = {"commit_id": None}  # deleted since: its history stays readable
     if env is None:
         known = [e["name"] for e in project.store.environments()]
         hint = did_you_mean(environment, known)
@@ -28,7 +39,13 @@ def env_tables(project: Project, environment: str | None = None) -> dict[str, Ro
             hint=hint or ("run the pipeline first: andon run" if not known
                           else f"environments: {', '.join(known)}"),
         )
-    mapping = project.store.commit_steps(env["commit_id"])
+    commit_id = env["commit_id"]
+    if as_of is not None:
+        commit_id = commit_at(project.store, environment, parse_time(as_of))
+    return _mapping_rows(project, project.store.commit_steps(commit_id))
+
+
+def _mapping_rows(project: Project, mapping: dict[str, str]) -> dict[str, Row]:
     rows = project.store.artifacts(mapping.values())
     return {step: rows[fp] for step, fp in sorted(mapping.items()) if fp in rows}
 
@@ -100,9 +117,10 @@ def show(project: Project, table: str, environment: str | None = None, limit: in
 
 
 def query(project: Project, sql: str, environment: str | None = None,
-          limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+          limit: int | None = None, *, as_of: str | None = None,
+          commit: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL over an environment's tables; returns column names and rows."""
-    published = env_tables(project, environment)
+    published = env_tables(project, environment, as_of=as_of, commit=commit)
     wh = Warehouse(project.warehouse)
     engine = DuckDBEngine(threads=project.config.threads)
     try:

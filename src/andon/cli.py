@@ -22,6 +22,7 @@ from rich.table import Table
 from andon import catalog
 from andon.errors import AndonError
 from andon.examples import BROKEN_MONTH, break_file, deliver, init_project, pending_arrivals
+from andon.params import parse_cli
 from andon.progress import RunDisplay
 from andon.project import Project
 from andon.runner import plan as make_plan
@@ -64,23 +65,19 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="output format
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", help="override a parameter: NAME=VALUE")
 ]
+SetsOpt = Annotated[
+    list[str] | None, typer.Option("--params", help="apply a named parameter set")
+]
 
 
 def _params(values: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values or []:
-        if "=" not in item:
-            raise AndonError(f"bad --param {item!r}", hint="write --param NAME=VALUE")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+    return parse_cli(values or [])
 
 
-def _load(project: Path | None, params: Sequence[str] | None = None) -> Project:
-    return Project.load(project, params=_params(params))
+def _load(project: Path | None, params: Sequence[str] | None = None, env: str | None = None,
+          sets: Sequence[str] | None = None) -> Project:
+    return Project.load(project, params=_params(params), environment=env,
+                        param_sets=tuple(sets or ()))
 
 
 def _json_default(v: Any) -> Any:
@@ -142,13 +139,14 @@ def run(
     project: ProjectOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
+    params: SetsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for a busy environment")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Build what changed, check it, and publish to the environment."""
-    proj = _load(project, param)
+    proj = _load(project, param, env, params)
     if dry_run:
         _show_plan(proj, env, selection or [], fmt)
         return
@@ -196,10 +194,11 @@ def plan(
     project: ProjectOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
+    params: SetsOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Show what a run would do, without doing anything."""
-    _show_plan(_load(project, param), env, selection or [], fmt)
+    _show_plan(_load(project, param, env, params), env, selection or [], fmt)
 
 
 @app.command()
@@ -334,10 +333,14 @@ def query(
     project: ProjectOpt = None,
     env: EnvOpt = None,
     limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="read the environment as it "
+                                              "was at this time (e.g. 2026-11-01T12:00)")] = None,
+    commit: Annotated[str | None, typer.Option(help="read this commit")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Query an environment's tables with SQL (DuckDB)."""
-    cols, rows = catalog.query(_load(project), sql, env, limit=limit)
+    cols, rows = catalog.query(_load(project), sql, env, limit=limit, as_of=as_of,
+                               commit=commit)
     _emit([dict(zip(cols, r, strict=True)) for r in rows], fmt)
 
 
@@ -560,3 +563,7 @@ def _escape(text: str) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+# the innovation pipeline's verbs register themselves on `app`
+from andon import cli_env  # noqa: E402,F401

@@ -137,6 +137,8 @@ class StepConfig(Model):
         default_factory=list, description="data tests of the step's output (see checks)"
     )
     pii: list[str] = Field(default_factory=list, description="columns masked in check samples")
+    primary_key: list[str] = Field(default_factory=list, description="columns that identify a "
+                                   "row (for env diff)")
 
     @model_validator(mode="after")
     def _incremental_needs_time(self) -> StepConfig:
@@ -171,6 +173,14 @@ class AlertConfig(Model):
         return self
 
 
+class EnvironmentConfig(Model):
+    """Settings of one environment: protection and parameter overrides."""
+
+    protected: bool | None = None  # default: prod is protected, others are not
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
 class ProjectConfig(Model):
     """``andon.yaml``. Only ``name`` is required; everything else has a default."""
 
@@ -188,6 +198,11 @@ class ProjectConfig(Model):
     params: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     checks: str = Field(default="checks", description="folder of check files")
+    param_sets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named parameter sets (andon run --params NAME)")
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    retention: str = Field(default="30d", description="how long old artifacts stay readable "
+                           "(time machine) before andon gc may delete them")
     alerts: list[AlertConfig] = Field(default_factory=list)
     zones: list[str] = Field(
         default_factory=lambda: ["landing", "formatted", "exploitation", "features", "models"]

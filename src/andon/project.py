@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +14,7 @@ from andon.checks.model import Check
 from andon.config import NAME_RE, ProjectConfig, validate
 from andon.dag import Dag
 from andon.errors import ConfigError
+from andon.params import resolve as resolve_params
 from andon.steps import Step, load_python_steps, load_sql_step, source_step
 from andon.store import Store, open_store
 from andon.yamlfile import load_yaml
@@ -40,6 +41,9 @@ class Project:
     dag: Dag
     params: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    environment: str = "prod"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    param_sets: tuple[str, ...] = ()
     _store: Store | None = None
 
     def checks_of(self, table: str) -> list[Check]:
@@ -60,12 +64,22 @@ class Project:
         return out
 
     @staticmethod
-    def load(path: str | Path | None = None, params: Mapping[str, Any] | None = None) -> Project:
+    def load(
+        path: str | Path | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        environment: str | None = None,
+        param_sets: Sequence[str] = (),
+    ) -> Project:
+        """Load the project as it runs in ``environment`` (default: the default environment):
+        parameters resolve from defaults, the environment's overrides, named sets and
+        ``params``, and steps render with them."""
         root = find_root(Path(path) if path else None)
         config_file = root / CONFIG_FILE
         doc = load_yaml(config_file)
         config = validate(ProjectConfig, doc, CONFIG_FILE)
-        merged = {**config.params, **(params or {})}
+        environment = environment or config.default_environment
+        merged = resolve_params(config, environment, param_sets, params)
         steps: list[Step] = [
             source_step(name, src, config_file) for name, src in config.sources.items()
         ]
@@ -81,7 +95,24 @@ class Project:
             )
         dag = Dag.build(steps)
         checks = load_checks(root, config_file, doc, dag.steps, config.checks)
-        return Project(root=root, config=config, dag=dag, params=merged, checks=checks)
+        return Project(root=root, config=config, dag=dag, params=merged, checks=checks,
+                       environment=environment, overrides=dict(params or {}),
+                       param_sets=tuple(param_sets))
+
+    def for_environment(self, environment: str) -> Project:
+        """The same project loaded for another environment (its parameters may differ)."""
+        if environment == self.environment:
+            return self
+        other = Project.load(self.root, self.overrides, environment=environment,
+                             param_sets=self.param_sets)
+        other._store = self._store
+        return other
+
+    def is_protected(self, environment: str) -> bool:
+        env = self.config.environments.get(environment)
+        if env is not None and env.protected is not None:
+            return env.protected
+        return environment == "prod"
 
     @property
     def name(self) -> str:

@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from andon import access
 from andon.alerts import send_alerts
 from andon.build import BuildContext, Built, build_step
 from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.run import Audit, Outcome, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
+from andon.environments import check_name
 from andon.errors import AndonError, LeaseError, StepError
 from andon.events import Listener, NullListener, RunResult, StepResult
 from andon.plan import Plan, PlannedStep, make_plan
@@ -111,12 +113,17 @@ def run(
     wait_for_lease: float = 0.0,
 ) -> RunResult:
     """Plan and execute a run of ``selection`` in ``environment``; publish if all succeed."""
-    environment = environment or project.config.default_environment
+    environment = environment or project.environment or project.config.default_environment
+    check_name(environment)
+    project = project.for_environment(environment)  # its parameters may differ
     listener = listener or NullListener()
     store = project.store
     warehouse = Warehouse(project.warehouse)
     warehouse.ensure()
     user = current_user()
+    protected = project.is_protected(environment)
+    access.require(store, user, "run_protected" if protected else "run",
+                   f"run in {'protected ' if protected else ''}environment {environment!r}")
     sha, dirty = git_state(project.root)
     run_id = store.begin_run(
         environment, user=user, git_sha=sha, git_dirty=dirty, selection=list(selection),
@@ -138,6 +145,8 @@ def run(
         try:
             plan = make_plan(project, environment, tuple(selection), store=store,
                              warehouse=warehouse)
+            if protected:
+                refuse_code_changes(plan)
         except AndonError as e:
             store.finish_run(run_id, "failed", error=e.render())
             raise
@@ -149,6 +158,32 @@ def run(
     finally:
         stop_heartbeat.set()
         store.release_lease(environment, run_id)
+
+
+def refuse_code_changes(plan: Plan) -> None:
+    """A protected environment runs exactly the step code of its last promotion."""
+    if plan.base_commit is None:
+        return  # the first run creates the environment
+    changed = []
+    for s in plan.steps:
+        prev = plan.known.get(s.previous) if s.previous else None
+        if s.previous is None or (prev is not None and prev["code_hash"] != s.code_hash):
+            changed.append(s.name)
+    if plan.complete:
+        names = {s.name for s in plan.steps}
+        changed += [n for n in plan.base_steps if n not in names]
+    if changed:
+        raise ProtectedEnvironment(
+            f"environment {plan.environment!r} is protected and the code of "
+            f"{', '.join(sorted(changed))} differs from its last promotion; nothing was run",
+            hint=f"run the change in a branch environment (andon env create dev --from "
+                 f"{plan.environment}; andon run --env dev), then andon promote dev --to "
+                 f"{plan.environment}",
+        )
+
+
+class ProtectedEnvironment(AndonError):
+    """Changed code in a protected environment: it takes code only by promotion."""
 
 
 def _acquire(store: Store, environment: str, run_id: int, wait_for: float) -> None:
@@ -217,7 +252,7 @@ class _Execution:
             project=self.project, store=self.store, warehouse=self.warehouse, engine=engine,
             run_id=self.run_id, artifacts=self.artifacts,
             fps={**self.plan.base_steps, **{s.name: s.fingerprint for s in self.plan.steps}},
-            reject_rows=self.reject_rows,
+            reject_rows=self.reject_rows, environment=self.plan.environment,
         )
         error: AndonError | None = None
         status = "succeeded"
@@ -250,7 +285,7 @@ class _Execution:
                         params=self.plan.params,
                         message=f"run {self.run_id}",
                         run_id=self.run_id,
-                        protected=self.plan.environment == "prod",
+                        protected=self.project.is_protected(self.plan.environment),
                     )
                 except LeaseError as e:
                     status, error = "failed", e

@@ -265,13 +265,30 @@ def split_header(text: str, path: Path) -> tuple[YamlDoc | None, str, int]:
     return doc, "\n" * (body_line - 1) + text[m.end():], body_line
 
 
+SECRET_RE = re.compile(r"__andon_secret_([A-Za-z_][A-Za-z0-9_.-]*)__")
+
+
+def secret_placeholder(name: str) -> str:
+    """``{{ secret('name') }}`` renders a placeholder: the value is put in only when the step
+    runs, so it is never in a fingerprint, a plan or a log."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", str(name)):
+        raise ValueError(f"invalid secret name {name!r}")
+    return f"__andon_secret_{name}__"
+
+
+def secrets_used(sql: str) -> list[str]:
+    return sorted(set(SECRET_RE.findall(sql)))
+
+
 def render(
     template: str, params: Mapping[str, Any], path: Path, step_name: str | None = None
 ) -> str:
     """Render a SQL step's Jinja: ``{{ name }}`` and ``{{ params.name }}`` are parameters."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     try:
-        return env.from_string(template).render({**params, "params": dict(params)})
+        return env.from_string(template).render(
+            {**params, "params": dict(params), "secret": secret_placeholder}
+        )
     except jinja2.UndefinedError as e:
         missing = re.search(r"'(\w+)' is undefined", str(e)) or re.search(
             r"has no attribute '(\w+)'", str(e)

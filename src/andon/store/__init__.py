@@ -214,7 +214,8 @@ class Store:
         with self.engine.connect() as conn:
             for i in range(0, len(fps), 500):
                 chunk = fps[i : i + 500]
-                for r in conn.execute(select(t.artifacts).where(t.artifacts.c.fingerprint.in_(chunk))):
+                q = select(t.artifacts).where(t.artifacts.c.fingerprint.in_(chunk))
+                for r in conn.execute(q):
                     out[r.fingerprint] = dict(r._mapping)
         return out
 
@@ -361,10 +362,12 @@ class Store:
 
     # leases -------------------------------------------------------------------------------
 
-    def acquire_lease(self, environment: str, run_id: int, *, stale_after: float = 300.0) -> None:
-        """Take the environment for this run, or raise LeaseError naming the holder."""
+    def acquire_lease(self, environment: str, run_id: int | None, *, stale_after: float = 300.0,
+                      what: str | None = None) -> str:
+        """Take the environment for this run (or ``what``, e.g. "promotion 3"), or raise
+        LeaseError naming the holder. Returns the holder string (to release it)."""
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
-        holder = f"run {run_id} (pid {pid} on {host})"
+        holder = f"{what or f'run {run_id}'} (pid {pid} on {host})"
         values = dict(
             environment=environment,
             holder=holder,
@@ -378,7 +381,7 @@ class Store:
             try:
                 with self.engine.begin() as conn:
                     conn.execute(insert(t.leases).values(**values))
-                return
+                return holder
             except IntegrityError:
                 pass
             with self.engine.begin() as conn:
@@ -421,13 +424,12 @@ class Store:
                 .values(heartbeat_at=time.time())
             )
 
-    def release_lease(self, environment: str, run_id: int) -> None:
+    def release_lease(self, environment: str, run_id: int | None,
+                      holder: str | None = None) -> None:
+        """Give the environment back (by run id, or by the holder string of a promotion)."""
+        mine = t.leases.c.holder == holder if holder is not None else t.leases.c.run_id == run_id
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(t.leases).where(
-                    t.leases.c.environment == environment, t.leases.c.run_id == run_id
-                )
-            )
+            conn.execute(delete(t.leases).where(t.leases.c.environment == environment, mine))
 
     # landing and rejects ------------------------------------------------------------------
 
@@ -437,6 +439,15 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def landed_file(self, source: str, sha256: str) -> Row | None:
+        """The landed file of ``source`` with these bytes, if any."""
+        q = select(t.landed_files).where(
+            t.landed_files.c.source == source, t.landed_files.c.sha256 == sha256
+        )
+        with self.engine.connect() as conn:
+            r = conn.execute(q).first()
+            return dict(r._mapping) if r else None
 
     def add_landed_file(self, row: Row) -> bool:
         """Record a landed file; False when the same bytes already landed for this source."""
@@ -470,8 +481,21 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    import sqlite3
+
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # Switching a new database to WAL needs it unlocked, and SQLite does not wait for that
+    # (no busy timeout): when another process is creating the store, retry for a while.
+    deadline = time.monotonic() + 60.0
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

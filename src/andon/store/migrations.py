@@ -20,8 +20,14 @@ def _v2(conn: Connection) -> None:
     schema.profiles.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    """Promotions, users and roles, encrypted secrets."""
+    for table in (schema.promotions, schema.users, schema.secrets):
+        table.create(conn, checkfirst=True)
+
+
 # Append new migrations; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)
 
 

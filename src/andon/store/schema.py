@@ -226,3 +226,40 @@ profiles = Table(
     Column("profile", JSON, nullable=False),
     Index("ix_profiles_step_at", "step", "at"),
 )
+
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(128), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # promoted|refused|conflict|dry-run
+    Column("who", String(128)),
+    Column("at", Float, nullable=False),
+    Column("base_commit", String(64)),
+    Column("source_commit", String(64)),
+    Column("target_commit", String(64)),
+    Column("candidate_commit", String(64)),
+    Column("changed", JSON),  # steps taken from the source
+    Column("checks", JSON),  # {"passed": n, "failed": [...]}
+    Column("message", Text),
+    Index("ix_promotions_target_at", "target", "at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),  # admin|operator|developer|viewer
+    Column("created_at", Float, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("environment", String(128), primary_key=True),  # "*" for every environment
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128)),
+)

@@ -1,0 +1,83 @@
+"""Users and roles. A fresh single-user project has no users: the local user is an admin.
+Once a team adds users, roles take effect: only operators and admins run in protected
+environments (the scheduler, the production engineer), viewers change nothing."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from sqlalchemy import delete, insert, select, update
+
+from andon.errors import AndonError, did_you_mean
+from andon.store import Row, Store
+from andon.store import schema as t
+
+Role = Literal["admin", "operator", "developer", "viewer"]
+ROLES: tuple[str, ...] = ("admin", "operator", "developer", "viewer")
+
+# what each action needs
+CAN: dict[str, tuple[str, ...]] = {
+    "run": ("admin", "operator", "developer"),
+    "run_protected": ("admin", "operator"),
+    "promote": ("admin", "operator", "developer"),
+    "manage": ("admin",),
+}
+
+
+class AccessDenied(AndonError):
+    """The current user's role does not allow this."""
+
+
+def users(store: Store) -> list[Row]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(t.users).order_by(t.users.c.name))]
+
+
+def role_of(store: Store, user: str) -> str | None:
+    """The user's role; ``admin`` while no users are configured."""
+    with store.engine.connect() as conn:
+        any_user = conn.execute(select(t.users.c.name).limit(1)).first()
+        if any_user is None:
+            return "admin"
+        row = conn.execute(select(t.users.c.role).where(t.users.c.name == user)).first()
+    return str(row[0]) if row else None
+
+
+def require(store: Store, user: str, action: str, what: str) -> None:
+    role = role_of(store, user)
+    allowed = CAN[action]
+    if role in allowed:
+        return
+    who = f"user {user!r}" + (f" (role {role})" if role else " (not a configured user)")
+    raise AccessDenied(
+        f"{who} may not {what}",
+        hint=f"this needs the role {' or '.join(allowed)}; an admin can grant it with "
+             f"`andon users add {user} --role {allowed[-1]}`",
+    )
+
+
+def add_user(store: Store, name: str, role: str, *, by: str) -> None:
+    if role not in ROLES:
+        hint = did_you_mean(role, ROLES)
+        raise AndonError(f"unknown role {role!r}", hint=hint or f"roles: {', '.join(ROLES)}")
+    existing = users(store)
+    if existing:
+        require(store, by, "manage", "manage users")
+    elif role != "admin" and name != by:
+        raise AndonError("the first user must be an admin, or yourself",
+                         hint=f"start with: andon users add {by} --role admin")
+    with store.engine.begin() as conn:
+        if any(u["name"] == name for u in existing):
+            conn.execute(update(t.users).where(t.users.c.name == name).values(role=role))
+        else:
+            conn.execute(insert(t.users).values(name=name, role=role, created_at=time.time()))
+
+
+def remove_user(store: Store, name: str, *, by: str) -> None:
+    require(store, by, "manage", "manage users")
+    with store.engine.begin() as conn:
+        gone = conn.execute(delete(t.users).where(t.users.c.name == name)).rowcount
+    if not gone:
+        raise AndonError(f"no user named {name!r}",
+                         hint=did_you_mean(name, [u["name"] for u in users(store)]))

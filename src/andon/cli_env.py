@@ -1,0 +1,239 @@
+"""CLI verbs of the innovation pipeline: env, promote, users, secrets, gc."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from andon import access, environments, secrets
+from andon.cli import (
+    EnvOpt,
+    Format,
+    FormatOpt,
+    ProjectOpt,
+    _emit,
+    _emit_obj,
+    _load,
+    app,
+    console,
+)
+from andon.errors import AndonError
+from andon.runner import current_user
+
+env_app = typer.Typer(help="Environments: create, list, log, diff, reset, delete.",
+                      no_args_is_help=True)
+users_app = typer.Typer(help="Users and roles (admin, operator, developer, viewer).",
+                        no_args_is_help=True)
+secrets_app = typer.Typer(help="Encrypted secrets, used as {{ secret('name') }}.",
+                          no_args_is_help=True)
+app.add_typer(env_app, name="env")
+app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
+
+
+def _git_branch() -> str:
+    done = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True,
+                          text=True)
+    if done.returncode != 0 or done.stdout.strip() in ("", "HEAD"):
+        raise AndonError("not on a git branch", hint="run inside a git checkout of a branch, "
+                                                     "or give the environment a NAME")
+    return done.stdout.strip()
+
+
+@env_app.command("create")
+def env_create(
+    name: Annotated[str | None, typer.Argument(help="new environment name")] = None,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="ENV, ENV@TIME or ENV@COMMIT to start from (default: prod)")] = None,
+    git: Annotated[bool, typer.Option("--git", help="name it after the git branch")] = False,
+    empty: Annotated[bool, typer.Option(help="start with no tables")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Create an environment: a copy of a pointer, instant whatever the data size."""
+    proj = _load(project)
+    if git:
+        name = environments.git_branch_name(_git_branch())
+    if not name:
+        raise AndonError("give the environment a NAME, or --git")
+    src = None if empty else (source or proj.config.default_environment)
+    env = environments.create(proj.store, name, source=src, who=current_user(),
+                              protected=proj.is_protected(name))
+    console.print(f"created environment [bold]{name}[/] at commit {env['commit_id']}"
+                  + (f" (from {src})" if src else ""))
+
+
+@env_app.command("list")
+def env_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Environments with their head commit, base, owner, protection and last run."""
+    proj = _load(project)
+    _emit(environments.listing(proj.store, proj.is_protected), fmt, title="environments")
+
+
+@env_app.command("log")
+def env_log(name: Annotated[str, typer.Argument()], project: ProjectOpt = None,
+            fmt: FormatOpt = Format.table) -> None:
+    """Every move of an environment: when, who, why, from → to."""
+    _emit(environments.log(_load(project).store, name), fmt, title=f"log of {name}")
+
+
+@env_app.command("delete")
+def env_delete(name: Annotated[str, typer.Argument()], project: ProjectOpt = None) -> None:
+    """Delete an environment (refused for protected ones). Its artifacts stay until gc."""
+    proj = _load(project)
+    environments.delete_env(proj.store, name, protected=proj.is_protected(name),
+                            who=current_user())
+    console.print(f"deleted environment {name}")
+
+
+@env_app.command("reset")
+def env_reset(
+    name: Annotated[str, typer.Argument()],
+    to: Annotated[str, typer.Option("--to", help="COMMIT or TIME to point at")],
+    project: ProjectOpt = None,
+) -> None:
+    """Point an environment at an earlier commit or time (rollback); recorded in its log."""
+    proj = _load(project)
+    who = current_user()
+    protected = proj.is_protected(name)
+    access.require(proj.store, who, "run_protected" if protected else "run",
+                   f"reset environment {name!r}")
+    commit = environments.reset(proj.store, name, to, who=who)
+    console.print(f"{name} now points at commit {commit}")
+
+
+@env_app.command("diff")
+def env_diff(
+    a: Annotated[str, typer.Argument(help="environment")],
+    b: Annotated[str, typer.Argument(help="environment")],
+    project: ProjectOpt = None,
+    data: Annotated[bool, typer.Option(help="compare rows of changed steps")] = True,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """What differs between two environments, step by step, down to rows."""
+    from andon.diff import diff
+
+    result = diff(_load(project), a, b, data=data)
+    if fmt is not Format.table:
+        _emit_obj(result, fmt)
+        return
+    rows = []
+    for s in result["steps"]:
+        d = s.get("data") or {}
+        sc = s.get("schema") or {}
+        schema = ", ".join([f"+{c}" for c in sc.get("added", [])]
+                           + [f"-{c}" for c in sc.get("removed", [])]
+                           + [f"{c}: {v[0]}→{v[1]}" for c, v in sc.get("retyped", {}).items()])
+        rows_ = s.get("rows") or {}
+        rows.append({"step": s["step"], "change": s["change"],
+                     f"rows {a}": rows_.get(a), f"rows {b}": rows_.get(b), "schema": schema,
+                     "added": d.get("added"), "removed": d.get("removed"),
+                     "changed": d.get("changed")})
+    _emit(rows, fmt, title=f"{a} → {b}")
+
+
+@app.command()
+def promote(
+    source: Annotated[str, typer.Argument(help="environment to promote")],
+    to: Annotated[str, typer.Option("--to", help="target environment")] = "prod",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check, do not move")] = False,
+    project: ProjectOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Move TARGET to its head plus SOURCE's changes, after every check passes on exactly
+    that candidate. Nothing is rebuilt."""
+    from andon.promote import promote as do_promote
+
+    result = do_promote(_load(project, env=to), source, to, dry_run=dry_run)
+    if fmt is not Format.table:
+        _emit_obj(result.to_dict(), fmt)
+        return
+    failed_warn = [c for c in result.checks if c.status == "failed" and c.severity == "warn"]
+    verb = "would promote" if dry_run else "promoted"
+    console.print(f"[green]✔ {verb}[/] {source} → {to}: {len(result.changed)} changed step(s)"
+                  f" ({', '.join(sorted(result.changed)) or 'none'}), "
+                  f"{len(result.checks)} checks passed"
+                  + (f" ({len(failed_warn)} warn)" if failed_warn else "")
+                  + ("" if dry_run else f"; {to} → commit {result.candidate_commit}")
+                  + f" in {result.seconds:.2f}s")
+
+
+@users_app.command("add")
+def users_add(name: Annotated[str, typer.Argument()],
+              role: Annotated[str, typer.Option(help="admin|operator|developer|viewer")],
+              project: ProjectOpt = None) -> None:
+    """Add a user (or change their role). The first user must be an admin."""
+    access.add_user(_load(project).store, name, role, by=current_user())
+    console.print(f"{name}: {role}")
+
+
+@users_app.command("list")
+def users_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Users and their roles (none: the local user is an admin)."""
+    rows = [{"name": u["name"], "role": u["role"]} for u in access.users(_load(project).store)]
+    _emit(rows, fmt, title="users")
+
+
+@users_app.command("rm")
+def users_rm(name: Annotated[str, typer.Argument()], project: ProjectOpt = None) -> None:
+    """Remove a user."""
+    access.remove_user(_load(project).store, name, by=current_user())
+    console.print(f"removed {name}")
+
+
+@secrets_app.command("set")
+def secrets_set(
+    name: Annotated[str, typer.Argument()],
+    env: EnvOpt = None,
+    value_stdin: Annotated[bool, typer.Option("--stdin", help="read the value from stdin")]
+    = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Store a secret, encrypted (asks for the value; never echoed)."""
+    proj = _load(project)
+    if value_stdin or not sys.stdin.isatty():
+        value = sys.stdin.read().rstrip("\n")
+    else:
+        value = getpass.getpass(f"value of {name}: ")
+    if not value:
+        raise AndonError("empty secret value; nothing was stored")
+    secrets.set_secret(proj.store, proj.root, name, value, environment=env or secrets.ALL,
+                       who=current_user())
+    console.print(f"stored secret {name} for {env or 'every environment'}")
+
+
+@secrets_app.command("list")
+def secrets_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Secret names and environments (never values)."""
+    _emit(secrets.list_secrets(_load(project).store), fmt, title="secrets")
+
+
+@secrets_app.command("rm")
+def secrets_rm(name: Annotated[str, typer.Argument()], env: EnvOpt = None,
+               project: ProjectOpt = None) -> None:
+    """Remove a secret."""
+    secrets.remove_secret(_load(project).store, name, environment=env or secrets.ALL)
+    console.print(f"removed secret {name}")
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only report")] = False,
+    project: ProjectOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Delete artifacts no environment, recent ref-log entry or running build refers to."""
+    from andon.gc import collect
+
+    report = collect(_load(project), dry_run=dry_run)
+    if fmt is not Format.table:
+        _emit_obj(report.to_dict(), fmt)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {len(report.artifacts)} artifact(s), {report.files} file(s), "
+                  f"{report.bytes / 1e6:.1f} MB; kept {report.kept_artifacts}")
+
+

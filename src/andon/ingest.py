@@ -13,17 +13,19 @@ import csv
 import gzip
 import io
 import shutil
+import typing
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 
 from andon.config import SourceConfig
 from andon.errors import SourceError
 from andon.store import Row
+from andon.warehouse import write_error
 
 LANDED_FILE_COLUMN = "_landed_file"
 MAX_REJECTS_STORED = 10_000
@@ -62,39 +64,142 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _zip_member(z: zipfile.ZipFile, path: Path, display: str, step: str) -> zipfile.ZipInfo:
+    members = [m for m in z.infolist() if not m.is_dir()]
+    if len(members) != 1:
+        raise SourceError(
+            f"a zip file must hold exactly one file; {display} holds {len(members)}",
+            file=display,
+            step=step,
+        )
+    return members[0]
+
+
 @contextlib.contextmanager
-def _readable(path: Path, scratch: Path) -> Iterator[Path]:
+def _readable(path: Path, scratch: Path, display: str, step: str) -> Iterator[Path]:
     """DuckDB reads plain and .gz files itself; a .zip's single member is extracted first."""
     if path.suffix.lower() != ".zip":
         yield path
         return
     try:
         with zipfile.ZipFile(path) as z:
-            members = [m for m in z.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                raise SourceError(
-                    f"a zip file must hold exactly one file; {path.name} holds {len(members)}",
-                    file=path,
-                )
-            target = scratch / Path(members[0].filename).name
-            with z.open(members[0]) as src, target.open("wb") as dst:
+            member = _zip_member(z, path, display, step)
+            target = scratch / Path(member.filename).name
+            with z.open(member) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
     except zipfile.BadZipFile as e:
-        raise SourceError(f"not a valid zip file: {e}", file=path) from e
+        raise SourceError(f"not a valid zip file: {e}", file=display, step=step) from e
     try:
         yield target
     finally:
         target.unlink(missing_ok=True)
 
 
-def _first_line(path: Path) -> str | None:
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+@contextlib.contextmanager
+def _open_binary(path: Path, display: str, step: str) -> Iterator[IO[bytes]]:
+    """The (decompressed) bytes of a plain, .gz or single-member .zip file."""
+    suffix = path.suffix.lower()
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            line: str = f.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise SourceError(f"cannot read the file: {e}", file=path, line=1) from e
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as z, z.open(_zip_member(z, path, display, step)) as f:
+                yield f
+        elif suffix == ".gz":
+            with gzip.open(path, "rb") as g:
+                yield typing.cast(IO[bytes], g)
+        else:
+            with path.open("rb") as f:
+                yield f
+    except zipfile.BadZipFile as e:
+        raise SourceError(f"not a valid zip file: {e}", file=display, step=step) from e
+
+
+def _first_line(path: Path, display: str, step: str) -> str | None:
+    try:
+        with _open_binary(path, display, step) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            line: str = text.readline()
+    except (OSError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
+        raise SourceError(f"cannot read the file: {e}", file=display, line=1, step=step) from e
     return line if line.strip() else None
+
+
+def check_file(source: SourceConfig, path: Path, display: str, step: str) -> None:
+    """Refuse a file that cannot be ingested at all, before it lands: unknown format, empty,
+    a broken archive, a header (or Parquet schema) without a required column.
+
+    Rows that do not parse are not checked here: they become rejects at ingest.
+    """
+    fmt = file_format(source, path)
+    if path.stat().st_size == 0:
+        raise SourceError(
+            "the file is empty (0 bytes)",
+            file=display,
+            step=step,
+            hint="a sender that failed midway? replace the file with a complete one",
+        )
+    if fmt == "csv" and source.csv.header:
+        _csv_header(path, display, step, source)
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            with _open_binary(path, display, step) as f:
+                names = pq.read_schema(f).names
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise SourceError(f"not a readable Parquet file: {e}", file=display,
+                              step=step) from e
+        _require_columns(source, set(names), display, step)
+    else:
+        try:
+            with _open_binary(path, display, step) as f:
+                f.read(1)
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise SourceError(f"cannot read the file: {e}", file=display, step=step) from e
+
+
+def _require_columns(source: SourceConfig, have: set[str], display: str, step: str) -> None:
+    missing = [c for c, spec in source.columns.items() if spec.required and c not in have]
+    if missing:
+        raise SourceError(
+            f"the file lacks required column(s) {', '.join(missing)}; it has: "
+            f"{', '.join(sorted(have))}",
+            file=display,
+            step=step,
+            hint="fix the file, or the source's 'columns:' contract in andon.yaml",
+        )
+
+
+def _csv_header(path: Path, display: str, source_name: str, source: SourceConfig) -> list[str]:
+    """The column names of a CSV file's header line, checked against the contract."""
+    opts = source.csv
+    first = _first_line(path, display, source_name)
+    if first is None:
+        raise SourceError(
+            "the file has no header line (it is empty)",
+            file=display,
+            line=1,
+            step=source_name,
+            hint="a sender that failed midway? replace the file with a complete one",
+        )
+    header = next(csv.reader(io.StringIO(first), delimiter=opts.delimiter, quotechar=opts.quote))
+    header = [h.strip() for h in header]
+    missing = [c for c, spec in source.columns.items() if spec.required and c not in header]
+    if missing:
+        raise SourceError(
+            f"the header lacks required column(s) {', '.join(missing)}; "
+            f"it has: {', '.join(header)}",
+            file=display,
+            line=1,
+            step=source_name,
+            hint="fix the file, or the source's 'columns:' contract in andon.yaml",
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise SourceError(
+            f"the header repeats column(s) {', '.join(dupes)}", file=display, line=1,
+            step=source_name,
+        )
+    return header
 
 
 def ingest_file(
@@ -107,14 +212,8 @@ def ingest_file(
 ) -> IngestResult:
     """Write the typed rows of ``landed`` to ``out`` (Parquet); return counts and rejects."""
     fmt = file_format(source, landed)
-    if landed.stat().st_size == 0:
-        raise SourceError(
-            "the file is empty (0 bytes)",
-            file=display_name,
-            step=source_name,
-            hint="a sender that failed midway? replace the file with a complete one",
-        )
-    with _readable(landed, out.parent) as path:
+    check_file(source, landed, display_name, source_name)
+    with _readable(landed, out.parent, display_name, source_name) as path:
         if fmt == "csv":
             return _ingest_csv(con, path, display_name, source_name, source, out)
         if fmt == "jsonl":
@@ -134,37 +233,7 @@ def _ingest_csv(
 ) -> IngestResult:
     opts = source.csv
     contract = source.columns
-    if opts.header:
-        first = _first_line(path)
-        if first is None:
-            raise SourceError(
-                "the file has no header line (it is empty)",
-                file=display,
-                line=1,
-                step=source_name,
-                hint="a sender that failed midway? replace the file with a complete one",
-            )
-        header = next(csv.reader(io.StringIO(first), delimiter=opts.delimiter, quotechar=opts.quote))
-        header = [h.strip() for h in header]
-        missing = [c for c, spec in contract.items() if spec.required and c not in header]
-        if missing:
-            raise SourceError(
-                f"the header lacks required column(s) {', '.join(missing)}; "
-                f"it has: {', '.join(header)}",
-                file=display,
-                line=1,
-                step=source_name,
-                hint="fix the file, or the source's 'columns:' contract in andon.yaml",
-            )
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise SourceError(
-                f"the header repeats column(s) {', '.join(dupes)}", file=display, line=1,
-                step=source_name,
-            )
-        file_cols = header
-    else:
-        file_cols = list(contract)
+    file_cols = _csv_header(path, display, source_name, source) if opts.header else list(contract)
     types = {c: (contract[c].duckdb_type if c in contract else "VARCHAR") for c in file_cols}
     columns = "{" + ", ".join(f"{_lit(c)}: {_lit(t)}" for c, t in types.items()) + "}"
     args = [
@@ -193,9 +262,11 @@ def _ingest_csv(
             con,
             f"SELECT {select}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM {scan}",
             out,
+            source_name,
         )
     except duckdb.Error as e:
-        raise SourceError(f"cannot parse the file: {e}", file=display, step=source_name) from e
+        raise SourceError(f"cannot parse the file: {_reason(str(e))}", file=display,
+                          step=source_name) from e
     errors = con.execute(
         "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors "
         "ORDER BY line"
@@ -205,7 +276,8 @@ def _ingest_csv(
         if line in rejected:
             rejected[line]["reason"] += "; " + _reason(message)
             continue
-        rejected[int(line)] = _reject(source_name, display, int(line), column, _reason(message), raw)
+        rejected[int(line)] = _reject(source_name, display, int(line), column, _reason(message),
+                                      raw)
     if required:
         rows, extra = _drop_required_nulls(con, out, required, display, source_name, contract,
                                            header_lines=1 if opts.header else 0,
@@ -213,7 +285,8 @@ def _ingest_csv(
         for r in extra:
             rejected[r["line"]] = r
     ordered = [rejected[k] for k in sorted(rejected)]
-    return IngestResult(rows=rows, rejects=len(ordered), rejected=tuple(ordered[:MAX_REJECTS_STORED]))
+    return IngestResult(rows=rows, rejects=len(ordered),
+                        rejected=tuple(ordered[:MAX_REJECTS_STORED]))
 
 
 def _reason(message: str) -> str:
@@ -231,10 +304,18 @@ def _reject(source: str, file: str, line: int | None, column: Any, reason: str, 
     }
 
 
-def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> int:
-    row = con.execute(
-        f"COPY ({sql}) TO {_lit(str(out))} (FORMAT parquet, COMPRESSION zstd)"
-    ).fetchone()
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path, step: str) -> int:
+    """Write the rows of ``sql`` to ``out``; a failed write (disk full, read-only) is a
+    WarehouseError, not a parse error of the file."""
+    try:
+        row = con.execute(
+            f"COPY ({sql}) TO {_lit(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+        ).fetchone()
+    except duckdb.IOException as e:
+        err = write_error(e, out.parent, step)
+        if err is None:
+            raise
+        raise err from e
     return int(row[0]) if row else 0
 
 
@@ -277,7 +358,7 @@ def _drop_required_nulls(
                     f"required column(s) {', '.join(empty)} missing", None)
         )
     tmp = out.with_suffix(".filtered.parquet")
-    kept = _copy(con, f"SELECT * FROM {scan} WHERE NOT ({cond})", tmp)
+    kept = _copy(con, f"SELECT * FROM {scan} WHERE NOT ({cond})", tmp, source_name)
     tmp.replace(out)
     return kept, out_rows
 
@@ -306,14 +387,7 @@ def _parquet_raw_sql(
     except duckdb.Error as e:
         raise SourceError(f"not a readable Parquet file: {e}", file=display,
                           step=source_name) from e
-    missing = [c for c, spec in source.columns.items() if spec.required and c not in have]
-    if missing:
-        raise SourceError(
-            f"the file lacks required column(s) {', '.join(missing)}; it has: "
-            f"{', '.join(sorted(have))}",
-            file=display,
-            step=source_name,
-        )
+    _require_columns(source, have, display, source_name)
     cols = ", ".join(
         (f"{_q(c)} AS {_q('c_' + c)}" if c in have else f"NULL AS {_q('c_' + c)}")
         for c in source.columns
@@ -367,6 +441,7 @@ def _ingest_raw(
         f"SELECT {cols}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM _andon_classified "
         f"WHERE reason = '' ORDER BY line",
         out,
+        source_name,
     )
     count = con.execute("SELECT count(*) FROM _andon_classified WHERE reason <> ''").fetchone()
     bad = con.execute(

@@ -11,11 +11,12 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from andon.config import SourceConfig
 from andon.errors import SourceError
+from andon.ingest import check_file
 from andon.store import Row, Store
 from andon.warehouse import os_error
 
@@ -29,6 +30,9 @@ class Arrival:
     path: Path
     sha256: str
     bytes: int
+    # the contract it must meet: checked before the file lands, so that a file that cannot be
+    # ingested at all (empty, no header) never lands and can simply be replaced
+    source: SourceConfig | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def landing_state(
     by_sha = {r["sha256"]: r for r in landed}
     arrivals: list[Arrival] = []
     duplicates: list[Duplicate] = []
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     for path in discover(root, name, source, config_file):
         digest = sha256_file(path)
         if digest in by_sha:
@@ -106,18 +110,26 @@ def landing_state(
             if Path(prior["original_path"]).name != path.name:
                 duplicates.append(Duplicate(path, prior["original_path"], prior["arrived_at"]))
             continue
-        if digest in seen:
-            duplicates.append(Duplicate(path, str(path), time.time()))
+        if digest in seen:  # the same bytes twice in one batch: the first one lands
+            duplicates.append(Duplicate(path, str(seen[digest]), time.time()))
             continue
-        seen.add(digest)
-        arrivals.append(Arrival(path, digest, path.stat().st_size))
+        seen[digest] = path
+        arrivals.append(Arrival(path, digest, path.stat().st_size, source))
     return LandingState(tuple(landed), tuple(arrivals), tuple(duplicates))
 
 
 def land(
     store: Store, landing_root: Path, name: str, arrivals: tuple[Arrival, ...], run_id: int
 ) -> list[Row]:
-    """Copy new files into the landing zone (read-only) and record them."""
+    """Copy new files into the landing zone (read-only) and record them.
+
+    Every file is checked first (``check_file``): when one cannot be ingested at all, none of
+    the batch lands, so that the sender can replace it. Returns the landed rows of all
+    ``arrivals``, in order, including files another run landed meanwhile.
+    """
+    for a in arrivals:
+        if a.source is not None:
+            check_file(a.source, a.path, a.path.name, name)
     out: list[Row] = []
     for a in arrivals:
         now = time.time()
@@ -133,6 +145,7 @@ def land(
         except OSError as e:
             raise os_error(e, folder, name) from e
         if sha256_file(target) != a.sha256:
+            shutil.rmtree(folder, ignore_errors=True)
             raise SourceError(
                 f"file changed while it was being landed: {a.path}",
                 step=name,
@@ -149,6 +162,12 @@ def land(
         }
         if store.add_landed_file(row):
             out.append(row)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        # the same bytes landed meanwhile (a run of another environment): use that copy
+        shutil.rmtree(folder, ignore_errors=True)
+        prior = store.landed_file(name, a.sha256)
+        if prior is None:
+            raise SourceError(f"could not record the landed file {a.path.name}", step=name,
+                              hint="run again")
+        out.append(prior)
     return out

@@ -74,7 +74,39 @@ def os_error(e: OSError, where: Path, step: str | None = None) -> WarehouseError
             hint="fix the folder's permissions or point 'warehouse:' in andon.yaml elsewhere; "
             "nothing published was changed",
         )
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return WarehouseError(
+            f"the warehouse is not writable: a path on the way is not a folder "
+            f"({os.strerror(e.errno)}: {e.filename or where})",
+            file=where,
+            step=step,
+            hint="point 'warehouse:' in andon.yaml at a folder; nothing published was changed",
+        )
     return WarehouseError(f"warehouse error: {e}", file=where, step=step)
+
+
+# How DuckDB words the errors of a failed write (it raises duckdb.IOException, not OSError).
+_DUCKDB_ERRNO = (
+    ('"errno":"28"', errno.ENOSPC),
+    ("No space left on device", errno.ENOSPC),
+    ('"errno":"27"', errno.EFBIG),
+    ("File too large", errno.EFBIG),
+    ('"errno":"122"', errno.EDQUOT),
+    ("Disk quota exceeded", errno.EDQUOT),
+    ('"errno":"30"', errno.EROFS),
+    ("Read-only file system", errno.EROFS),
+    ('"errno":"13"', errno.EACCES),
+    ("Permission denied", errno.EACCES),
+)
+
+
+def write_error(e: Exception, where: Path, step: str | None = None) -> WarehouseError | None:
+    """A WarehouseError for an engine error that is really a failed file write, else None."""
+    text = str(e)
+    for needle, code in _DUCKDB_ERRNO:
+        if needle in text:
+            return os_error(OSError(code, os.strerror(code), str(where)), where, step)
+    return None
 
 
 class Warehouse:
@@ -132,6 +164,11 @@ class Warehouse:
                 shutil.rmtree(final)  # a folder without manifest cannot come from seal()
             os.rename(staging, final)
         except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                # another run sealed the same fingerprint between the check and the rename
+                existing = self.read_manifest(manifest.step, manifest.fingerprint)
+                if existing is not None:
+                    return existing
             raise os_error(e, final, manifest.step) from e
         return manifest
 

@@ -27,6 +27,7 @@ from andon.steps import Step, split_header
 from andon.yamlfile import Loc, YamlDoc, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TEMPLATE_RE = re.compile(r"\{\{\s*(table|ref\(\s*(['\"])[A-Za-z0-9_]+\2\s*\))\s*\}\}")
 
 
 def check(*, table: str, name: str | None = None, severity: str = "error",
@@ -103,8 +104,8 @@ def _spec(doc: YamlDoc, where: str) -> CheckSpec:
         except ValueError as e:
             raise ConfigError(str(e), file=doc.file, line=doc.line_of(("max_age",))) from None
     if spec.sql is not None:
-        _parse_sql(spec.sql.replace("{{ table }}", "t").replace("{{table}}", "t"), doc.file,
-                   (doc.line_of(("sql",)) or 1))
+        # {{ table }} and {{ ref('other') }} become table names for the syntax check
+        _parse_sql(_TEMPLATE_RE.sub("t", spec.sql), doc.file, (doc.line_of(("sql",)) or 1))
     if spec.expr is not None:
         _parse_sql(f"SELECT {spec.expr}", doc.file, doc.line_of(("expr",)) or 1)
     return spec

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import threading
 import time
 import typing
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -37,6 +40,16 @@ from andon.warehouse import Manifest, Warehouse
 
 SAMPLE_SIZE = 5
 
+# Queries run per table, for tests and benchmarks: "scan" (the single aggregate scan of the
+# column checks and the profile) and "sample" (failing rows, only when a check fails).
+QUERIES: Counter[tuple[str, str]] = Counter()
+_QUERIES_LOCK = threading.Lock()
+
+
+def _count(table: str, what: str) -> None:
+    with _QUERIES_LOCK:
+        QUERIES[(table, what)] += 1
+
 
 @dataclass
 class Audit:
@@ -64,13 +77,26 @@ class Audit:
 
 Outcome = tuple[CheckResult, str, bool]  # result, context, freshly evaluated
 
+_REF_RE = re.compile(r"\{\{\s*ref\(\s*(['\"])([A-Za-z0-9_]+)\1\s*\)\s*\}\}")
+_TABLE_RE = re.compile(r"\{\{\s*table\s*\}\}")
+
+
+def others(c: Check) -> list[str]:
+    """The tables besides its own that a check reads."""
+    if c.spec.to:
+        return [c.spec.to.split(".", 1)[0]]
+    if c.spec.other:
+        return [c.spec.other]
+    if c.spec.sql:
+        return sorted({m.group(2) for m in _REF_RE.finditer(c.spec.sql)} - {c.table})
+    return []
+
 
 def context_of(audit: Audit, c: Check) -> str:
     """What besides the artifact a check's result depends on."""
     parts: list[str] = []
     kind = CHECK_TYPES[c.type].kind
-    other = c.spec.to.split(".", 1)[0] if c.spec.to else c.spec.other
-    if other:
+    for other in others(c):
         if c.spec.other_env:
             om = audit.other_env_manifest(other, c.spec.other_env)
             parts.append(f"{c.spec.other_env}:{om.fingerprint if om else '-'}")
@@ -87,9 +113,8 @@ def context_of(audit: Audit, c: Check) -> str:
 
 def ready(audit: Audit, c: Check) -> bool:
     """All tables the check reads are available."""
-    other = c.spec.to.split(".", 1)[0] if c.spec.to else c.spec.other
     return c.table in audit.manifests and (
-        not other or c.spec.other_env is not None or other in audit.manifests)
+        c.spec.other_env is not None or all(o in audit.manifests for o in others(c)))
 
 
 def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
@@ -125,7 +150,7 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
     cur = audit.engine.cursor()
     scanned = [(c, ctx) for c, ctx in valid if CHECK_TYPES[c.type].kind in ("row", "agg",
                                                                               "unique")]
-    values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile)
+    values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile, table)
     if need_profile:
         try:
             sample = profile.sample_stats(cur, src, manifest.schema)
@@ -154,7 +179,7 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
 
 
 def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Check, str]],
-              manifest: Manifest, need_profile: bool
+              manifest: Manifest, need_profile: bool, table: str
               ) -> tuple[dict[str, Any], int, dict[str, str]]:
     exprs: list[tuple[str, str]] = [("c__total", "count(*)")]
     for i, (c, _) in enumerate(scanned):
@@ -165,25 +190,26 @@ def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Chec
         exprs += profile.profile_exprs(manifest.schema)
     errors: dict[str, str] = {}
     try:
-        values = _select(cur, src, exprs)
+        values = _select(cur, src, exprs, table)
     except duckdb.Error:
         # attribute the failure: evaluate each check alone, keep the ones that work
         values = {}
         base = [e for e in exprs if not e[0].startswith("c") or e[0] == "c__total"]
         try:
-            values.update(_select(cur, src, base))
+            values.update(_select(cur, src, base, table))
         except duckdb.Error:
-            values.update(_select(cur, src, [("c__total", "count(*)")]))
+            values.update(_select(cur, src, [("c__total", "count(*)")], table))
         for i, (c, _) in enumerate(scanned):
             try:
-                values.update(_select(cur, src, [exprs[i + 1]]))
+                values.update(_select(cur, src, [exprs[i + 1]], table))
             except duckdb.Error as e:
                 errors[c.name] = f"the check could not run: {str(e).splitlines()[0]}"
     return values, int(values.get("c__total") or 0), errors
 
 
-def _select(cur: duckdb.DuckDBPyConnection, src: str, exprs: list[tuple[str, str]]
-            ) -> dict[str, Any]:
+def _select(cur: duckdb.DuckDBPyConnection, src: str, exprs: list[tuple[str, str]],
+            table: str) -> dict[str, Any]:
+    _count(table, "scan")
     sql = "SELECT " + ", ".join(f"{e} AS {q(a)}" for a, e in exprs) + f" FROM {src}"
     res = cur.execute(sql)
     row = res.fetchone()
@@ -210,6 +236,7 @@ def _error(c: Check, manifest: Manifest, message: str) -> CheckResult:
 
 def _sample(audit: Audit, c: Check, cur: duckdb.DuckDBPyConnection, sql: str
             ) -> list[dict[str, Any]]:
+    _count(c.table, "sample")
     try:
         res = cur.execute(sql)
         cols = [d[0] for d in res.description or []]
@@ -335,9 +362,15 @@ def _other_kinds(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBP
             failing, sample))
     if c.type == "sql":
         assert s.sql
-        sql = s.sql.replace("{{ table }}", f"({src})").replace("{{table}}", f"({src})")
-        for name in audit.manifests:
-            sql = sql.replace(f"{{{{ ref('{name}') }}}}", f"({audit.source(name)})")
+        def ref(m: re.Match[str]) -> str:
+            name = m.group(2)
+            if name == c.table:
+                return f"({src})"
+            if name not in audit.manifests:
+                raise AndonError(f"ref('{name}'): {name} is not built")
+            return f"({audit.source(name)})"
+
+        sql = _REF_RE.sub(ref, _TABLE_RE.sub(lambda _m: f"({src})", s.sql))
         row = cur.execute(f"SELECT count(*) FROM ({sql})").fetchone()
         failing = int(row[0]) if row else 0
         ok, threshold = judge_failing(s, failing, total)
@@ -466,11 +499,7 @@ def _drift(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConne
         if method == "ks":
             method = "psi"  # KS needs an order: categories use PSI
     if method == "ks":
-        cp = cq = 0.0
-        metric = 0.0
-        for a, b in zip(p, qv, strict=True):
-            cp, cq = cp + a, cq + b
-            metric = max(metric, abs(cp - cq))
+        metric = _ks(cur, col, src, bsrc)
     else:
         eps = 1e-4
         metric = sum((a - b) * math.log((a + eps) / (b + eps)) for a, b in zip(p, qv,
@@ -479,6 +508,26 @@ def _drift(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConne
     return _with_spc(audit, c, manifest, _base(
         c, manifest, _status(ok, c), metric, {"max": limit, "method": method},
         f"{method.upper()} = {metric:.4f} vs {base.fingerprint[:12]}"))
+
+
+def _ks(cur: duckdb.DuckDBPyConnection, col: str, src: str, bsrc: str) -> float:
+    """The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical
+    distribution functions of the candidate and the baseline, computed exactly in one query."""
+    row = cur.execute(f"""
+        WITH u AS (
+            SELECT {col} AS v, 1 AS a, 0 AS b FROM {src} WHERE {col} IS NOT NULL
+            UNION ALL
+            SELECT {col}, 0, 1 FROM {bsrc} WHERE {col} IS NOT NULL),
+        n AS (SELECT sum(a) AS na, sum(b) AS nb FROM u),
+        g AS (SELECT v, sum(a) AS a, sum(b) AS b FROM u GROUP BY v),
+        f AS (SELECT sum(a) OVER (ORDER BY v) AS ca, sum(b) OVER (ORDER BY v) AS cb FROM g)
+        SELECT (SELECT na FROM n), (SELECT nb FROM n),
+               max(abs(ca / (SELECT na FROM n) - cb / (SELECT nb FROM n))) FROM f
+    """).fetchone()
+    na, nb, gap = (row or (0, 0, None))
+    if not na or not nb:
+        return 0.0 if not na and not nb else 1.0
+    return float(gap or 0.0)
 
 
 def _python(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConnection,

@@ -74,7 +74,16 @@ def suggest(table: str, profile: dict[str, Any], categories: dict[str, list[Any]
     spc_note = f"{len(history_rows)} past artifacts" if history_rows else "no history yet"
     out.append({"type": "row_count", "min": 1, "spc": {"window": 30, "min_history": 8},
                 "severity": "warn", "description": f"row count under SPC ({spc_note})"})
-    return out
+    return [_named(table, c) for c in out]
+
+
+def _named(table: str, check: dict[str, Any]) -> dict[str, Any]:
+    """An explicit name: kept apart from the default names of checks already declared (a
+    step header's ``{type: not_null, column: id}`` is ``table.not_null.id``)."""
+    parts = [table, "suggested", check["type"]]
+    if "column" in check:
+        parts.append(check["column"])
+    return {"name": ".".join(parts), **check}
 
 
 def to_yaml(table: str, checks: list[dict[str, Any]]) -> str:

@@ -111,8 +111,11 @@ CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
        "and binned numbers (method: psi, default max 0.25) or KS for numbers (method: ks, "
        "default max 0.2).", "{type: distribution_drift, column: carrier, severity: warn}"),
     _t("python", "python", (), None,
-       "A Python function marked @andon.check(table=...): returns True/False, a number of "
-       "failing rows, or a DataFrame of failing rows.", "see checks/*.py"),
+       "A Python function in checks/*.py marked @andon.checks.check(table=...): returns "
+       "True/False, a number of failing rows, or a DataFrame of failing rows.",
+       "import andon\nimport pandas as pd\n\n\n@andon.checks.check(table=\"flights\", "
+       "severity=\"warn\")\ndef few_long_delays(df: pd.DataFrame) -> pd.DataFrame:\n"
+       "    return df[df[\"dep_delay\"] > 1000]\n"),
 ]}
 
 NUMERIC_RE = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|"
@@ -251,3 +254,47 @@ def parse_age(text: str) -> float:
     if not m:
         raise ValueError(f"bad duration {text!r}: write e.g. 90m, 36h, 2d")
     return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+KIND_TEXT = {
+    "row": "row check: counts failing rows in the table's single scan",
+    "agg": "aggregate check: one metric from the table's single scan",
+    "unique": "aggregate check: duplicate rows, from the table's single scan",
+    "query": "query check: its own query (may read another table)",
+    "meta": "metadata check: reads the artifact's schema, no scan",
+    "history": "history check: compares with the previous artifact",
+    "python": "Python check: a function given the table",
+}
+
+
+def render_docs() -> str:
+    """docs/checks.md, generated from ``CHECK_TYPES`` (``python -m andon.checks.types``)."""
+    out = [
+        "# Check types",
+        "",
+        "<!-- generated from andon.checks.types.CHECK_TYPES: python -m andon.checks.types "
+        "> docs/checks.md -->",
+        "",
+        "Checks are declared in a step's header (`checks:`), under a source in `andon.yaml`, "
+        "or in `checks/*.yaml` (table name → list), `checks/*.sql` (a header with `table:`; "
+        "the query returns failing rows) and `checks/*.py`. Every check has `type`, and "
+        "optionally `name`, `severity` (error: stops the line; warn: alerts; info: records), "
+        "`description`, `owner`, `spc:` (statistical process control of its metric) and, for "
+        "checks counting failing rows, `max_failing` / `max_failing_pct`.",
+        "",
+    ]
+    for t in CHECK_TYPES.values():
+        needs = ", ".join(f"`{r}`" for r in t.requires) or "nothing"
+        out += [f"## {t.name}", "", t.doc, "",
+                f"- kind: {KIND_TEXT[t.kind]}",
+                f"- needs: {needs}" + (f"; column: {t.column_kind}" if t.column_kind else ""),
+                ""]
+        if t.kind == "python":
+            out += ["```python", f"# checks/{t.name}_checks.py", t.example.rstrip(), "```", ""]
+        else:
+            out += ["```yaml", f"- {t.example}", "```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")

@@ -28,6 +28,7 @@ class PlannedStep:
     parents: tuple[str, ...]
     previous: str | None = None  # the environment's artifact for this step before the run
     landing: LandingState | None = field(default=None, compare=False)
+    template_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -54,6 +55,14 @@ class Plan:
     selection: tuple[str, ...]
     complete: bool  # the whole project is selected: the new commit drops deleted steps
     known: dict[str, Row] = field(default_factory=dict, compare=False)  # sealed artifacts
+    base_code: dict[str, str] = field(default_factory=dict)  # step → template hash
+
+    def commit_code(self) -> dict[str, str]:
+        """Step → template hash of the commit the run would publish."""
+        code = {} if self.complete else dict(self.base_code)
+        for s in self.steps:
+            code[s.name] = s.template_hash
+        return code
 
     @property
     def by_name(self) -> dict[str, PlannedStep]:
@@ -137,6 +146,7 @@ def make_plan(
                 parents=step.parents,
                 previous=base.get(name),
                 landing=landing,
+                template_hash=step.template_hash,
             ),
             True,
         ))
@@ -162,6 +172,8 @@ def make_plan(
         selection=tuple(selection),
         complete=not selection,
         known=known,
+        base_code=dict((store.commit(base_commit) or {}).get("code") or {}) if base_commit
+        else {},
     )
 
 
@@ -207,7 +219,7 @@ def _with(d: PlannedStep, action: Action, reason: str) -> PlannedStep:
     return PlannedStep(
         name=d.name, kind=d.kind, action=action, fingerprint=d.fingerprint,
         code_hash=d.code_hash, reason=reason, parents=d.parents, previous=d.previous,
-        landing=d.landing,
+        landing=d.landing, template_hash=d.template_hash,
     )
 
 

@@ -79,7 +79,10 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
         base_map = store.commit_steps(base)
         src_map = store.commit_steps(src["commit_id"])
         dst_map = store.commit_steps(dst["commit_id"])
-        changed = {s: fp for s, fp in src_map.items() if base_map.get(s) != fp}
+        base_code = _code(store, base)
+        src_code, dst_code = _code(store, src["commit_id"]), _code(store, dst["commit_id"])
+        changed = {s: fp for s, fp in src_map.items() if base_map.get(s) != fp
+                   or (src_code.get(s) is not None and src_code.get(s) != base_code.get(s))}
         removed = sorted(s for s in base_map if s not in src_map)
         conflicts = sorted(
             s for s in set(changed) | set(removed)
@@ -128,12 +131,15 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
             )
         commit_id: str | None = None
         if not dry_run:
-            if candidate == dst_map:
+            if candidate == dst_map and not changed:
                 commit_id = dst["commit_id"]
             else:
+                code = {**dst_code, **{s: src_code[s] for s in changed if s in src_code}}
+                for s in removed:
+                    code.pop(s, None)
                 commit_id = _write_commit(store, candidate, parent=dst["commit_id"],
                                           merge_parent=src["commit_id"], who=who,
-                                          message=f"promote {source} into {target}")
+                                          message=f"promote {source} into {target}", code=code)
                 move(store, target, expected=dst["commit_id"], to_commit=commit_id, who=who,
                      why=f"promotion {pid} of {source}")
         status = "dry-run" if dry_run else "promoted"
@@ -151,15 +157,21 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
             store.release_lease(target, None, holder=holder)
 
 
+def _code(store: Store, commit_id: str | None) -> dict[str, str]:
+    row = store.commit(commit_id) if commit_id else None
+    return dict((row or {}).get("code") or {})
+
+
 def _write_commit(store: Store, steps: dict[str, str], *, parent: str | None,
-                  merge_parent: str | None, who: str, message: str) -> str:
+                  merge_parent: str | None, who: str, message: str,
+                  code: dict[str, str] | None = None) -> str:
     now = time.time()
     body = json.dumps({"p": parent, "m": merge_parent, "s": sorted(steps.items()), "at": now})
     cid = hashlib.sha256(body.encode()).hexdigest()[:20]
     with store.engine.begin() as conn:
         conn.execute(insert(t.commits).values(id=cid, parent_id=parent,
                                               merge_parent_id=merge_parent, created_at=now,
-                                              author=who, message=message))
+                                              author=who, message=message, code=code))
         conn.execute(insert(t.commit_steps), [{"commit_id": cid, "step": s, "fingerprint": f}
                                               for s, f in steps.items()])
     return cid

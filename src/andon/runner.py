@@ -166,6 +166,10 @@ def refuse_code_changes(plan: Plan) -> None:
         return  # the first run creates the environment
     changed = []
     for s in plan.steps:
+        if plan.base_code:
+            if plan.base_code.get(s.name) != s.template_hash:
+                changed.append(s.name)
+            continue
         prev = plan.known.get(s.previous) if s.previous else None
         if s.previous is None or (prev is not None and prev["code_hash"] != s.code_hash):
             changed.append(s.name)
@@ -274,7 +278,9 @@ class _Execution:
         commit_id = self.plan.base_commit
         if status == "succeeded":
             mapping = self.plan.commit_steps()
-            if mapping != self.plan.base_steps or self.plan.base_commit is None:
+            code = self.plan.commit_code()
+            if (mapping != self.plan.base_steps or self.plan.base_commit is None
+                    or code != self.plan.base_code):
                 try:
                     commit_id = self.store.publish(
                         self.plan.environment,
@@ -286,6 +292,7 @@ class _Execution:
                         message=f"run {self.run_id}",
                         run_id=self.run_id,
                         protected=self.project.is_protected(self.plan.environment),
+                        code=code,
                     )
                 except LeaseError as e:
                     status, error = "failed", e

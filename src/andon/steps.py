@@ -55,6 +55,7 @@ class Step:
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     source: SourceConfig | None = None
     line: int = 1
+    template: str = ""  # SQL steps: the Jinja text, before parameters are rendered
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -67,6 +68,14 @@ class Step:
     @property
     def code_hash(self) -> str:
         body = f"{self.kind}\n{self.config.materialized}\n{self.config.time_column}\n{self.code}"
+        return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+    @property
+    def template_hash(self) -> str:
+        """The step's code before parameters are rendered in: what a protected environment
+        compares with its last promotion (a run there may use other parameters)."""
+        body = (f"{self.kind}\n{self.config.materialized}\n{self.config.time_column}\n"
+                f"{self.template or self.code}")
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
@@ -453,6 +462,7 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
         refs=table_refs(tree, path, name),
         sql=sql.strip(),
         line=body_line,
+        template=body.strip(),
     )
 
 

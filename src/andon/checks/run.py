@@ -243,6 +243,9 @@ def _sample(audit: Audit, c: Check, cur: duckdb.DuckDBPyConnection, sql: str
         rows = [dict(zip(cols, r, strict=False)) for r in res.fetchmany(SAMPLE_SIZE)]
     except duckdb.Error:
         return []
+    # the columns the check is about come first, so a short display shows them
+    first = [x for x in (*c.columns, c.spec.start, c.spec.end) if x]
+    rows = [{**{k: r[k] for k in first if k in r}, **r} for r in rows]
     masked = audit.pii(c.table)
     return [{k: ("***" if k in masked and v is not None else _jsonable(v)) for k, v in r.items()}
             for r in rows]

@@ -273,6 +273,7 @@ class Store:
         message: str,
         run_id: int | None,
         protected: bool = False,
+        code: Mapping[str, str] | None = None,
     ) -> str:
         """Write a commit and compare-and-swap ``environment`` to it, in one transaction.
 
@@ -294,6 +295,7 @@ class Store:
                     params=dict(params),
                     message=message,
                     run_id=run_id,
+                    code=dict(code) if code is not None else None,
                 )
             )
             conn.execute(

@@ -26,8 +26,16 @@ def _v3(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    """Commits remember the code (template hashes) of their steps."""
+    from sqlalchemy import inspect
+
+    if "code" not in {c["name"] for c in inspect(conn).get_columns("commits")}:
+        conn.execute(text("ALTER TABLE commits ADD COLUMN code JSON"))
+
+
 # Append new migrations; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 LATEST = len(MIGRATIONS)
 
 

@@ -95,6 +95,7 @@ commits = Table(
     Column("params", JSON),
     Column("message", Text),
     Column("run_id", Integer),
+    Column("code", JSON),  # step → template hash: what a protected environment may run
 )
 
 commit_steps = Table(

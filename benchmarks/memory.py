@@ -6,7 +6,8 @@ project with
   by_group     SELECT grp, count(*), sum(amount), ... GROUP BY grp    (aggregate: 1,000 rows)
   enriched     SELECT *, amount * 1.2 AS amount_gross, ... FROM raw_events  (10M rows through)
 Each of the three steps runs in its own child process (`andon.run` with a selection, the
-source first); the peak RSS of that child comes from os.wait4's rusage (ru_maxrss).
+source first, in a branch environment "bench": prod takes new step code only by promotion);
+the peak RSS of that child comes from os.wait4's rusage (ru_maxrss).
 Target: every peak under 2 GB.
 
     python benchmarks/memory.py [--rows 10000000]
@@ -51,7 +52,7 @@ STEPS = {
 CHILD = """
 import json, sys, andon
 project = andon.Project.load(sys.argv[1])
-result = andon.run(project, selection=[sys.argv[2]])
+result = andon.run(project, "bench", selection=[sys.argv[2]])
 s = {x.name: x for x in result.steps}[sys.argv[2]]
 print(json.dumps({"ok": result.ok, "action": s.action, "rows": s.rows,
                   "error": result.error.render() if result.error else None}))

@@ -104,3 +104,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'andon.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def unprotect(root: Path) -> Path:
+    """Let prod take code changes directly: for tests about rebuilds, not about protection."""
+    with (root / "andon.yaml").open("a") as f:
+        f.write("\nenvironments:\n  prod: {protected: false}\n")
+    return root

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unprotect
+
 from andon.project import Project
 
 ENRICHED = "pipelines/flights/exploitation/flights_enriched.sql"
@@ -46,6 +48,7 @@ def code_hashes(root: Path, params: dict[str, object] | None = None) -> dict[str
 
 @pytest.fixture
 def ran_flights(flights: Path, cli) -> Path:
+    unprotect(flights)  # these tests change code and re-run in place
     code, _, err = cli("run", "-p", flights, "-q")
     assert code == 0, err
     return flights
@@ -185,6 +188,7 @@ def py_project(make_project, cli) -> Path:
         "pipelines/p/steps.py": PY_STEPS,
         "pipelines/p/total.sql": "SELECT sum(v2) AS total FROM doubled\n",
     })
+    unprotect(root)
     code, _, err = cli("run", "-p", root, "-q")
     assert code == 0, err
     return root

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unprotect
+
 from andon.errors import AndonError, ConfigError
 from andon.project import Project
 
@@ -159,7 +161,7 @@ def after_bad(bad):
 def test_step_that_raises_fails_the_run_shows_user_traceback_and_changes_nothing(
     make_project, cli
 ) -> None:
-    root = make(make_project, FAILING.replace("helper(good)", "good"))
+    root = unprotect(make(make_project, FAILING.replace("helper(good)", "good")))
     assert cli("run", "-p", root, "-q")[0] == 0
     before = rows(cli, root, "SELECT count(*) AS n FROM good")
     (root / "in/more.csv").write_text("id,v,cat\n4,4.5,c\n")

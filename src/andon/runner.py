@@ -308,7 +308,6 @@ class _Execution:
             error=error,
             checks=tuple(r for r, _, _ in self.check_outcomes),
         )
-        send_alerts(self.project, result, [r for r, _, fresh in self.check_outcomes if fresh])
         self.store.finish_run(
             self.run_id, status,
             error=error.render() if error else None,
@@ -316,6 +315,8 @@ class _Execution:
             summary={"counts": result.counts(), "seconds": round(result.seconds, 3),
                      "base_commit": self.plan.base_commit},
         )
+        # after the run is recorded: a slow channel never holds its status back
+        send_alerts(self.project, result, [r for r, _, fresh in self.check_outcomes if fresh])
         return result
 
     # scheduling ---------------------------------------------------------------------------

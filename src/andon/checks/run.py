@@ -351,10 +351,12 @@ def _other_kinds(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBP
         other, ocol = s.to.split(".", 1)
         osrc = audit.source(other)
         col = q(s.column)
-        unmatched = (f"SELECT * FROM {src} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
-                     f"(SELECT 1 FROM {osrc} AS p WHERE p.{q(ocol)} = c.{col})")
+        anti = (f"FROM {src} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {osrc} AS p WHERE p.{q(ocol)} = c.{col})")
+        unmatched = f"SELECT * {anti}"  # whole rows only for the sample
+        # counting reads the key column alone
         row = cur.execute(f"SELECT count(*), (SELECT count({col}) FROM {src}) FROM "
-                          f"({unmatched})").fetchone()
+                          f"(SELECT c.{col} {anti})").fetchone()
         failing, nonnull = (int(row[0]), int(row[1])) if row else (0, 0)
         ok, threshold = judge_failing(s, failing, nonnull)
         sample = _sample(audit, c, cur, unmatched) if failing and not ok else []

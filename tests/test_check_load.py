@@ -131,9 +131,6 @@ def test_sql_check_file_needs_its_table(make_project: ProjectFactory, cli: Cli) 
     assert "orphan.sql:1" in msg and "header naming its table" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="yamlfile._walk re-parses yaml.serialize(node), which "
-                   "is '...' for an empty value: a raw yaml ParserError escapes instead of a "
-                   "check error (yamlfile.py, not owned here)")
 def test_empty_value_in_a_check_is_reported_not_a_crash(make_project: ProjectFactory,
                                                         cli: Cli) -> None:
     root = step_with(make_project, "  - {type: between, column: amount, min: 0, max: }\n")

@@ -155,8 +155,6 @@ def test_checks_history(make_project: ProjectFactory, cli: Cli) -> None:
     assert code != 0 and "did you mean 'clean.row_count'" in err
 
 
-@pytest.mark.xfail(strict=True, reason="catalog.check_history leaves out the stored step, "
-                   "artifact (fingerprint) and threshold (catalog.py, not owned here)")
 def test_checks_history_shows_step_artifact_threshold(make_project: ProjectFactory,
                                                       cli: Cli) -> None:
     root = customers(make_project, "  - {type: row_count, min: 1}\n")

@@ -244,8 +244,6 @@ def test_full_warehouse_during_ingest_is_a_clear_error_and_changes_nothing(
     assert json.loads(out) == [{"n": 2 + BIG_ROWS}]
 
 
-@pytest.mark.xfail(reason="build.py reports a DuckDB write failure of a SQL step as 'the SQL "
-                          "failed: IO Error …' instead of a WarehouseError", strict=True)
 def test_full_warehouse_during_a_sql_step_is_a_warehouse_error(
     mounts: None, make_project: ProjectFactory, cli: Cli
 ) -> None:

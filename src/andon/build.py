@@ -25,7 +25,7 @@ from andon.project import Project
 from andon.secrets import get_secret, redact
 from andon.steps import Step, parse_select, secrets_used
 from andon.store import Row, Store
-from andon.warehouse import Manifest, Warehouse, os_error
+from andon.warehouse import Manifest, Warehouse, os_error, write_error
 
 PARTS = "_parts"
 _ANDON_DIR = os.path.dirname(andon.__file__)
@@ -210,6 +210,9 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         except duckdb.InterruptException:
             raise
         except duckdb.Error as e:
+            full = write_error(e, staging, ps.name)  # a full or read-only disk, not bad SQL
+            if full is not None:
+                raise full from None
             raise _sql_runtime_error(step, e, values) from None
         if reuse_files and rows == 0:
             out.unlink()

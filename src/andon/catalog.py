@@ -302,7 +302,9 @@ def check_history(project: Project, name: str, environment: str | None = None,
         hint = did_you_mean(name, [c.name for c in project.checks])
         raise NotFound(f"no check named {name!r}", hint=hint or "list them: andon checks list")
     return [{"id": r["id"], "at": _ts(r["at"]), "run": r["run_id"],
-             "environment": r["environment"], "status": r["status"], "metric": r["metric"],
+             "environment": r["environment"], "step": r["step"], "artifact": r["fingerprint"],
+             "threshold": r["threshold"], "failing": r["failing"],
+             "status": r["status"], "metric": r["metric"],
              "severity": r["severity"], "incident": r["incident"],
              "acknowledged": r["acknowledged"], "spc": r["spc"], "message": r["message"]}
             for r in history.series(project.store, name, environment=environment, limit=limit)]

@@ -36,7 +36,7 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: i
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _scalar(key_node)
             if key in out:
                 first = lines[(*loc, key)]
                 raise ConfigError(
@@ -53,7 +53,12 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: i
         return [
             _walk(item, (*loc, i), lines, file, offset) for i, item in enumerate(node.value)
         ]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """The Python value of a scalar node (an empty value is None)."""
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def parse_yaml(text: str, file: str | Path, line_offset: int = 0) -> YamlDoc:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unprotect
-
 from andon.project import Project
+from tests.conftest import unprotect
 
 ENRICHED = "pipelines/flights/exploitation/flights_enriched.sql"
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unprotect
-
 from andon.errors import AndonError, ConfigError
 from andon.project import Project
+from tests.conftest import unprotect
 
 YAML = """
 name: py

@@ -529,9 +529,6 @@ def checks_suggest(
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (tests call this in-process)."""
-    import click
-    from typer._click import exceptions as _typer_click  # typer vendors its own click
-
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
                      prog_name="andon")
@@ -539,16 +536,34 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     except AndonError as e:
         err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
         return e.exit_code
-    except (typer.Exit, click.exceptions.Exit) as e:
+    except typer.Exit as e:
         return int(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; nothing published was changed[/]")
         return 130
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 130
-    except (click.exceptions.ClickException, _typer_click.ClickException) as e:
-        e.show()
-        return int(e.exit_code)
+    except _usage_errors() as e:
+        e.show()  # type: ignore[attr-defined]
+        return int(e.exit_code)  # type: ignore[attr-defined]
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Usage errors: typer vendors click in new releases and depends on it in older ones."""
+    found: list[type[Exception]] = []
+    try:
+        from typer._click import exceptions as vendored
+
+        found.append(vendored.ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        found.append(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
 
 
 def main() -> None:

@@ -64,9 +64,13 @@ def add_user(store: Store, name: str, role: str, *, by: str) -> None:
     existing = users(store)
     if existing:
         require(store, by, "manage", "manage users")
-    elif role != "admin" and name != by:
-        raise AndonError("the first user must be an admin, or yourself",
+    elif role != "admin":
+        # anyone else first would leave nobody able to manage users, ever
+        raise AndonError("the first user must be an admin",
                          hint=f"start with: andon users add {by} --role admin")
+    if role != "admin" and [u["name"] for u in existing if u["role"] == "admin"] == [name]:
+        raise AndonError(f"{name!r} is the last admin; nobody could manage users any more",
+                         hint="make someone else an admin first")
     with store.engine.begin() as conn:
         if any(u["name"] == name for u in existing):
             conn.execute(update(t.users).where(t.users.c.name == name).values(role=role))
@@ -74,8 +78,16 @@ def add_user(store: Store, name: str, role: str, *, by: str) -> None:
             conn.execute(insert(t.users).values(name=name, role=role, created_at=time.time()))
 
 
+def _last_admin(existing: list[Row], name: str) -> bool:
+    admins = [u["name"] for u in existing if u["role"] == "admin"]
+    return admins == [name] and len(existing) > 1
+
+
 def remove_user(store: Store, name: str, *, by: str) -> None:
     require(store, by, "manage", "manage users")
+    if _last_admin(users(store), name):
+        raise AndonError(f"{name!r} is the last admin; nobody could manage users any more",
+                         hint="make someone else an admin first, or remove the other users")
     with store.engine.begin() as conn:
         gone = conn.execute(delete(t.users).where(t.users.c.name == name)).rowcount
     if not gone:

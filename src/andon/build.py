@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 import andon
-from andon.engines.duckdb import DuckDBEngine, bind_inputs
+from andon.engines.duckdb import DuckDBEngine, bind_template, input_template
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file
 from andon.landing import land
@@ -187,8 +187,9 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
 
 def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     fps = _parent_fps(ctx, ps)
-    tree = parse_select(step.sql, step.file, step.name)
-    sql = bind_inputs(tree, _inputs(ctx, ps, fps))
+    template, _names = input_template(
+        step.sql, lambda text: parse_select(text, step.file, step.name))
+    sql = bind_template(template, _inputs(ctx, ps, fps))
     values: list[str] = []
     reuse_files: list[str] = []
     meta: dict[str, Any] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,7 @@ from andon.cli import (
     console,
 )
 from andon.errors import AndonError
+from andon.project import Project
 from andon.runner import current_user
 
 env_app = typer.Typer(help="Environments: create, list, log, diff, reset, delete.",
@@ -35,9 +37,13 @@ app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 
 
-def _git_branch() -> str:
-    done = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True,
-                          text=True)
+def _git_branch(root: Path) -> str:
+    """The branch checked out in the project's git repository (not the shell's folder)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        raise AndonError("git is not available", hint="give the environment a NAME") from None
     if done.returncode != 0 or done.stdout.strip() in ("", "HEAD"):
         raise AndonError("not on a git branch", hint="run inside a git checkout of a branch, "
                                                      "or give the environment a NAME")
@@ -56,12 +62,15 @@ def env_create(
     """Create an environment: a copy of a pointer, instant whatever the data size."""
     proj = _load(project)
     if git:
-        name = environments.git_branch_name(_git_branch())
+        name = environments.git_branch_name(_git_branch(proj.root))
     if not name:
         raise AndonError("give the environment a NAME, or --git")
     src = None if empty else (source or proj.config.default_environment)
-    env = environments.create(proj.store, name, source=src, who=current_user(),
-                              protected=proj.is_protected(name))
+    who = current_user()
+    protected = proj.is_protected(name)
+    access.require(proj.store, who, "run_protected" if protected else "run",
+                   f"create environment {name!r}")
+    env = environments.create(proj.store, name, source=src, who=who, protected=protected)
     console.print(f"created environment [bold]{name}[/] at commit {env['commit_id']}"
                   + (f" (from {src})" if src else ""))
 
@@ -84,8 +93,9 @@ def env_log(name: Annotated[str, typer.Argument()], project: ProjectOpt = None,
 def env_delete(name: Annotated[str, typer.Argument()], project: ProjectOpt = None) -> None:
     """Delete an environment (refused for protected ones). Its artifacts stay until gc."""
     proj = _load(project)
-    environments.delete_env(proj.store, name, protected=proj.is_protected(name),
-                            who=current_user())
+    who = current_user()
+    access.require(proj.store, who, "run", f"delete environment {name!r}")
+    environments.delete_env(proj.store, name, protected=proj.is_protected(name), who=who)
     console.print(f"deleted environment {name}")
 
 
@@ -101,7 +111,7 @@ def env_reset(
     protected = proj.is_protected(name)
     access.require(proj.store, who, "run_protected" if protected else "run",
                    f"reset environment {name!r}")
-    commit = environments.reset(proj.store, name, to, who=who)
+    commit = environments.reset(proj.store, name, to, who=who, protected=protected)
     console.print(f"{name} now points at commit {commit}")
 
 
@@ -184,6 +194,13 @@ def users_rm(name: Annotated[str, typer.Argument()], project: ProjectOpt = None)
     console.print(f"removed {name}")
 
 
+def _may_change_secret(proj: Project, env: str | None, what: str) -> None:
+    """Viewers change nothing; a secret every environment reads, or one of a protected
+    environment, is changed only by those who may run there."""
+    protected = env is None or proj.is_protected(env)
+    access.require(proj.store, current_user(), "run_protected" if protected else "run", what)
+
+
 @secrets_app.command("set")
 def secrets_set(
     name: Annotated[str, typer.Argument()],
@@ -194,6 +211,7 @@ def secrets_set(
 ) -> None:
     """Store a secret, encrypted (asks for the value; never echoed)."""
     proj = _load(project)
+    _may_change_secret(proj, env, f"set secret {name!r}")
     if value_stdin or not sys.stdin.isatty():
         value = sys.stdin.read().rstrip("\n")
     else:
@@ -215,7 +233,9 @@ def secrets_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> N
 def secrets_rm(name: Annotated[str, typer.Argument()], env: EnvOpt = None,
                project: ProjectOpt = None) -> None:
     """Remove a secret."""
-    secrets.remove_secret(_load(project).store, name, environment=env or secrets.ALL)
+    proj = _load(project)
+    _may_change_secret(proj, env, f"remove secret {name!r}")
+    secrets.remove_secret(proj.store, name, environment=env or secrets.ALL)
     console.print(f"removed secret {name}")
 
 

@@ -198,6 +198,9 @@ class ProjectConfig(Model):
     params: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     checks: str = Field(default="checks", description="folder of check files")
+    profile: Literal["all", "checked", "none"] = Field(
+        default="all", description="profile every built artifact, only those with checks, or "
+        "none (andon profile TABLE always works)")
     param_sets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named parameter sets (andon run --params NAME)")
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)

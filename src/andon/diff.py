@@ -65,8 +65,16 @@ def _data_diff(engine: DuckDBEngine, wh: Warehouse, la: Row, ra: Row,
     cur = engine.cursor()
     src_a = scan_sql([str(wh.path(f)) for f in la["files"]])
     src_b = scan_sql([str(wh.path(f)) for f in ra["files"]])
-    common = [c for c, _ in la["schema"] if c in {n for n, _ in ra["schema"]}]
-    cols = ", ".join(_q(c) for c in common)
+    types_b = {n: t for n, t in ra["schema"]}
+    common = [c for c, _ in la["schema"] if c in types_b]
+    # a column whose type changed compares as text: an implicit cast could fail or lie
+    retyped = {c for c, t in la["schema"] if c in types_b and types_b[c] != t}
+
+    def col(c: str, alias: str = "") -> str:
+        ref = f"{alias}.{_q(c)}" if alias else _q(c)
+        return f"CAST({ref} AS VARCHAR)" if c in retyped else ref
+
+    cols = ", ".join(f"{col(c)} AS {_q(c)}" for c in common)
 
     def rows(sql: str) -> list[dict[str, Any]]:
         res = cur.execute(sql)
@@ -79,12 +87,13 @@ def _data_diff(engine: DuckDBEngine, wh: Warehouse, la: Row, ra: Row,
         return int(row[0]) if row else 0
 
     if key and all(k in common for k in key):
-        on = " AND ".join(f"a.{_q(k)} IS NOT DISTINCT FROM b.{_q(k)}" for k in key)
+        on = " AND ".join(f"{col(k, 'a')} IS NOT DISTINCT FROM {col(k, 'b')}" for k in key)
         keys = ", ".join(_q(k) for k in key)
         added = f"SELECT b.* FROM {src_b} b ANTI JOIN {src_a} a ON {on}"
         removed = f"SELECT a.* FROM {src_a} a ANTI JOIN {src_b} b ON {on}"
         other = [c for c in common if c not in key]
-        differs = " OR ".join(f"a.{_q(c)} IS DISTINCT FROM b.{_q(c)}" for c in other) or "false"
+        differs = " OR ".join(f"{col(c, 'a')} IS DISTINCT FROM {col(c, 'b')}"
+                              for c in other) or "false"
         changed = (f"SELECT {', '.join('b.' + _q(k) for k in key)}, "
                    + ", ".join(f"a.{_q(c)} AS {_q(c + '_' + 'before')}, b.{_q(c)} AS "
                                f"{_q(c + '_after')}" for c in other[:6])

@@ -177,12 +177,25 @@ def delete_env(store: Store, name: str, *, protected: bool, who: str) -> None:
                                               why="deleted"))
 
 
-def reset(store: Store, name: str, to: str, *, who: str) -> str | None:
-    """Point ``name`` at a commit or at where it was at a time (rollback); logged."""
+def reset(store: Store, name: str, to: str, *, who: str, protected: bool = False
+          ) -> str | None:
+    """Point ``name`` at a commit or at where it was at a time (rollback); logged.
+
+    A protected environment goes back only to a commit it has pointed at before: code and
+    data from elsewhere reach it by promotion, after its checks."""
     env = require(store, name)
     commit = find_commit(store, to)
     if commit is None:
         commit = commit_at(store, name, parse_time(to))
+    elif protected or env["protected"]:
+        history = {r["to_commit"] for r in store.ref_log(name)}
+        if commit not in history:
+            raise EnvironmentError_(
+                f"environment {name!r} is protected and never pointed at commit {commit}; "
+                "nothing was changed",
+                hint=f"roll back to one of its own commits (andon env log {name}), or "
+                     f"promote the environment that holds it: andon promote ENV --to {name}",
+            )
     move(store, name, expected=env["commit_id"], to_commit=commit, who=who,
          why=f"reset to {to}")
     return commit

@@ -71,9 +71,10 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
         rows = [dict(r._mapping) for r in conn.execute(select(
             t.artifacts.c.fingerprint, t.artifacts.c.step, t.artifacts.c.files,
             t.artifacts.c.created_at, t.artifacts.c.run_id, t.artifacts.c.path))]
-    keep = [r for r in rows if r["fingerprint"] in live_fps or r["created_at"] >= cutoff
-            or r["run_id"] in running]
-    dead = [r for r in rows if r not in keep]
+    kept = {r["fingerprint"] for r in rows if r["fingerprint"] in live_fps
+            or r["created_at"] >= cutoff or r["run_id"] in running}
+    keep = [r for r in rows if r["fingerprint"] in kept]
+    dead = [r for r in rows if r["fingerprint"] not in kept]
     wh = Warehouse(project.warehouse)
     live_files = {f for r in keep for f in r["files"]}
     dead_dirs = [wh.path(r["path"]) for r in dead]
@@ -92,22 +93,24 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
                 if info.exists():
                     doomed_files.append(info)
     size = sum(p.stat().st_size for p in doomed_files if p.exists())
+    doomed = set(doomed_files)
     deleted: list[str] = []
+    for r, d in zip(dead, dead_dirs, strict=True):
+        remaining = [p for p in d.iterdir() if p not in doomed] if d.is_dir() else []
+        if any(p.name != MANIFEST for p in remaining):
+            continue  # still holds files a live artifact shares: keep it readable
+        deleted.append(f"{r['step']}/{r['fingerprint']}")
+        if not dry_run and d.is_dir():
+            for p in d.iterdir():
+                if p in doomed:
+                    p.unlink(missing_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
     if not dry_run:
-        for p in doomed_files:
+        for p in doomed_files:  # source parts nobody reads
             p.unlink(missing_ok=True)
-        for r, d in zip(dead, dead_dirs, strict=True):
-            remaining = [p for p in d.iterdir()] if d.is_dir() else []
-            if d.is_dir() and all(p.name == MANIFEST for p in remaining):
-                shutil.rmtree(d, ignore_errors=True)
-            elif d.is_dir():  # still holds files a live artifact shares: keep it readable
-                continue
-            deleted.append(f"{r['step']}/{r['fingerprint']}")
         gone = [d.split("/", 1)[1] for d in deleted]
         with store.engine.begin() as conn:
             for i in range(0, len(gone), 500):
                 conn.execute(delete(t.artifacts).where(
                     t.artifacts.c.fingerprint.in_(gone[i:i + 500])))
-    else:
-        deleted = [f"{r['step']}/{r['fingerprint']}" for r in dead]
     return GcReport(tuple(deleted), len(doomed_files), size, len(keep), dry_run)

@@ -77,6 +77,8 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
                            hint=spec.description or f"give {spec.name}={_example(spec)}")
 
     t = spec.type
+    if isinstance(value, CliText):
+        value = str(value) if t in ("string", "date", "timestamp") else value.decoded()
     v: Any = value
     try:
         if t == "integer":
@@ -119,16 +121,26 @@ def _example(spec: ParamSpec) -> str:
             "timestamp": "2013-03-01T12:00"}.get(spec.type, "value")
 
 
+class CliText(str):
+    """A ``--param`` value as typed: a string parameter keeps it verbatim (``1.10`` stays
+    ``1.10``), other types read it as JSON (``15``, ``true``, ``[1, 2]``) or as text."""
+
+    def decoded(self) -> Any:
+        try:
+            return json.loads(self)
+        except json.JSONDecodeError:
+            return str(self)
+
+
 def parse_cli(values: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in values:
         if "=" not in item:
             raise ConfigError(f"bad --param {item!r}", hint="write --param NAME=VALUE")
         key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        if not key.strip():
+            raise ConfigError(f"bad --param {item!r}", hint="write --param NAME=VALUE")
+        out[key.strip()] = CliText(value)
     return out
 
 

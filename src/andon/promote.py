@@ -66,6 +66,10 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
     started = time.perf_counter()
     store = project.store
     who = current_user()
+    if source == target:
+        raise PromotionRefused(f"cannot promote {source!r} into itself",
+                               hint="promote a branch environment: andon promote dev --to "
+                                    f"{target}")
     require(store, source)
     require(store, target)
     access.require(store, who, "promote", f"promote into {target!r}")

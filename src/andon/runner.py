@@ -404,7 +404,7 @@ class _Execution:
             self.artifacts[ps.fingerprint] = built.manifest
             self.pending_artifacts.append(artifact_row(built.manifest, self.run_id,
                                                        self.warehouse))
-        failure = self._check_step(ps.name, built.manifest)
+        failure = self._check_step(ps.name, built.manifest, fresh=True)
         return StepResult(ps.name, "failed" if failure else "built", ps.fingerprint,
                           rows=built.manifest.rows, rejects=built.rejects, landed=built.landed,
                           seconds=time.perf_counter() - t0, reason=ps.reason, error=failure)
@@ -445,7 +445,8 @@ class _Execution:
             baseline_manifest=manifest_at,
         )
 
-    def _check_step(self, table: str, manifest: Manifest) -> AndonError | None:
+    def _check_step(self, table: str, manifest: Manifest, *, fresh: bool = False
+                    ) -> AndonError | None:
         """Run the ready checks of a table; an error-severity failure stops the line here."""
         with self.lock:
             self.audit.manifests = {**self.audit.manifests, table: manifest}
@@ -453,11 +454,16 @@ class _Execution:
         now = [c for c in checks if ready(self.audit, c)]
         with self.lock:
             self.deferred += [c for c in checks if c not in now]
-        return self._evaluate(table, now)
+        setting = self.project.config.profile
+        profile = setting == "all" or (setting == "checked" and bool(checks))
+        if not now and not (profile and fresh):
+            return None
+        return self._evaluate(table, now, profile=profile, fresh=fresh)
 
-    def _evaluate(self, table: str, checks: list[Check]) -> AndonError | None:
+    def _evaluate(self, table: str, checks: list[Check], *, profile: bool = True,
+                  fresh: bool = False) -> AndonError | None:
         try:
-            outcomes = evaluate(self.audit, table, checks)
+            outcomes = evaluate(self.audit, table, checks, with_profile=profile, fresh=fresh)
         except Exception as e:  # the engine failed under the checks: report, do not publish
             return StepError(f"checks could not run: {type(e).__name__}: {e}", step=table)
         with self.lock:

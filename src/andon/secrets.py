@@ -6,6 +6,7 @@ The key comes from ``ANDON_SECRETS_KEY`` or from ``.andon/secrets.key`` (created
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -42,10 +43,7 @@ def load_key(root: Path, *, create: bool) -> bytes:
                 raise SecretError("no secrets key", hint=f"set {KEY_ENV}, or create secrets "
                                   "with `andon secrets set NAME` (which creates "
                                   ".andon/secrets.key)")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(Fernet.generate_key())
+            _create_key(path)
         key = path.read_bytes().strip()
     try:
         Fernet(key)
@@ -54,6 +52,23 @@ def load_key(root: Path, *, create: bool) -> bytes:
                           hint=f"check {KEY_ENV} or .andon/secrets.key (32 url-safe base64 "
                                "bytes)") from None
     return key
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key with mode 0600, atomically: a process creating it at the same time
+    either wins or reads the winner's key, never a half-written or a second key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_name(name: str) -> None:
@@ -65,6 +80,10 @@ def _check_name(name: str) -> None:
 def set_secret(store: Store, root: Path, name: str, value: str, *, environment: str = ALL,
                who: str) -> None:
     _check_name(name)
+    if environment != ALL:
+        from andon.environments import check_name as check_environment
+
+        check_environment(environment)
     token = Fernet(load_key(root, create=True)).encrypt(value.encode()).decode()
     now = time.time()
     with store.engine.begin() as conn:

@@ -5,7 +5,6 @@ check scan; top values and patterns come from one sampled query."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,8 +33,6 @@ def profile_exprs(schema: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if is_numeric(typ):
             out.append((f"p{i}_mean", f"avg({c})"))
             out.append((f"p{i}_stddev", f"stddev_samp({c})"))
-            qs = ", ".join(str(x) for x in QUANTILES)
-            out.append((f"p{i}_quantiles", f"approx_quantile({c}, [{qs}])"))
         if typ == "VARCHAR":
             out.append((f"p{i}_len_min", f"min(length({c}))"))
             out.append((f"p{i}_len_max", f"max(length({c}))"))
@@ -73,29 +70,73 @@ def assemble(schema: Sequence[tuple[str, str]], values: Mapping[str, Any],
 
 def sample_stats(cur: duckdb.DuckDBPyConnection, source_sql: str,
                  schema: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Top values and a pattern guess per column, from a sample of rows."""
+    """Quantiles, top values and a pattern guess per column, from one repeatable sample of
+    rows: two small queries, whatever the size of the table."""
     cols = [(n, t) for n, t in schema if t == "VARCHAR" or is_numeric(t)
             or t.upper() in ("BOOLEAN", "DATE")]
     if not cols:
         return {}
-    select = ", ".join(q(n) for n, _ in cols)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _andon_sample AS SELECT "
+                f"{', '.join(q(n) for n, _ in cols)} FROM {source_sql} "
+                f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (42)")
+    try:
+        return _sample_stats(cur, cols)
+    finally:
+        cur.execute("DROP TABLE IF EXISTS _andon_sample")
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _shape_sql(col: str) -> str:
+    return (f"translate({col}, '{_UPPER}{_LOWER}0123456789', "
+            f"'{'A' * 26}{'a' * 26}{'9' * 10}')")
+
+
+def _sample_stats(cur: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]]
+                  ) -> dict[str, Any]:
+    sample = "_andon_sample"
+    parts = []
+    for j, (n, t) in enumerate(cols):
+        parts.append(f"SELECT {j} AS col, 'v' AS kind, CAST({q(n)} AS VARCHAR) AS v, "
+                     f"count(*) AS n FROM {sample} WHERE {q(n)} IS NOT NULL GROUP BY 3")
+        if t == "VARCHAR":
+            parts.append(f"SELECT {j}, 's', {_shape_sql(q(n))}, count(*) FROM {sample} "
+                         f"WHERE {q(n)} IS NOT NULL GROUP BY 3")
     rows = cur.execute(
-        f"SELECT {select} FROM {source_sql} USING SAMPLE {SAMPLE_ROWS} ROWS"
+        f"SELECT col, kind, v, n, sum(n) OVER (PARTITION BY col, kind) AS total FROM "
+        f"({' UNION ALL '.join(parts)}) QUALIFY row_number() OVER "
+        f"(PARTITION BY col, kind ORDER BY n DESC, v) <= {TOP_K} ORDER BY col, kind, n DESC, v"
     ).fetchall()
+    numeric = [(j, n) for j, (n, t) in enumerate(cols) if is_numeric(t)]
+    quantiles: dict[int, Any] = {}
+    if numeric:
+        qs = ", ".join(str(x) for x in QUANTILES)
+        row = cur.execute("SELECT " + ", ".join(f"quantile_cont({q(n)}, [{qs}])"
+                                                for _, n in numeric) + f" FROM {sample}"
+                          ).fetchone() or ()
+        quantiles = {j: v for (j, _), v in zip(numeric, row, strict=False)}
     out: dict[str, Any] = {}
-    for j, (name, typ) in enumerate(cols):
-        values = [r[j] for r in rows if r[j] is not None]
-        if not values:
-            continue
-        counts = Counter(values).most_common(TOP_K)
-        entry: dict[str, Any] = {"top_values": [[_plain(v), n] for v, n in counts]}
-        if typ == "VARCHAR":
-            shapes = Counter(_shape(str(v)) for v in values)
-            shape, n = shapes.most_common(1)[0]
-            entry["pattern"] = shape
-            entry["pattern_share"] = round(n / len(values), 4)
-        out[name] = entry
+    for j, (name, _typ) in enumerate(cols):
+        entry: dict[str, Any] = {"top_values": [[v, n] for c, k, v, n, _ in rows
+                                                if c == j and k == "v"]}
+        if quantiles.get(j) is not None:
+            entry["quantiles"] = dict(zip([str(x) for x in QUANTILES], _plain(quantiles[j]),
+                                          strict=False))
+        shapes = [(v, n, total) for c, k, v, n, total in rows if c == j and k == "s"]
+        if shapes:
+            entry["pattern"] = _collapse(shapes[0][0])
+            entry["pattern_share"] = round(shapes[0][1] / shapes[0][2], 4)
+        if entry["top_values"] or len(entry) > 1:
+            out[name] = entry
     return out
+
+
+def _collapse(shape: str) -> str:
+    """``A99999`` → ``A9{5}``; other characters escaped as in a regex."""
+    return _shape_tokens([ch if ch in "Aa9" else (ch if ch == " " else re.escape(ch))
+                          for ch in shape])
 
 
 def _shape(value: str) -> str:
@@ -105,6 +146,10 @@ def _shape(value: str) -> str:
         token = "A" if ch.isupper() else "a" if ch.isalpha() else "9" if ch.isdigit() else (
             ch if ch == " " else re.escape(ch))
         out.append(token)
+    return _shape_tokens(out)
+
+
+def _shape_tokens(out: list[str]) -> str:
     collapsed: list[str] = []
     i = 0
     while i < len(out):

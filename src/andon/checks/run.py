@@ -118,7 +118,7 @@ def ready(audit: Audit, c: Check) -> bool:
 
 
 def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
-             with_profile: bool = True) -> list[Outcome]:
+             with_profile: bool = True, fresh: bool = False) -> list[Outcome]:
     """Run the checks of one table; cached results are reused unless ``audit.force``."""
     manifest = audit.manifests[table]
     out: list[Outcome] = []
@@ -131,7 +131,9 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
             out.append((_from_row(cached), ctx, False))
         else:
             todo.append((c, ctx))
-    need_profile = with_profile and history.profile_of(audit.store, manifest.fingerprint) is None
+    # a just-built artifact has no profile yet: no need to ask the store
+    need_profile = with_profile and (
+        fresh or history.profile_of(audit.store, manifest.fingerprint) is None)
     if not todo and not need_profile:
         return out
     schema = dict(manifest.schema)

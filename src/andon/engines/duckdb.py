@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +22,73 @@ def _sql_list(files: Sequence[str | Path]) -> str:
 
 def scan_sql(files: Sequence[str | Path]) -> str:
     """A DuckDB table expression reading the given Parquet files."""
+    if len(files) == 1:  # one file has one schema: skip reconciling them
+        return f"read_parquet({_sql_list(files)})"
     return f"read_parquet({_sql_list(files)}, union_by_name = true)"
+
+
+_PLACEHOLDER = "__andon_input_{}__"
+_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def input_template(sql: str, parse: Callable[[str], exp.Expression]) -> tuple[str, tuple[str,
+                                                                                          ...]]:
+    """The step's SQL with each input table replaced by a placeholder, parsed once per SQL text
+    (and per process): binding it to files is then a string substitution."""
+    with _TEMPLATES_LOCK:
+        hit = _TEMPLATES.get(sql)
+    if hit is not None:
+        return hit
+    tree = parse(sql).copy()
+    names: list[str] = []
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        if not isinstance(table.this, exp.Identifier) or table.args.get("db") \
+                or table.name in ctes:
+            continue
+        alias = table.alias or table.name
+        names.append(table.name)
+        table.replace(exp.Table(this=exp.to_identifier(_PLACEHOLDER.format(table.name)),
+                                alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    result = (tree.sql(dialect="duckdb"), tuple(dict.fromkeys(names)))
+    with _TEMPLATES_LOCK:
+        _TEMPLATES[sql] = result
+    return result
+
+
+def bind_template(template: str, inputs: Mapping[str, Sequence[str | Path]]) -> str:
+    for name, files in inputs.items():
+        template = template.replace(_PLACEHOLDER.format(name), scan_sql(files))
+    return template
 
 
 def bind_inputs(tree: exp.Expression, inputs: Mapping[str, Sequence[str | Path]]) -> str:
     """Replace each table named in ``inputs`` by a scan of its Parquet files."""
-    tree = tree.copy()
-    for table in list(tree.find_all(exp.Table)):
-        if not isinstance(table.this, exp.Identifier) or table.name not in inputs:
-            continue
-        if table.args.get("db"):
-            continue
-        alias = table.alias or table.name
-        new = exp.Table(
-            this=exp.Anonymous(
-                this="read_parquet",
-                expressions=[
-                    exp.Array(expressions=[exp.Literal.string(str(f)) for f in inputs[table.name]]),
-                    exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-                ],
-            ),
-            alias=exp.TableAlias(this=exp.to_identifier(alias)),
-        )
-        table.replace(new)
-    return tree.sql(dialect="duckdb")
+    template, _ = input_template(tree.sql(dialect="duckdb"), lambda _sql: tree)
+    return bind_template(template, inputs)
+
+
+_ARROW_TO_DUCKDB = {
+    "int8": "TINYINT", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT",
+    "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER", "uint64": "UBIGINT",
+    "float": "FLOAT", "double": "DOUBLE", "string": "VARCHAR", "large_string": "VARCHAR",
+    "bool": "BOOLEAN", "date32[day]": "DATE", "timestamp[us]": "TIMESTAMP",
+    "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE", "time64[us]": "TIME",
+    "binary": "BLOB", "large_binary": "BLOB",
+}
+
+
+def parquet_schema(path: Path) -> Schema | None:
+    """Column names and DuckDB types from a Parquet footer, without a query; None when a
+    type needs DuckDB to name it (nested, decimal, ...)."""
+    out = []
+    for field in pq.read_schema(path):
+        name = _ARROW_TO_DUCKDB.get(str(field.type))
+        if name is None:
+            return None
+        out.append((field.name, name))
+    return tuple(out)
 
 
 class DuckDBEngine:
@@ -57,10 +100,19 @@ class DuckDBEngine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.con = duckdb.connect(":memory:", config=config)
+        self._config = config
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The database, opened on first use (a run that builds nothing never opens it)."""
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:", config=self._config)
+            return self._con
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -83,7 +135,9 @@ class DuckDBEngine:
             for cur in self._cursors:
                 cur.close()
             self._cursors.clear()
-        self.con.close()
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     # building -----------------------------------------------------------------------------
 
@@ -96,6 +150,10 @@ class DuckDBEngine:
         return int(row[0]) if row else 0
 
     def schema(self, files: Sequence[str | Path]) -> Schema:
+        if len(files) == 1:
+            quick = parquet_schema(Path(files[0]))
+            if quick is not None:
+                return quick
         rows = self.cursor().execute(f"DESCRIBE SELECT * FROM {scan_sql(files)}").fetchall()
         return tuple((str(r[0]), str(r[1])) for r in rows)
 

@@ -187,8 +187,8 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
 
 def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     fps = _parent_fps(ctx, ps)
-    template, _names = input_template(
-        step.sql, lambda text: parse_select(text, step.file, step.name))
+    template = step.bound or input_template(
+        step.sql, lambda text: parse_select(text, step.file, step.name))[0]
     sql = bind_template(template, _inputs(ctx, ps, fps))
     values: list[str] = []
     reuse_files: list[str] = []

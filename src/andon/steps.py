@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlglot import TokenType, exp
 
 from andon.config import NAME_RE, SourceConfig, StepConfig, validate
+from andon.engines.duckdb import placeholder_sql
 from andon.errors import ConfigError, SqlError, did_you_mean
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
 
@@ -56,6 +57,7 @@ class Step:
     source: SourceConfig | None = None
     line: int = 1
     template: str = ""  # SQL steps: the Jinja text, before parameters are rendered
+    bound: str = ""  # SQL steps: the SQL with placeholders where input files go
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -463,6 +465,7 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
         sql=sql.strip(),
         line=body_line,
         template=body.strip(),
+        bound=placeholder_sql(tree)[0],
     )
 
 

@@ -40,7 +40,15 @@ def input_template(sql: str, parse: Callable[[str], exp.Expression]) -> tuple[st
         hit = _TEMPLATES.get(sql)
     if hit is not None:
         return hit
-    tree = parse(sql).copy()
+    result = placeholder_sql(parse(sql))
+    with _TEMPLATES_LOCK:
+        _TEMPLATES[sql] = result
+    return result
+
+
+def placeholder_sql(tree: exp.Expression) -> tuple[str, tuple[str, ...]]:
+    """SQL with each input table as a placeholder, and the names of those inputs."""
+    tree = tree.copy()
     names: list[str] = []
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in list(tree.find_all(exp.Table)):
@@ -51,10 +59,7 @@ def input_template(sql: str, parse: Callable[[str], exp.Expression]) -> tuple[st
         names.append(table.name)
         table.replace(exp.Table(this=exp.to_identifier(_PLACEHOLDER.format(table.name)),
                                 alias=exp.TableAlias(this=exp.to_identifier(alias))))
-    result = (tree.sql(dialect="duckdb"), tuple(dict.fromkeys(names)))
-    with _TEMPLATES_LOCK:
-        _TEMPLATES[sql] = result
-    return result
+    return tree.sql(dialect="duckdb"), tuple(dict.fromkeys(names))
 
 
 def bind_template(template: str, inputs: Mapping[str, Sequence[str | Path]]) -> str:
@@ -145,7 +150,7 @@ class DuckDBEngine:
         """Stream a query into one Parquet file; returns the row count."""
         target = str(out).replace("'", "''")
         row = self.cursor().execute(
-            f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+            f"COPY ({sql}) TO '{target}' (FORMAT parquet)"
         ).fetchone()
         return int(row[0]) if row else 0
 

@@ -73,8 +73,8 @@ class AndonFigures:
         return 1000 * self.wall_s / self.steps
 
 
-def bench_andon(root: Path, steps: dict[str, str]) -> AndonFigures:
-    write_project(root, steps)
+def bench_andon(root: Path, steps: dict[str, str], profile: str = "all") -> AndonFigures:
+    write_project(root, steps, f"profile: {profile}\n")
     t0 = time.perf_counter()
     project = andon.Project.load(root)
     load_s = time.perf_counter() - t0
@@ -191,15 +191,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000, help="steps per andon DAG (1000)")
     ap.add_argument("--compare-steps", type=int, default=200, help="chain length side by side")
     ap.add_argument("--no-third-party", action="store_true", help="skip Dagster and Prefect")
+    ap.add_argument("--profile", choices=("all", "checked", "none"), default="none",
+                    help="andon's profile setting: 'none' measures orchestration alone "
+                         "(default); 'all' adds profiling every artifact, as a project does "
+                         "by default")
     args = ap.parse_args()
-    print(f"orchestration overhead, {machine()}\n")
+    print(f"orchestration overhead (profile: {args.profile}), {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="andon-bench-") as d:
         tmp = Path(d)
         print(row("andon", "load s", "run wall s", "wall/N ms", "median step ms",
                   "sum steps s", "CPU/N ms"))
         worst = 0.0
         for shape, make in (("chain", chain), ("fanout", fanout)):
-            f = bench_andon(tmp / shape, make(args.steps))
+            f = bench_andon(tmp / shape, make(args.steps), args.profile)
             worst = max(worst, f.per_step_ms)
             print(row(f"{shape} of {f.steps}", f"{f.load_s:.3f}", f"{f.wall_s:.2f}",
                       f"{f.per_step_ms:.2f}", f"{1000 * f.step_median_s:.2f}",
@@ -210,7 +214,7 @@ def main() -> None:
 
         n = args.compare_steps
         print(row(f"no-op chain of {n}, ms per step", "measured", "reference"))
-        small = bench_andon(tmp / "compare", chain(n))
+        small = bench_andon(tmp / "compare", chain(n), args.profile)
         print(row("andon (run wall / N)", f"{small.per_step_ms:.2f}", f"<= {TARGET_MS}"))
         if args.no_third_party:
             print(row("dagster / prefect", "skipped", ""))

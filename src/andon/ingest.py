@@ -381,9 +381,10 @@ def _parquet_raw_sql(
     con: duckdb.DuckDBPyConnection, path: Path, display: str, source_name: str,
     source: SourceConfig,
 ) -> str:
-    scan = f"read_parquet({_lit(str(path))})"
+    scan = f"read_parquet({_lit(str(path))}, file_row_number = true)"
     try:
         have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        have.discard("file_row_number")
     except duckdb.Error as e:
         raise SourceError(f"not a readable Parquet file: {e}", file=display,
                           step=source_name) from e
@@ -392,7 +393,8 @@ def _parquet_raw_sql(
         (f"{_q(c)} AS {_q('c_' + c)}" if c in have else f"NULL AS {_q('c_' + c)}")
         for c in source.columns
     )
-    return f"SELECT row_number() OVER () AS line, NULL AS raw, true AS ok, {cols} FROM {scan}"
+    # the row number comes from the reader: no window, the file streams through
+    return f"SELECT file_row_number + 1 AS line, NULL AS raw, true AS ok, {cols} FROM {scan}"
 
 
 def _ingest_raw(
@@ -414,10 +416,7 @@ def _ingest_raw(
         for c, spec in source.columns.items()
     )
     raws = ", ".join(f"{raw_of[c]} AS {_q('raw_' + c)}" for c in source.columns)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _andon_raw AS SELECT line, raw, ok, {typed}, {raws} "
-        f"FROM ({raw_sql})"
-    )
+    raw_table = f"(SELECT line, raw, ok, {typed}, {raws} FROM ({raw_sql}))"
     problems: list[str] = ["CASE WHEN NOT ok THEN 'not a JSON object' END"] if is_json else []
     for c, spec in source.columns.items():
         problems.append(
@@ -431,24 +430,22 @@ def _ingest_raw(
                 f"{_lit(f'required column {c} missing')} END"
             )
     reason = "concat_ws('; ', " + ", ".join(problems) + ")"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _andon_classified AS SELECT *, {reason} AS reason "
-        f"FROM _andon_raw"
-    )
+    # nothing is materialised: one streaming pass writes the good rows (in file order, as
+    # DuckDB preserves insertion order), another counts and samples the rejects
+    classified = f"(SELECT *, {reason} AS reason FROM {raw_table})"
     cols = ", ".join(_q(c) for c in source.columns)
     rows = _copy(
         con,
-        f"SELECT {cols}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM _andon_classified "
-        f"WHERE reason = '' ORDER BY line",
+        f"SELECT {cols}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM {classified} "
+        f"WHERE reason = ''",
         out,
         source_name,
     )
-    count = con.execute("SELECT count(*) FROM _andon_classified WHERE reason <> ''").fetchone()
+    count = con.execute(f"SELECT count(*) FROM {classified} WHERE reason <> ''").fetchone()
     bad = con.execute(
-        f"SELECT line, reason, raw FROM _andon_classified WHERE reason <> '' ORDER BY line "
+        f"SELECT line, reason, raw FROM {classified} WHERE reason <> '' ORDER BY line "
         f"LIMIT {MAX_REJECTS_STORED}"
-    ).fetchall()
-    con.execute("DROP TABLE _andon_raw; DROP TABLE _andon_classified")
+    ).fetchall() if count and count[0] else []
     rejected = tuple(_reject(source_name, display, int(n), None, r, raw) for n, r, raw in bad)
     return IngestResult(rows=rows, rejects=int(count[0]) if count else 0, rejected=rejected)
 

@@ -182,8 +182,6 @@ def test_invalid_environment_of_a_secret(
     assert code != 0 and "invalid environment name" in err
 
 
-@pytest.mark.xfail(strict=True, reason="steps.secret_placeholder raises ValueError, which "
-                   "render() does not turn into a ConfigError: a traceback instead of an error")
 def test_an_invalid_secret_name_in_a_step_is_a_config_error(proj: Path, cli: Cli) -> None:
     (proj / "pipelines/p/auth.sql").write_text("SELECT '{{ secret('bad name') }}' AS s\n")
     code, _, err = cli("plan", "-p", proj)

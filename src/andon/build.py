@@ -49,6 +49,7 @@ class BuildContext:
     fps: Mapping[str, str]  # step → fingerprint in this run (built, reused or kept)
     reject_rows: list[Row]  # collected for the store
     environment: str = "prod"
+    backfill: tuple[str, str] | None = None
 
 
 def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
@@ -191,20 +192,25 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         step.sql, lambda text: parse_select(text, step.file, step.name))[0]
     sql = bind_template(template, _inputs(ctx, ps, fps))
     values: list[str] = []
-    reuse_files: list[str] = []
-    meta: dict[str, Any] = {}
-    prev_rows = 0
-    tc = step.config.time_column
-    if step.config.materialized == "incremental" and tc:
-        prev = ctx.artifacts.get(ps.previous) if ps.previous else None
-        if prev is not None and prev.code_hash == ps.code_hash and "watermark" in prev.meta:
-            watermark = prev.meta["watermark"]
-            reuse_files, prev_rows = list(prev.files), prev.rows
-            if watermark is not None:
-                sql = (f'SELECT * FROM ({sql}) AS _andon_step WHERE "{tc}" > '
-                       f"CAST('{watermark}' AS {prev.meta['watermark_type']})")
-            meta["incremental_from"] = prev.fingerprint
     with ctx.warehouse.staging(ps.name) as staging:
+        reuse_files: list[str] = []
+        meta: dict[str, Any] = {}
+        prev_rows = 0
+        tc = step.config.time_column
+        if step.config.materialized == "incremental" and tc:
+            prev = ctx.artifacts.get(ps.previous) if ps.previous else None
+            if prev is not None and prev.code_hash == ps.code_hash and "watermark" in prev.meta:
+                watermark = prev.meta["watermark"]
+                reuse_files, prev_rows = list(prev.files), prev.rows
+                if ctx.backfill is not None:
+                    window = _window(tc, prev.meta["watermark_type"], ctx.backfill)
+                    reuse_files, prev_rows = _cut_window(ctx, prev, tc, window, staging)
+                    sql = f"SELECT * FROM ({sql}) AS _andon_step WHERE {window}"
+                    meta["backfill"] = list(ctx.backfill)
+                elif watermark is not None:
+                    sql = (f'SELECT * FROM ({sql}) AS _andon_step WHERE "{tc}" > '
+                           f"CAST('{watermark}' AS {prev.meta['watermark_type']})")
+                meta["incremental_from"] = prev.fingerprint
         out = staging / "part-0.parquet"
         try:
             rows = ctx.engine.copy_to_parquet(_with_secrets(ctx, step, sql, values), out)
@@ -215,11 +221,11 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             if full is not None:
                 raise full from None
             raise _sql_runtime_error(step, e, values) from None
-        if reuse_files and rows == 0:
+        if meta.get("incremental_from") and rows == 0:
             out.unlink()
         if tc and step.config.materialized == "incremental":
             files = [ctx.warehouse.path(f) for f in reuse_files]
-            files += [out] if out.exists() else []
+            files += sorted(staging.glob("*.parquet"))
             schema = dict(ctx.engine.schema(files)) if files else {}
             if tc not in schema:
                 raise StepError(
@@ -233,6 +239,37 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             meta["new_rows"] = rows
         manifest = _seal(ctx, ps, staging, reuse_files, prev_rows + rows, meta)
     return Built(manifest)
+
+
+def _window(column: str, sql_type: str, interval: tuple[str, str]) -> str:
+    start, end = (v.replace("'", "''") for v in interval)
+    col = '"' + column.replace('"', '""') + '"'
+    return (f"{col} >= CAST('{start}' AS {sql_type}) AND {col} < CAST('{end}' AS {sql_type})")
+
+
+def _cut_window(ctx: BuildContext, prev: Manifest, column: str, window: str,
+                staging: Path) -> tuple[list[str], int]:
+    """Keep the previous artifact's rows outside the backfill window: files that do not touch
+    it are shared as they are; the others are rewritten without the window's rows (into the
+    staging folder, so they become files of the new artifact)."""
+    kept: list[str] = []
+    rows = 0
+    cur = ctx.engine.cursor()
+    for i, f in enumerate(prev.files):
+        path = ctx.warehouse.path(f)
+        scan = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+        total, inside = cur.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {window}) FROM {scan}").fetchone() or (0, 0)
+        if not inside:
+            kept.append(f)
+            rows += int(total)
+            continue
+        out = staging / f"kept-{i}.parquet"
+        row = cur.execute(f"COPY (SELECT * FROM {scan} WHERE NOT ({window}) OR \"{column}\" IS "
+                          f"NULL) TO '{str(out).replace(chr(39), chr(39) * 2)}' "
+                          f"(FORMAT parquet)").fetchone()
+        rows += int(row[0]) if row else 0
+    return kept, rows
 
 
 def _parent_fps(ctx: BuildContext, ps: PlannedStep) -> dict[str, str]:

@@ -142,6 +142,10 @@ def run(
     params: SetsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for a busy environment")] = 0.0,
+    start: Annotated[str | None, typer.Option(
+        help="backfill: recompute incremental steps from this date/time (with --end)")] = None,
+    end: Annotated[str | None, typer.Option(help="backfill: up to this date/time (excluded)")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -152,7 +156,12 @@ def run(
         return
     quiet = quiet or fmt is not Format.table
     display = RunDisplay(err_console if quiet else console, quiet=quiet)
-    result = run_project(proj, env, selection or [], listener=display, wait_for_lease=wait)
+    if (start is None) != (end is None):
+        raise AndonError("a backfill needs both --start and --end",
+                         hint="e.g. andon run flights+ --start 2013-03-01 --end 2013-04-01")
+    window = (start, end) if start is not None and end is not None else None
+    result = run_project(proj, env, selection or [], listener=display, wait_for_lease=wait,
+                         backfill=window)
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
     if result.status == "cancelled":

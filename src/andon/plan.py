@@ -54,6 +54,7 @@ class Plan:
     params: dict[str, Any]
     selection: tuple[str, ...]
     complete: bool  # the whole project is selected: the new commit drops deleted steps
+    backfill: tuple[str, str] | None = None
     known: dict[str, Row] = field(default_factory=dict, compare=False)  # sealed artifacts
     base_code: dict[str, str] = field(default_factory=dict)  # step → template hash
 
@@ -99,7 +100,10 @@ def make_plan(
     *,
     store: Store | None = None,
     warehouse: Warehouse | None = None,
+    backfill: tuple[str, str] | None = None,
 ) -> Plan:
+    """What a run would do. ``backfill`` (start, end) recomputes that interval of every
+    selected incremental step (the rest of their data is kept)."""
     store = store or project.store
     warehouse = warehouse or Warehouse(project.warehouse)
     dag: Dag = project.dag
@@ -133,7 +137,11 @@ def make_plan(
             landing = landing_state(store, project.root, name, step.source,
                                     project.root / CONFIG_FILE)
             files = active_shas(landing)
-        fp = fingerprint(step, parents, params=data_params(step, project.params), files=files)
+        dparams = data_params(step, project.params)
+        if backfill and step.config.materialized == "incremental" and base.get(name):
+            # a backfill makes a new artifact from the previous one: both go into its address
+            dparams = {**dparams, "__backfill__": list(backfill), "__from__": base[name]}
+        fp = fingerprint(step, parents, params=dparams, files=files)
         fps[name] = fp
         drafts.append((
             PlannedStep(
@@ -171,6 +179,7 @@ def make_plan(
         params=dict(project.params),
         selection=tuple(selection),
         complete=not selection,
+        backfill=backfill,
         known=known,
         base_code=dict((store.commit(base_commit) or {}).get("code") or {}) if base_commit
         else {},

@@ -111,6 +111,7 @@ def run(
     *,
     listener: Listener | None = None,
     wait_for_lease: float = 0.0,
+    backfill: tuple[str, str] | None = None,
 ) -> RunResult:
     """Plan and execute a run of ``selection`` in ``environment``; publish if all succeed."""
     environment = environment or project.environment or project.config.default_environment
@@ -144,7 +145,7 @@ def run(
         warehouse.clean_staging()
         try:
             plan = make_plan(project, environment, tuple(selection), store=store,
-                             warehouse=warehouse)
+                             warehouse=warehouse, backfill=check_window(backfill))
             if protected:
                 refuse_code_changes(plan)
         except AndonError as e:
@@ -158,6 +159,24 @@ def run(
     finally:
         stop_heartbeat.set()
         store.release_lease(environment, run_id)
+
+
+def check_window(window: tuple[str, str] | None) -> tuple[str, str] | None:
+    """A backfill interval [start, end): two ISO dates or times, start before end."""
+    if window is None:
+        return None
+    from datetime import datetime
+
+    try:
+        start, end = (datetime.fromisoformat(v) for v in window)
+    except ValueError:
+        raise AndonError(f"bad backfill interval {window[0]!r} .. {window[1]!r}",
+                         hint="give ISO dates or times: --start 2013-03-01 --end 2013-04-01"
+                         ) from None
+    if start >= end:
+        raise AndonError(f"backfill start {window[0]} is not before end {window[1]}",
+                         hint="the interval is [start, end): end is excluded")
+    return window
 
 
 def refuse_code_changes(plan: Plan) -> None:
@@ -257,6 +276,7 @@ class _Execution:
             run_id=self.run_id, artifacts=self.artifacts,
             fps={**self.plan.base_steps, **{s.name: s.fingerprint for s in self.plan.steps}},
             reject_rows=self.reject_rows, environment=self.plan.environment,
+            backfill=self.plan.backfill,
         )
         error: AndonError | None = None
         status = "succeeded"

@@ -322,6 +322,9 @@ def render(
         raise ConfigError(
             f"template syntax error: {e.message}", file=path, line=e.lineno, step=step_name
         ) from None
+    except ValueError as e:  # e.g. an invalid secret name
+        raise ConfigError(str(e), file=path, step=step_name,
+                          hint="secret names: letters, digits, '_', '-', '.'") from None
 
 
 _MISSING_RE = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")

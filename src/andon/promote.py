@@ -85,8 +85,11 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
         dst_map = store.commit_steps(dst["commit_id"])
         base_code = _code(store, base)
         src_code, dst_code = _code(store, src["commit_id"]), _code(store, dst["commit_id"])
+        # a step changed when its artifact did, or its code did (a reformat builds nothing
+        # new but is still a change of code); a base that predates code maps compares by
+        # artifact only
         changed = {s: fp for s, fp in src_map.items() if base_map.get(s) != fp
-                   or (src_code.get(s) is not None and src_code.get(s) != base_code.get(s))}
+                   or (s in base_code and src_code.get(s) not in (None, base_code[s]))}
         removed = sorted(s for s in base_map if s not in src_map)
         conflicts = sorted(
             s for s in set(changed) | set(removed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -21,6 +22,38 @@ from andon.store import Row, Store
 from andon.warehouse import os_error
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_LOADED_CACHES: set[Path] = set()
+HASH_CACHE_FILE = Path(".andon") / "file-hashes.json"
+
+
+def _load_hash_cache(root: Path) -> None:
+    """Hashes of files seen before, keyed by path, size and modification time (as git and
+    rsync do): a re-run does not re-read unchanged incoming files."""
+    path = root / HASH_CACHE_FILE
+    if path in _LOADED_CACHES:
+        return
+    _LOADED_CACHES.add(path)
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for item in entries if isinstance(entries, list) else []:
+        if isinstance(item, list) and len(item) == 4:
+            _HASH_CACHE[(str(item[0]), int(item[1]), int(item[2]))] = str(item[3])
+
+
+def _save_hash_cache(root: Path) -> None:
+    prefix = str(root)
+    entries = [[k[0], k[1], k[2], v] for k, v in _HASH_CACHE.items()
+               if k[0].startswith(prefix)]
+    target = root / HASH_CACHE_FILE
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
 
 
 @dataclass(frozen=True)
@@ -98,6 +131,8 @@ def landing_state(
     store: Store, root: Path, name: str, source: SourceConfig, config_file: Path
 ) -> LandingState:
     """What has landed for a source, and which files are new."""
+    _load_hash_cache(root)
+    known = len(_HASH_CACHE)
     landed = store.landed_files(name)
     by_sha = {r["sha256"]: r for r in landed}
     arrivals: list[Arrival] = []
@@ -115,6 +150,8 @@ def landing_state(
             continue
         seen[digest] = path
         arrivals.append(Arrival(path, digest, path.stat().st_size, source))
+    if len(_HASH_CACHE) != known:
+        _save_hash_cache(root)
     return LandingState(tuple(landed), tuple(arrivals), tuple(duplicates))
 
 

@@ -367,6 +367,11 @@ class _Execution:
                         self._release(name, waiting, ready)
                     elif ps.action == "reuse":
                         running[pool.submit(self._reuse_checked, ps)] = name
+                    elif not ready and not running:
+                        # the only work there is (a chain): build it here, no thread hop
+                        self.listener.step_started(name, "build")
+                        self._finish(self._build(ctx, ps))
+                        self._release(name, waiting, ready)
                     else:
                         self.listener.step_started(name, "build")
                         running[pool.submit(self._build, ctx, ps)] = name

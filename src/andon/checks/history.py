@@ -43,6 +43,26 @@ def find(store: Store, check_hash: str, fingerprint: str, context: str) -> Row |
         return dict(r._mapping) if r else None
 
 
+def find_all(store: Store, fingerprint: str, keys: list[tuple[str, str]]
+             ) -> dict[tuple[str, str], Row]:
+    """The latest result for each (check hash, context) on one artifact, in one query."""
+    if not keys:
+        return {}
+    hashes = sorted({h for h, _ in keys})
+    q = (select(t.check_results)
+         .where(t.check_results.c.fingerprint == fingerprint,
+                t.check_results.c.check_hash.in_(hashes))
+         .order_by(t.check_results.c.id))
+    wanted = set(keys)
+    out: dict[tuple[str, str], Row] = {}
+    with store.engine.connect() as conn:
+        for r in conn.execute(q):
+            key = (r.check_hash, r.context)
+            if key in wanted:
+                out[key] = dict(r._mapping)  # ordered by id: the latest wins
+    return out
+
+
 def series(store: Store, name: str, *, environment: str | None = None,
            limit: int = 200) -> list[Row]:
     """A check's results, oldest first."""

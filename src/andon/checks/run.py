@@ -123,10 +123,11 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
     manifest = audit.manifests[table]
     out: list[Outcome] = []
     todo: list[tuple[Check, str]] = []
-    for c in checks:
-        ctx = context_of(audit, c)
-        cached = None if audit.force else history.find(audit.store, c.check_hash,
-                                                        manifest.fingerprint, ctx)
+    contexts = [(c, context_of(audit, c)) for c in checks]
+    found = {} if audit.force or fresh else history.find_all(
+        audit.store, manifest.fingerprint, [(c.check_hash, ctx) for c, ctx in contexts])
+    for c, ctx in contexts:
+        cached = found.get((c.check_hash, ctx))
         if cached is not None:
             out.append((_from_row(cached), ctx, False))
         else:

@@ -156,7 +156,7 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
     values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile, table)
     if need_profile:
         try:
-            sample = profile.sample_stats(cur, src, manifest.schema)
+            sample = profile.sample_stats(cur, audit.files(table), manifest.schema)
         except duckdb.Error:
             sample = {}
         prof = profile.assemble(manifest.schema, values, sample)

@@ -22,7 +22,13 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
     """Schemas of ``wanted`` steps (and what they need); None where it cannot be known yet
     (Python steps that were never built)."""
     out: dict[str, Schema | None] = {}
-    con = duckdb.connect(":memory:")
+    opened: list[duckdb.DuckDBPyConnection] = []
+
+    def connection() -> duckdb.DuckDBPyConnection:  # only when a schema must be inferred
+        if not opened:
+            opened.append(duckdb.connect(":memory:"))
+        return opened[0]
+
     try:
         def schema_of(name: str) -> Schema | None:
             if name in out:
@@ -38,6 +44,7 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
             elif step.kind == "sql":
                 parents = {p: schema_of(p) for p in step.parents}
                 if all(s is not None for s in parents.values()):
+                    con = connection()
                     for p, s in parents.items():
                         assert s is not None
                         cols = ", ".join(f"{_q(c)} {t}" for c, t in s.items())
@@ -53,5 +60,6 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
         for name in wanted:
             schema_of(name)
     finally:
-        con.close()
+        for con in opened:
+            con.close()
     return out

@@ -56,9 +56,14 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: i
     return _scalar(node)
 
 
+_CONSTRUCTOR = yaml.SafeLoader("")
+
+
 def _scalar(node: yaml.Node) -> Any:
     """The Python value of a scalar node (an empty value is None)."""
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    _CONSTRUCTOR.constructed_objects.clear()  # one loader serves every node
+    return value
 
 
 def parse_yaml(text: str, file: str | Path, line_offset: int = 0) -> YamlDoc:

@@ -18,8 +18,58 @@ SAMPLE_ROWS = 10_000
 TOP_K = 5
 
 
-def profile_exprs(schema: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(alias, aggregate SQL) pairs for the single scan."""
+def footer_stats(files: Sequence[str], schema: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Row and null counts, and min/max of numeric and temporal columns, from the Parquet
+    footers: what the files already know costs no scan. A column is left out when any row
+    group lacks its statistics."""
+    names = {name: i for i, (name, _) in enumerate(schema)}
+    types = dict(schema)
+    rows = 0
+    nulls: dict[str, int] = {}
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    broken: set[str] = set()
+    try:
+        for f in files:
+            md = pq.read_metadata(f)
+            rows += md.num_rows
+            for g in range(md.num_row_groups):
+                group = md.row_group(g)
+                for c in range(group.num_columns):
+                    col = group.column(c)
+                    name = col.path_in_schema
+                    stats = col.statistics
+                    if name not in names or stats is None or not stats.has_null_count:
+                        broken.add(name)
+                        continue
+                    nulls[name] = nulls.get(name, 0) + stats.null_count
+                    fits = is_numeric(types[name]) or bool(TEMPORAL_RE.match(types[name]))
+                    if fits and stats.has_min_max and not types[name].startswith("DECIMAL"):
+                        lows[name] = stats.min if name not in lows else min(lows[name],
+                                                                            stats.min)
+                        highs[name] = stats.max if name not in highs else max(highs[name],
+                                                                              stats.max)
+                    elif group.num_rows > stats.null_count:
+                        lows.pop(name, None)
+                        highs.pop(name, None)
+                        broken.add(f"minmax:{name}")
+    except (OSError, ValueError, TypeError):
+        return {}
+    out: dict[str, Any] = {"p__rows": rows}
+    for name, i in names.items():
+        if name in broken or name not in nulls:
+            continue
+        out[f"p{i}_nonnull"] = rows - nulls[name]
+        if f"minmax:{name}" not in broken and name in lows:
+            out[f"p{i}_min"], out[f"p{i}_max"] = lows[name], highs[name]
+    return out
+
+
+def profile_exprs(schema: Sequence[tuple[str, str]], known: Mapping[str, Any] | None = None
+                  ) -> list[tuple[str, str]]:
+    """(alias, aggregate SQL) pairs for the single scan; ``known`` figures (from the footers)
+    are not computed again."""
+    known = known or {}
     out: list[tuple[str, str]] = [("p__rows", "count(*)")]
     for i, (name, typ) in enumerate(schema):
         c = q(name)
@@ -34,11 +84,8 @@ def profile_exprs(schema: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if is_numeric(typ):
             out.append((f"p{i}_mean", f"avg({c})"))
             out.append((f"p{i}_stddev", f"stddev_samp({c})"))
-        if typ == "VARCHAR":
-            out.append((f"p{i}_len_min", f"min(length({c}))"))
-            out.append((f"p{i}_len_max", f"max(length({c}))"))
-            out.append((f"p{i}_len_mean", f"avg(length({c}))"))
-    return out
+    # string lengths come from the sample (sample_stats): one less pass over every string
+    return [(a, e) for a, e in out if a not in known]
 
 
 def _plain(v: Any) -> Any:
@@ -143,13 +190,19 @@ def _sample_stats(cur: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]]
         f"(PARTITION BY col, kind ORDER BY n DESC, v) <= {TOP_K} ORDER BY col, kind, n DESC, v"
     ).fetchall()
     numeric = [(j, n) for j, (n, t) in enumerate(cols) if is_numeric(t)]
+    texts = [(j, n) for j, (n, t) in enumerate(cols) if t == "VARCHAR"]
     quantiles: dict[int, Any] = {}
-    if numeric:
+    lengths: dict[int, tuple[Any, Any, Any]] = {}
+    if numeric or texts:
         qs = ", ".join(str(x) for x in QUANTILES)
-        row = cur.execute("SELECT " + ", ".join(f"quantile_cont({q(n)}, [{qs}])"
-                                                for _, n in numeric) + f" FROM {sample}"
-                          ).fetchone() or ()
+        aggs = [f"quantile_cont({q(n)}, [{qs}])" for _, n in numeric]
+        aggs += [f"min(length({q(n)})), max(length({q(n)})), avg(length({q(n)}))"
+                 for _, n in texts]
+        row = cur.execute(f"SELECT {', '.join(aggs)} FROM {sample}").fetchone() or ()
         quantiles = {j: v for (j, _), v in zip(numeric, row, strict=False)}
+        rest = list(row[len(numeric):])
+        for k, (j, _) in enumerate(texts):
+            lengths[j] = tuple(rest[3 * k:3 * k + 3])
     out: dict[str, Any] = {}
     for j, (name, _typ) in enumerate(cols):
         entry: dict[str, Any] = {"top_values": [[v, n] for c, k, v, n, _ in rows
@@ -157,6 +210,9 @@ def _sample_stats(cur: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]]
         if quantiles.get(j) is not None:
             entry["quantiles"] = dict(zip([str(x) for x in QUANTILES], _plain(quantiles[j]),
                                           strict=False))
+        if j in lengths and lengths[j][0] is not None:
+            low, high, mean = lengths[j]
+            entry.update(len_min=low, len_max=high, len_mean=round(float(mean), 3))
         shapes = [(v, n, total) for c, k, v, n, total in rows if c == j and k == "s"]
         if shapes:
             entry["pattern"] = _collapse(shapes[0][0])

@@ -153,7 +153,8 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
     cur = audit.engine.cursor()
     scanned = [(c, ctx) for c, ctx in valid if CHECK_TYPES[c.type].kind in ("row", "agg",
                                                                               "unique")]
-    values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile, table)
+    values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile, table,
+                                           audit.files(table))
     if need_profile:
         try:
             sample = profile.sample_stats(cur, audit.files(table), manifest.schema)
@@ -182,15 +183,17 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
 
 
 def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Check, str]],
-              manifest: Manifest, need_profile: bool, table: str
+              manifest: Manifest, need_profile: bool, table: str, files: list[str]
               ) -> tuple[dict[str, Any], int, dict[str, str]]:
     exprs: list[tuple[str, str]] = [("c__total", "count(*)")]
     for i, (c, _) in enumerate(scanned):
         kind = CHECK_TYPES[c.type].kind
         sql = f"count(*) FILTER (WHERE {predicate(c)})" if kind == "row" else aggregate(c)
         exprs.append((f"c{i}", sql))
+    known: dict[str, Any] = {}
     if need_profile:
-        exprs += profile.profile_exprs(manifest.schema)
+        known = profile.footer_stats(files, manifest.schema)
+        exprs += profile.profile_exprs(manifest.schema, known)
     errors: dict[str, str] = {}
     try:
         values = _select(cur, src, exprs, table)
@@ -207,6 +210,8 @@ def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Chec
                 values.update(_select(cur, src, [exprs[i + 1]], table))
             except duckdb.Error as e:
                 errors[c.name] = f"the check could not run: {str(e).splitlines()[0]}"
+    for key, value in known.items():
+        values.setdefault(key, value)
     return values, int(values.get("c__total") or 0), errors
 
 

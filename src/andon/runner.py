@@ -367,11 +367,15 @@ class _Execution:
                         self._release(name, waiting, ready)
                     elif ps.action == "reuse":
                         running[pool.submit(self._reuse_checked, ps)] = name
-                    elif not ready and not running:
-                        # the only work there is (a chain): build it here, no thread hop
+                    elif not ready and not running and ps.kind == "sql":
+                        # the only work there is (a chain of SQL): build it here, no thread
+                        # hop; DuckDB stops at once on Ctrl-C
                         self.listener.step_started(name, "build")
                         self._finish(self._build(ctx, ps))
                         self._release(name, waiting, ready)
+                        if time.monotonic() - last_flush > FLUSH_EVERY:
+                            self._flush()
+                            last_flush = time.monotonic()
                     else:
                         self.listener.step_started(name, "build")
                         running[pool.submit(self._build, ctx, ps)] = name

@@ -168,7 +168,7 @@ class DuckDBEngine:
         return row[0] if row else None
 
     def read_arrow(self, files: Sequence[str | Path]) -> pa.Table:
-        return self.cursor().execute(f"SELECT * FROM {scan_sql(files)}").to_arrow_table()
+        return self.cursor().sql(f"SELECT * FROM {scan_sql(files)}").to_arrow_table()
 
     @staticmethod
     def write_arrow(table: pa.Table, out: Path) -> int:

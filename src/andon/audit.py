@@ -10,7 +10,7 @@ from andon.checks.model import CheckResult
 from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
 from andon.project import Project
-from andon.runner import manifest_of
+from andon.runner import artifact_lookups, manifest_of
 from andon.warehouse import Manifest, Warehouse
 
 
@@ -31,15 +31,7 @@ def test_environment(project: Project, environment: str | None = None,
         if name in manifests and fp != manifests[name].fingerprint and fp in prev_rows:
             previous[name] = manifest_of(prev_rows[fp])
 
-    def manifest_at(table: str, commit_id: str | None) -> Manifest | None:
-        fp = store.commit_steps(commit_id).get(table)
-        row = store.artifact(fp) if fp else None
-        return manifest_of(row) if row else None
-
-    def in_env(table: str, env_name: str) -> Manifest | None:
-        e = store.environment(env_name)
-        return manifest_at(table, e["commit_id"]) if e else None
-
+    manifest_at, in_env = artifact_lookups(store)
     engine = DuckDBEngine(threads=project.config.threads,
                           memory_limit=project.config.memory_limit)
     audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),

@@ -19,7 +19,7 @@ from andon.engines.duckdb import DuckDBEngine
 from andon.environments import merge_base, move, require
 from andon.errors import AndonError
 from andon.project import Project
-from andon.runner import current_user, manifest_of
+from andon.runner import artifact_lookups, current_user, manifest_of
 from andon.store import Row, Store
 from andon.store import schema as t
 from andon.warehouse import Manifest, Warehouse
@@ -194,17 +194,7 @@ def _check(project: Project, target: str, manifests: dict[str, Manifest],
         s: manifest_of(dst_rows[fp]) for s, fp in dst_map.items()
         if fp in dst_rows and s in manifests and manifests[s].fingerprint != fp}
 
-    def in_env(table: str, env_name: str) -> Manifest | None:
-        e = store.environment(env_name)
-        fp = store.commit_steps(e["commit_id"]).get(table) if e else None
-        row = store.artifact(fp) if fp else None
-        return manifest_of(row) if row else None
-
-    def at_commit(table: str, commit: str) -> Manifest | None:
-        fp = store.commit_steps(commit).get(table)
-        row = store.artifact(fp) if fp else None
-        return manifest_of(row) if row else None
-
+    at_commit, in_env = artifact_lookups(store)
     engine = DuckDBEngine(threads=project.config.threads,
                           memory_limit=project.config.memory_limit)
     audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),

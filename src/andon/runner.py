@@ -10,7 +10,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -86,6 +86,23 @@ def manifest_of(row: Row) -> Manifest:
         schema=tuple((str(a), str(b)) for a, b in row["schema"]),
         meta=dict(row.get("meta") or {}),
     )
+
+
+def artifact_lookups(store: Store) -> tuple[
+        Callable[[str, str | None], Manifest | None], Callable[[str, str], Manifest | None]]:
+    """Checks that read other commits or environments: a table's artifact at a commit, and
+    in an environment now."""
+
+    def at_commit(table: str, commit_id: str | None) -> Manifest | None:
+        fp = store.commit_steps(commit_id).get(table)
+        row = store.artifact(fp) if fp else None
+        return manifest_of(row) if row else None
+
+    def in_env(table: str, environment: str) -> Manifest | None:
+        env = store.environment(environment)
+        return at_commit(table, env["commit_id"]) if env else None
+
+    return at_commit, in_env
 
 
 def artifact_row(m: Manifest, run_id: int | None, warehouse: Warehouse) -> Row:
@@ -458,15 +475,7 @@ class _Execution:
                     if s.previous and s.previous != s.fingerprint}
         store = self.store
 
-        def manifest_at(table: str, commit_id: str | None) -> Manifest | None:
-            fp = store.commit_steps(commit_id).get(table)
-            row = store.artifact(fp) if fp else None
-            return manifest_of(row) if row else None
-
-        def in_env(table: str, env: str) -> Manifest | None:
-            e = store.environment(env)
-            return manifest_at(table, e["commit_id"]) if e else None
-
+        manifest_at, in_env = artifact_lookups(store)
         return Audit(
             store=store, engine=engine, warehouse=self.warehouse,
             environment=self.plan.environment, run_id=self.run_id, manifests=manifests,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from andon.errors import WarehouseError
+from andon.hosts import pid_alive
 
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
@@ -192,7 +193,7 @@ class Warehouse:
             parts = entry.name.split(".")
             if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
                 continue
-            if int(parts[1]) != os.getpid() and not _alive(int(parts[1])):
+            if int(parts[1]) != os.getpid() and not pid_alive(int(parts[1])):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry.name)
         return removed
@@ -202,14 +203,6 @@ def _host() -> str:
     return socket.gethostname().replace(".", "-")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def parquet_files_in(folder: Path) -> list[Path]:

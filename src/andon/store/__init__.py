@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as _SAError
 
 from andon.errors import LeaseError, StoreError
+from andon.hosts import pid_alive
 from andon.store import schema as t
 from andon.store.migrations import migrate
 
@@ -27,14 +28,6 @@ Row = dict[str, Any]
 __all__ = ["Row", "Store", "open_store"]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_store(url: str, project_root: Path | None = None) -> Store:
@@ -392,7 +385,7 @@ class Store:
                 ).first()
                 if cur is None:
                     continue
-                dead = (cur.host == host and not _pid_alive(cur.pid)) or (
+                dead = (cur.host == host and not pid_alive(cur.pid)) or (
                     now - cur.heartbeat_at > stale_after
                 )
                 if not dead:

@@ -105,7 +105,7 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     landed = list(ps.landing.landed)
     if ps.landing.arrivals:
         landed += land(ctx.store, ctx.project.landing, ps.name, ps.landing.arrivals, ctx.run_id)
-    landed = active_landed(landed)
+    landed = active_landed(landed, step.source.path, ps.landing.present)
     parts_dir = ctx.warehouse.root / PARTS / ps.name
     parts_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []

@@ -80,6 +80,7 @@ class LandingState:
     landed: tuple[Row, ...]
     arrivals: tuple[Arrival, ...]
     duplicates: tuple[Duplicate, ...]
+    present: frozenset[str] = frozenset()  # sha256 of the files now in the source's folder
 
     @property
     def sha256s(self) -> tuple[str, ...]:
@@ -138,8 +139,10 @@ def landing_state(
     arrivals: list[Arrival] = []
     duplicates: list[Duplicate] = []
     seen: dict[str, Path] = {}
+    present: set[str] = set()
     for path in discover(root, name, source, config_file):
         digest = sha256_file(path)
+        present.add(digest)
         if digest in by_sha:
             prior = by_sha[digest]
             if Path(prior["original_path"]).name != path.name:
@@ -152,7 +155,8 @@ def landing_state(
         arrivals.append(Arrival(path, digest, path.stat().st_size, source))
     if len(_HASH_CACHE) != known:
         _save_hash_cache(root)
-    return LandingState(tuple(landed), tuple(arrivals), tuple(duplicates))
+    return LandingState(tuple(landed), tuple(arrivals), tuple(duplicates),
+                        frozenset(present))
 
 
 def land(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from andon.dag import Dag
@@ -136,7 +136,7 @@ def make_plan(
             assert step.source is not None
             landing = landing_state(store, project.root, name, step.source,
                                     project.root / CONFIG_FILE)
-            files = active_shas(landing)
+            files = active_shas(landing, step.source.path)
         dparams = data_params(step, project.params)
         if backfill and step.config.materialized == "incremental" and base.get(name):
             # a backfill makes a new artifact from the previous one: both go into its address
@@ -208,18 +208,25 @@ def _validate_checks(project: Project, names: set[str], known: dict[str, Row],
         validate_columns(c, schema, schemas.get(other) if other else None)
 
 
-def active_landed(rows: list[Row]) -> list[Row]:
-    """The landed files a source reads: a file arriving again under the same name (a sender's
-    correction) supersedes the earlier arrival, which stays in the landing zone for replay."""
+def active_landed(rows: list[Row], pattern: str | None = None,
+                  present: frozenset[str] = frozenset()) -> list[Row]:
+    """The landed files a source reads: those that came from its path (compared by their
+    trailing path, so a moved project keeps its data) or whose bytes are in its folder now.
+    Another environment reading other files (a sample) never mixes them in. A file arriving
+    again under the same name (a sender's correction) supersedes the earlier arrival, which
+    stays in the landing zone for replay."""
+    if pattern is not None and "**" not in pattern:
+        rows = [r for r in rows if r["sha256"] in present
+                or PurePath(r["original_path"]).match(pattern)]
     latest: dict[str, Row] = {}
     for r in sorted(rows, key=lambda r: (r["arrived_at"], r.get("id") or 0)):
         latest[Path(r["original_path"]).name] = r
     return sorted(latest.values(), key=lambda r: (r["arrived_at"], r.get("id") or 0))
 
 
-def active_shas(landing: LandingState) -> tuple[str, ...]:
+def active_shas(landing: LandingState, pattern: str | None = None) -> tuple[str, ...]:
     arriving = {a.path.name for a in landing.arrivals}
-    kept = [r for r in active_landed(list(landing.landed))
+    kept = [r for r in active_landed(list(landing.landed), pattern, landing.present)
             if Path(r["original_path"]).name not in arriving]
     return tuple(r["sha256"] for r in kept) + tuple(a.sha256 for a in landing.arrivals)
 

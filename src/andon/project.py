@@ -11,11 +11,11 @@ from typing import Any
 
 from andon.checks.load import load_checks
 from andon.checks.model import Check
-from andon.config import NAME_RE, ProjectConfig, validate
+from andon.config import NAME_RE, ProjectConfig, SourceConfig, validate
 from andon.dag import Dag
 from andon.errors import ConfigError
 from andon.params import resolve as resolve_params
-from andon.steps import Step, load_python_steps, load_sql_step, source_step
+from andon.steps import Step, load_python_steps, load_sql_step, render, source_step
 from andon.store import Store, open_store
 from andon.yamlfile import load_yaml
 
@@ -81,7 +81,8 @@ class Project:
         environment = environment or config.default_environment
         merged = resolve_params(config, environment, param_sets, params)
         steps: list[Step] = [
-            source_step(name, src, config_file) for name, src in config.sources.items()
+            source_step(name, _render_path(src, merged, config_file), config_file)
+            for name, src in config.sources.items()
         ]
         pipelines_dir = root / config.pipelines
         if pipelines_dir.is_dir():
@@ -137,6 +138,15 @@ class Project:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _render_path(source: SourceConfig, params: Mapping[str, Any], config_file: Path
+                 ) -> SourceConfig:
+    """A source path may use parameters (``{{ data_dir }}/flights/*.csv``), so that an
+    environment reads other files, e.g. a sample in dev."""
+    if "{{" not in source.path and "{%" not in source.path:
+        return source
+    return source.model_copy(update={"path": render(source.path, params, config_file).strip()})
 
 
 def _load_file(

@@ -60,3 +60,23 @@ def test_a_moved_incoming_folder_keeps_the_data_that_is_still_there(
     (root / "andon.yaml").write_text(yaml)
     assert cli("run", "-p", root, "-q")[0] == 0
     assert ids(cli, root, "prod") == [1, 2, 3]
+
+
+def test_a_sql_check_can_be_a_metric_with_a_threshold(make_project: ProjectFactory,
+                                                      cli: Cli) -> None:
+    files = dict(PROJECT)
+    files["checks/share.sql"] = """
+        /* ---
+        table: orders
+        metric: true
+        max: 15
+        severity: warn
+        --- */
+        SELECT avg(amount) FROM {{ table }}
+    """
+    root = make_project(files)
+    code, out, err = cli("run", "-p", root, "--format", "json")
+    assert code == 0, err
+    check = next(c for c in json.loads(out)["checks"] if c["name"] == "share")
+    assert check["metric"] == 20.0 and check["status"] == "failed"
+    assert check["threshold"] == {"max": 15.0}

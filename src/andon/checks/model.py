@@ -61,6 +61,7 @@ class CheckSpec(BaseModel):
     bins: int = Field(default=10, ge=2, le=100)
     baseline: str | None = None
     sql: str | None = None
+    metric: bool = False  # sql checks: the query returns one number, judged by min/max
     max_failing: int | None = Field(default=None, ge=0)
     max_failing_pct: float | None = Field(default=None, ge=0, le=100)
     spc: SpcSpec | None = None

@@ -384,6 +384,12 @@ def _other_kinds(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBP
             return f"({audit.source(name)})"
 
         sql = _REF_RE.sub(ref, _TABLE_RE.sub(lambda _m: f"({src})", s.sql))
+        if s.metric:  # the query returns one number, judged against min/max
+            value = cur.execute(sql).fetchone()
+            metric = None if not value or value[0] is None else float(value[0])
+            ok, threshold = judge_range(s, metric)
+            return _with_spc(audit, c, manifest, _base(
+                c, manifest, _status(ok, c), metric, threshold, f"metric = {_fmt(metric)}"))
         row = cur.execute(f"SELECT count(*) FROM ({sql})").fetchone()
         failing = int(row[0]) if row else 0
         ok, threshold = judge_failing(s, failing, total)

@@ -57,7 +57,8 @@ CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
        "plus that source's rejects, optionally in another environment), within tolerance.",
        "{type: balance, expr: 'count(*)', other: raw_flights, plus_rejects: true}"),
     _t("sql", "query", ("sql",), None,
-       "Custom SQL returning the failing rows ({{ table }} is this table).",
+       "Custom SQL returning the failing rows ({{ table }} is this table); with metric: true "
+       "it returns one number, judged by min/max (and spc:).",
        "{type: sql, sql: 'SELECT * FROM {{ table }} WHERE dep_delay > arr_delay + 600'}"),
     _t("expression", "row", ("expr",), None, "A row condition that must hold on every row.",
        "{type: expression, expr: 'cancelled OR dep_at IS NOT NULL'}"),

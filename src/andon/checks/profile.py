@@ -83,7 +83,8 @@ def profile_exprs(schema: Sequence[tuple[str, str]], known: Mapping[str, Any] | 
             out.append((f"p{i}_max", f"max({c})"))
         if is_numeric(typ):
             out.append((f"p{i}_mean", f"avg({c})"))
-            out.append((f"p{i}_stddev", f"stddev_samp({c})"))
+            # the standard deviation is estimated from the sample (exact for tables of up to
+            # SAMPLE_ROWS rows): computing it over every row costs half a scan
     # string lengths come from the sample (sample_stats): one less pass over every string
     return [(a, e) for a, e in out if a not in known]
 
@@ -192,21 +193,25 @@ def _sample_stats(cur: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]]
     numeric = [(j, n) for j, (n, t) in enumerate(cols) if is_numeric(t)]
     texts = [(j, n) for j, (n, t) in enumerate(cols) if t == "VARCHAR"]
     quantiles: dict[int, Any] = {}
+    stddevs: dict[int, Any] = {}
     lengths: dict[int, tuple[Any, Any, Any]] = {}
     if numeric or texts:
         qs = ", ".join(str(x) for x in QUANTILES)
-        aggs = [f"quantile_cont({q(n)}, [{qs}])" for _, n in numeric]
+        aggs = [f"quantile_cont({q(n)}, [{qs}]), stddev_samp({q(n)})" for _, n in numeric]
         aggs += [f"min(length({q(n)})), max(length({q(n)})), avg(length({q(n)}))"
                  for _, n in texts]
         row = cur.execute(f"SELECT {', '.join(aggs)} FROM {sample}").fetchone() or ()
-        quantiles = {j: v for (j, _), v in zip(numeric, row, strict=False)}
-        rest = list(row[len(numeric):])
+        quantiles = {j: row[2 * k] for k, (j, _) in enumerate(numeric)}
+        stddevs = {j: row[2 * k + 1] for k, (j, _) in enumerate(numeric)}
+        rest = list(row[2 * len(numeric):])
         for k, (j, _) in enumerate(texts):
             lengths[j] = tuple(rest[3 * k:3 * k + 3])
     out: dict[str, Any] = {}
     for j, (name, _typ) in enumerate(cols):
         entry: dict[str, Any] = {"top_values": [[v, n] for c, k, v, n, _ in rows
                                                 if c == j and k == "v"]}
+        if stddevs.get(j) is not None:
+            entry["stddev"] = float(stddevs[j])
         if quantiles.get(j) is not None:
             entry["quantiles"] = dict(zip([str(x) for x in QUANTILES], _plain(quantiles[j]),
                                           strict=False))

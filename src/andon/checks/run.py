@@ -362,9 +362,16 @@ def _other_kinds(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBP
         anti = (f"FROM {src} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
                 f"(SELECT 1 FROM {osrc} AS p WHERE p.{q(ocol)} = c.{col})")
         unmatched = f"SELECT * {anti}"  # whole rows only for the sample
-        # counting reads the key column alone
-        row = cur.execute(f"SELECT count(*), (SELECT count({col}) FROM {src}) FROM "
-                          f"(SELECT c.{col} {anti})").fetchone()
+        # counting reads the key column alone; its non-null count comes from the footers
+        names = [n for n, _ in manifest.schema]
+        stats = profile.footer_stats(audit.files(c.table), manifest.schema)
+        known = stats.get(f"p{names.index(s.column)}_nonnull") if s.column in names else None
+        if known is not None:
+            row = cur.execute(f"SELECT count(*), {int(known)} FROM (SELECT c.{col} {anti})"
+                              ).fetchone()
+        else:
+            row = cur.execute(f"SELECT count(*), (SELECT count({col}) FROM {src}) FROM "
+                              f"(SELECT c.{col} {anti})").fetchone()
         failing, nonnull = (int(row[0]), int(row[1])) if row else (0, 0)
         ok, threshold = judge_failing(s, failing, nonnull)
         sample = _sample(audit, c, cur, unmatched) if failing and not ok else []

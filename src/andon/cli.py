@@ -477,10 +477,13 @@ def history_chart(name: str, rows: list[dict[str, Any]]) -> Table:
     def pos(v: float) -> int:
         return max(0, min(width - 1, round((v - lo) / span * (width - 1))))
 
+    def num(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"
+
     title = f"{name}: {len(rows)} results"
     if spc:
-        title += (f"  (control limits {spc['lower']:,.4g} .. {spc['upper']:,.4g}, "
-                  f"mean {spc['mean']:,.4g})")
+        title += (f"  (control limits {num(spc['lower'])} .. {num(spc['upper'])}, "
+                  f"mean {num(spc['mean'])})")
     table = Table(title=title, header_style="bold")
     for col in ("id", "at", "status", "metric", "chart"):
         table.add_column(col)
@@ -495,7 +498,7 @@ def history_chart(name: str, rows: list[dict[str, Any]]) -> Table:
             cells[pos(r["metric"])] = "●"
         mark = " (ack)" if r["acknowledged"] else (" (incident)" if r["incident"] else "")
         table.add_row(str(r["id"]), str(r["at"]), f"[{style}]{r['status']}{mark}[/]",
-                      "" if r["metric"] is None else f"{r['metric']:,.4g}", "".join(cells))
+                      "" if r["metric"] is None else num(r["metric"]), "".join(cells))
     return table
 
 

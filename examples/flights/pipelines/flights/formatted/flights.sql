@@ -29,9 +29,13 @@ checks:
     end: arr_at
     severity: warn
     max_failing_pct: 1
-  - type: rows_added
-    name: flights.rows_per_batch
-    description: Rows per monthly batch, under statistical process control.
+  - type: sql
+    name: flights.rows_per_month
+    description: Rows of the newest month, under statistical process control.
+    metric: true
+    sql: >
+      SELECT count(*) FROM {{ table }} WHERE date_trunc('month', flight_date) =
+        (SELECT max(date_trunc('month', flight_date)) FROM {{ table }})
     severity: warn
     spc: {window: 12, min_history: 4, k: 3}
   - type: balance

@@ -154,3 +154,20 @@ def test_shared_files_of_incremental_artifacts_survive(
     # the old raw artifact (one file fewer) goes; the parts prod reads stay
     assert rows(cli, root, "SELECT count(*) AS n FROM raw") == [{"n": 5}]
     assert all(a.startswith("raw/") for a in report.artifacts)
+
+
+def test_gc_deletes_nothing_while_a_run_is_in_progress(make_project, cli) -> None:
+    root = make_project({"andon.yaml": "name: g\nretention: 1s\n",
+                         "pipelines/p/a.sql": "SELECT 1 AS x"})
+    assert cli("run", "-p", root, "-q")[0] == 0
+    (root / "pipelines/p/a.sql").write_text("SELECT 2 AS x")
+    assert cli("run", "-p", root, "--env", "dev", "-q")[0] == 0
+    project = andon.Project.load(root)
+    holder = project.store.acquire_lease("prod", None, what="a test run")
+    try:
+        code, _, err = cli("gc", "-p", root)
+        assert code == 1 and "in progress" in err and "a test run" in err
+        assert cli("gc", "-p", root, "--dry-run")[0] == 0
+    finally:
+        project.store.release_lease("prod", None, holder=holder)
+    assert cli("gc", "-p", root)[0] == 0

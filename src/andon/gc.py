@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from andon.checks.types import parse_age
-from andon.errors import ConfigError
+from andon.errors import AndonError, ConfigError
 from andon.project import Project
 from andon.store import schema as t
 from andon.warehouse import MANIFEST, Warehouse
@@ -68,6 +68,15 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
             live_fps |= set(store.commit_steps(cid).values())
         running = {r[0] for r in conn.execute(select(t.runs.c.id).where(
             t.runs.c.status == "running"))}
+        holders = conn.execute(select(t.leases.c.holder)).fetchall()
+    if holders and not dry_run:
+        # a run in progress may have planned to reuse any sealed artifact, referenced or not
+        raise AndonError(
+            f"{len(holders)} run(s) or promotion(s) in progress ({holders[0][0]}); "
+            "nothing was deleted",
+            hint="run andon gc when they have finished (andon gc --dry-run works meanwhile)",
+        )
+    with store.engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(select(
             t.artifacts.c.fingerprint, t.artifacts.c.step, t.artifacts.c.files,
             t.artifacts.c.created_at, t.artifacts.c.run_id, t.artifacts.c.path))]

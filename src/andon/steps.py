@@ -335,7 +335,11 @@ def _parse_message(description: str) -> str:
     m = _MISSING_RE.search(text)
     if m:  # sqlglot's internals: say it in SQL terms
         return f"incomplete {m.group(2).upper()} expression (its {m.group(1)} is missing)"
-    return text
+    # "<Token token_type: TokenType.WHERE, text: WHERE, line: 3, ...>" → 'WHERE'
+    return _TOKEN_RE.sub(lambda t: repr(t.group(1)), text)
+
+
+_TOKEN_RE = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+[^>]*>")
 
 
 def _token_lines(sql: str) -> list[tuple[int, bool]]:
@@ -351,6 +355,9 @@ def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
     except sqlglot.errors.ParseError as e:
         err = e.errors[0] if e.errors else {}
         line, col = err.get("line"), err.get("col")
+        highlight = str(err.get("highlight") or "")
+        if col and highlight and "\n" not in highlight:
+            col = max(1, int(col) - len(highlight) + 1)  # sqlglot points at the token's end
         raise SqlError(
             f"SQL syntax error: {_parse_message(str(err.get('description', e)))}",
             file=path,

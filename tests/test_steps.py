@@ -215,3 +215,14 @@ def test_jinja_syntax_error(make_project) -> None:
     assert isinstance(e, ConfigError)
     assert "template syntax error" in e.message
     assert e.file is not None and e.file.endswith("big_orders.sql")
+
+
+def test_syntax_error_names_the_token_and_points_at_its_start(make_project, cli) -> None:
+    root = make_project({"andon.yaml": "name: t\n",
+                         "pipelines/p/s.sql": "SELECT a,\n  b FROM\nWHERE x = 1\n"})
+    code, _, err = cli("plan", "-p", root)
+    assert code == 1
+    assert "s.sql:3:1" in err and "got 'WHERE'" in err and "<Token" not in err
+    caret = next(ln for ln in err.splitlines() if ln.strip().endswith("^"))
+    source = next(ln for ln in err.splitlines() if ln.strip().startswith("3 |"))
+    assert caret.index("^") == source.index("WHERE")

@@ -271,3 +271,18 @@ def test_helper_modules_and_undecorated_functions_are_not_steps(make_project) ->
     root = make(make_project, "import andon\n\ndef helper(raw):\n    return raw\n",
                 {"pipelines/p/_private.py": "raise RuntimeError('never imported')\n"})
     assert set(Project.load(root).dag.steps) == {"raw"}
+
+
+def test_a_step_can_ask_which_environment_and_run_it_is_in(make_project, cli) -> None:
+    root = make_project({
+        "andon.yaml": "name: ctx\n",
+        "pipelines/p/whereabouts.py": (
+            "import andon\nimport pyarrow as pa\n\n\n@andon.step\n"
+            "def whereabouts(context) -> pa.Table:\n"
+            "    return pa.table({'env': [context['environment']], "
+            "'run': [context['run_id']]})\n"),
+    })
+    assert cli("run", "-p", root, "--env", "dev", "-q")[0] == 0
+    out = cli("query", "SELECT env, run FROM whereabouts", "-p", root, "--env", "dev",
+              "--format", "json")[1]
+    assert json.loads(out) == [{"env": "dev", "run": 1}]

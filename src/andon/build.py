@@ -315,7 +315,8 @@ def _build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         if name == "params":
             kwargs[name] = dict(ctx.project.params)
         elif name == "context":
-            kwargs[name] = {"environment": None, "run_id": ctx.run_id, "step": step.name}
+            kwargs[name] = {"environment": ctx.environment, "run_id": ctx.run_id,
+                            "step": step.name}
         else:
             table = ctx.engine.read_arrow(inputs[name])
             kwargs[name] = _convert_in(table, hints.get(name, param.annotation))

@@ -16,14 +16,14 @@ import duckdb
 import pyarrow as pa
 
 import andon
-from andon.engines.duckdb import DuckDBEngine, bind_template, input_template
+from andon.engines.duckdb import DuckDBEngine, bind_template
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file
 from andon.landing import land
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
 from andon.secrets import get_secret, redact
-from andon.steps import Step, parse_select, secrets_used
+from andon.steps import Step, secrets_used
 from andon.store import Row, Store
 from andon.warehouse import Manifest, Warehouse, os_error, write_error
 
@@ -188,9 +188,7 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
 
 def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     fps = _parent_fps(ctx, ps)
-    template = step.bound or input_template(
-        step.sql, lambda text: parse_select(text, step.file, step.name))[0]
-    sql = bind_template(template, _inputs(ctx, ps, fps))
+    sql = bind_template(step.bound, _inputs(ctx, ps, fps))
     values: list[str] = []
     with ctx.warehouse.staging(ps.name) as staging:
         reuse_files: list[str] = []

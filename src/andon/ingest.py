@@ -15,7 +15,7 @@ import io
 import shutil
 import typing
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -148,7 +148,7 @@ def check_file(source: SourceConfig, path: Path, display: str, step: str) -> Non
         except (OSError, ValueError, zipfile.BadZipFile) as e:
             raise SourceError(f"not a readable Parquet file: {e}", file=display,
                               step=step) from e
-        _require_columns(source, set(names), display, step)
+        _require_columns(source, sorted(set(names)), display, step)
     else:
         try:
             with _open_binary(path, display, step) as f:
@@ -157,13 +157,15 @@ def check_file(source: SourceConfig, path: Path, display: str, step: str) -> Non
             raise SourceError(f"cannot read the file: {e}", file=display, step=step) from e
 
 
-def _require_columns(source: SourceConfig, have: set[str], display: str, step: str) -> None:
+def _require_columns(source: SourceConfig, have: Sequence[str], display: str, step: str,
+                     line: int | None = None) -> None:
     missing = [c for c, spec in source.columns.items() if spec.required and c not in have]
     if missing:
+        where = "the header lacks" if line else "the file lacks"
         raise SourceError(
-            f"the file lacks required column(s) {', '.join(missing)}; it has: "
-            f"{', '.join(sorted(have))}",
+            f"{where} required column(s) {', '.join(missing)}; it has: {', '.join(have)}",
             file=display,
+            line=line,
             step=step,
             hint="fix the file, or the source's 'columns:' contract in andon.yaml",
         )
@@ -183,16 +185,7 @@ def _csv_header(path: Path, display: str, source_name: str, source: SourceConfig
         )
     header = next(csv.reader(io.StringIO(first), delimiter=opts.delimiter, quotechar=opts.quote))
     header = [h.strip() for h in header]
-    missing = [c for c, spec in source.columns.items() if spec.required and c not in header]
-    if missing:
-        raise SourceError(
-            f"the header lacks required column(s) {', '.join(missing)}; "
-            f"it has: {', '.join(header)}",
-            file=display,
-            line=1,
-            step=source_name,
-            hint="fix the file, or the source's 'columns:' contract in andon.yaml",
-        )
+    _require_columns(source, header, display, source_name, line=1)
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise SourceError(
@@ -388,7 +381,7 @@ def _parquet_raw_sql(
     except duckdb.Error as e:
         raise SourceError(f"not a readable Parquet file: {e}", file=display,
                           step=source_name) from e
-    _require_columns(source, have, display, source_name)
+    _require_columns(source, sorted(have), display, source_name)
     cols = ", ".join(
         (f"{_q(c)} AS {_q('c_' + c)}" if c in have else f"NULL AS {_q('c_' + c)}")
         for c in source.columns

@@ -82,10 +82,6 @@ class LandingState:
     duplicates: tuple[Duplicate, ...]
     present: frozenset[str] = frozenset()  # sha256 of the files now in the source's folder
 
-    @property
-    def sha256s(self) -> tuple[str, ...]:
-        return tuple(r["sha256"] for r in self.landed) + tuple(a.sha256 for a in self.arrivals)
-
 
 def sha256_file(path: Path) -> str:
     st = path.stat()

@@ -261,8 +261,3 @@ def _files_reason(d: PlannedStep) -> str:
     return ""
 
 
-def relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

@@ -4,8 +4,6 @@ artifacts the branch built."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +14,7 @@ from andon import access
 from andon.checks.model import CheckResult
 from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
-from andon.environments import merge_base, move, require
+from andon.environments import merge_base, require
 from andon.errors import AndonError
 from andon.project import Project
 from andon.runner import artifact_lookups, current_user, manifest_of
@@ -144,11 +142,10 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
                 code = {**dst_code, **{s: src_code[s] for s in changed if s in src_code}}
                 for s in removed:
                     code.pop(s, None)
-                commit_id = _write_commit(store, candidate, parent=dst["commit_id"],
-                                          merge_parent=src["commit_id"], who=who,
-                                          message=f"promote {source} into {target}", code=code)
-                move(store, target, expected=dst["commit_id"], to_commit=commit_id, who=who,
-                     why=f"promotion {pid} of {source}")
+                commit_id = store.publish(
+                    target, expected_commit=dst["commit_id"], steps=candidate, author=who,
+                    git_sha=None, params={}, message=f"promotion {pid} of {source}",
+                    run_id=None, code=code, merge_parent=src["commit_id"])
         status = "dry-run" if dry_run else "promoted"
         _update(store, pid, status=status, candidate_commit=commit_id, checks=summary,
                 **common)
@@ -167,21 +164,6 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
 def _code(store: Store, commit_id: str | None) -> dict[str, str]:
     row = store.commit(commit_id) if commit_id else None
     return dict((row or {}).get("code") or {})
-
-
-def _write_commit(store: Store, steps: dict[str, str], *, parent: str | None,
-                  merge_parent: str | None, who: str, message: str,
-                  code: dict[str, str] | None = None) -> str:
-    now = time.time()
-    body = json.dumps({"p": parent, "m": merge_parent, "s": sorted(steps.items()), "at": now})
-    cid = hashlib.sha256(body.encode()).hexdigest()[:20]
-    with store.engine.begin() as conn:
-        conn.execute(insert(t.commits).values(id=cid, parent_id=parent,
-                                              merge_parent_id=merge_parent, created_at=now,
-                                              author=who, message=message, code=code))
-        conn.execute(insert(t.commit_steps), [{"commit_id": cid, "step": s, "fingerprint": f}
-                                              for s, f in steps.items()])
-    return cid
 
 
 def _check(project: Project, target: str, manifests: dict[str, Manifest],

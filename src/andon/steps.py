@@ -184,16 +184,9 @@ def _canonical_python(source: str, function: str | None = None) -> str:
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
-def load_python_steps(path: Path, pipeline: str) -> list[Step]:
-    source = path.read_text(encoding="utf-8")
-    try:
-        _canonical_python(source)
-    except SyntaxError as e:
-        raise ConfigError(
-            f"Python syntax error: {e.msg}", file=path, line=e.lineno, column=e.offset
-        ) from None
-    digest = hashlib.md5(str(path).encode()).hexdigest()[:8]
-    module_name = f"andon_steps_{pipeline}_{path.stem}_{digest}"
+def import_file(path: Path, module_name: str, what: str) -> types.ModuleType:
+    """Import a project's Python file (steps or checks); a failure names the file and the
+    line that raised, and leaves no half-imported module behind."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -209,11 +202,25 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
                 line = tb.tb_lineno
             tb = tb.tb_next
         raise ConfigError(
-            f"importing the step file failed: {type(e).__name__}: {e}",
+            f"importing the {what} file failed: {type(e).__name__}: {e}",
             file=path,
             line=line,
             hint="a missing package? install it into the same environment as andon",
         ) from e
+    return module
+
+
+def load_python_steps(path: Path, pipeline: str) -> list[Step]:
+    source = path.read_text(encoding="utf-8")
+    try:
+        _canonical_python(source)
+    except SyntaxError as e:
+        raise ConfigError(
+            f"Python syntax error: {e.msg}", file=path, line=e.lineno, column=e.offset
+        ) from None
+    digest = hashlib.md5(str(path).encode()).hexdigest()[:8]
+    module_name = f"andon_steps_{pipeline}_{path.stem}_{digest}"
+    module = import_file(path, module_name, "step")
     steps: list[Step] = []
     for obj in vars(module).values():
         meta = getattr(obj, "__andon_step__", None)
@@ -402,7 +409,7 @@ def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
             step=step_name,
             hint="write the query that produces the table; andon materialises it",
         )
-    # sqlglot 30 types a Query as ``Expr``; callers (engines.duckdb.bind_inputs) still say
+    # sqlglot 30 types a Query as ``Expr``; callers (engines.duckdb.placeholder_sql) still say
     # ``Expression``: same runtime object
     return cast(exp.Expression, tree)
 

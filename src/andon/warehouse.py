@@ -204,6 +204,3 @@ def _host() -> str:
 
 
 
-
-def parquet_files_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.parquet"))

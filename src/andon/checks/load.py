@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import inspect
 import re
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +21,7 @@ from andon.checks.patterns import PATTERNS
 from andon.checks.types import CHECK_TYPES, column_fits
 from andon.config import validate
 from andon.errors import ConfigError, did_you_mean
-from andon.steps import Step, split_header
+from andon.steps import Step, import_file, split_header
 from andon.yamlfile import Loc, YamlDoc, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -235,15 +233,7 @@ def _python_checks(file: Path) -> list[Check]:
         raise ConfigError(f"Python syntax error: {e.msg}", file=file, line=e.lineno) from None
     canonical = ast.dump(tree, annotate_fields=False, include_attributes=False)
     module_name = f"andon_checks_{hashlib.md5(str(file).encode()).hexdigest()[:10]}"
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        raise ConfigError(f"importing the check file failed: {type(e).__name__}: {e}",
-                          file=file) from e
+    module = import_file(file, module_name, "check")
     out = []
     for obj in vars(module).values():
         meta = getattr(obj, "__andon_check__", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +28,11 @@ def scan_sql(files: Sequence[str | Path]) -> str:
 
 
 _PLACEHOLDER = "__andon_input_{}__"
-_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {}
-_TEMPLATES_LOCK = threading.Lock()
-
-
-def input_template(sql: str, parse: Callable[[str], exp.Expression]) -> tuple[str, tuple[str,
-                                                                                          ...]]:
-    """The step's SQL with each input table replaced by a placeholder, parsed once per SQL text
-    (and per process): binding it to files is then a string substitution."""
-    with _TEMPLATES_LOCK:
-        hit = _TEMPLATES.get(sql)
-    if hit is not None:
-        return hit
-    result = placeholder_sql(parse(sql))
-    with _TEMPLATES_LOCK:
-        _TEMPLATES[sql] = result
-    return result
 
 
 def placeholder_sql(tree: exp.Expression) -> tuple[str, tuple[str, ...]]:
-    """SQL with each input table as a placeholder, and the names of those inputs."""
+    """SQL with each input table as a placeholder, and the names of those inputs. A step's is
+    made once when the project loads; building binds it to files with ``bind_template``."""
     tree = tree.copy()
     names: list[str] = []
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
@@ -63,15 +48,10 @@ def placeholder_sql(tree: exp.Expression) -> tuple[str, tuple[str, ...]]:
 
 
 def bind_template(template: str, inputs: Mapping[str, Sequence[str | Path]]) -> str:
+    """Put a scan of each input's Parquet files where its placeholder is."""
     for name, files in inputs.items():
         template = template.replace(_PLACEHOLDER.format(name), scan_sql(files))
     return template
-
-
-def bind_inputs(tree: exp.Expression, inputs: Mapping[str, Sequence[str | Path]]) -> str:
-    """Replace each table named in ``inputs`` by a scan of its Parquet files."""
-    template, _ = input_template(tree.sql(dialect="duckdb"), lambda _sql: tree)
-    return bind_template(template, inputs)
 
 
 _ARROW_TO_DUCKDB = {

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.exc import SQLAlchemyError as _SAError
 
 from andon.errors import LeaseError, StoreError
 from andon.hosts import pid_alive
@@ -267,6 +266,7 @@ class Store:
         run_id: int | None,
         protected: bool = False,
         code: Mapping[str, str] | None = None,
+        merge_parent: str | None = None,
     ) -> str:
         """Write a commit and compare-and-swap ``environment`` to it, in one transaction.
 
@@ -274,7 +274,8 @@ class Store:
         """
         now = time.time()
         body = json.dumps(
-            {"parent": expected_commit, "steps": sorted(steps.items()), "run": run_id, "at": now}
+            {"parent": expected_commit, "merge": merge_parent, "steps": sorted(steps.items()),
+             "run": run_id, "at": now}
         )
         commit_id = hashlib.sha256(body.encode()).hexdigest()[:20]
         with self.engine.begin() as conn:
@@ -282,6 +283,7 @@ class Store:
                 insert(t.commits).values(
                     id=commit_id,
                     parent_id=expected_commit,
+                    merge_parent_id=merge_parent,
                     created_at=now,
                     author=author,
                     git_sha=git_sha,
@@ -495,5 +497,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
-
-StoreDatabaseError = _SAError

@@ -123,7 +123,7 @@ def test_andon_test_lists_each_check(make_project: ProjectFactory, cli: Cli) -> 
     assert {r["name"]: r["status"] for r in json.loads(out)} == {
         "clean.row_count": "passed", "clean.between.age": "failed", "at_least_3": "failed"}
     code, out, err = cli("test", "-p", root)
-    assert code == 1 and "3 checks: 1 passed, 1 error, 1 warn failed" in out
+    assert code == 1 and "3 checks: 1 passed, 1 warn failed, 1 error-severity failed" in out
 
 
 def test_checks_list_names_where_each_is_declared(make_project: ProjectFactory,

@@ -34,9 +34,12 @@ def build_message(project: Project, run: RunResult, results: Sequence[CheckResul
     by_step: dict[str, list[CheckResult]] = {}
     for r in alerting:
         by_step.setdefault(r.table, []).append(r)
-    errors = sum(1 for r in alerting if r.severity == "error")
+    failed = [r for r in alerting if r.status == "failed"]
+    errors = sum(1 for r in failed if r.severity == "error")
     head = (f"andon {project.name}: run {run.run_id} in {run.environment} {run.status}: "
-            f"{errors} error, {len(alerting) - errors} warning check(s) failed")
+            f"{errors} error, {len(failed) - errors} warning check(s) failed")
+    if len(failed) < len(alerting):  # a check that could not run is a defect of the pipeline
+        head += f"; {len(alerting) - len(failed)} check(s) could not run"
     lines = [head]
     steps = []
     for step, rs in sorted(by_step.items()):
@@ -44,7 +47,8 @@ def build_message(project: Project, run: RunResult, results: Sequence[CheckResul
         owner = s.config.owner if s else None
         lines.append(f"• {step}" + (f" (owner {owner})" if owner else ""))
         for r in rs:
-            lines.append(f"    [{r.severity}] {r.name}: {r.message}")
+            what = " could not run" if r.status == "error" else ""
+            lines.append(f"    [{r.severity}] {r.name}{what}: {r.message}")
         steps.append({"step": step, "owner": owner,
                       "checks": [r.to_dict() for r in rs]})
     return {"text": "\n".join(lines), "project": project.name, "run": run.run_id,

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 import andon
+from andon import incremental
 from andon.engines.duckdb import DuckDBEngine, bind_template
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file
@@ -188,26 +189,25 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
 
 def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     fps = _parent_fps(ctx, ps)
-    sql = bind_template(step.bound, _inputs(ctx, ps, fps))
+    inputs = _inputs(ctx, ps, fps)
+    sql = bind_template(step.bound, inputs)
     values: list[str] = []
     with ctx.warehouse.staging(ps.name) as staging:
         reuse_files: list[str] = []
         meta: dict[str, Any] = {}
         prev_rows = 0
         tc = step.config.time_column
-        if step.config.materialized == "incremental" and tc:
-            prev = ctx.artifacts.get(ps.previous) if ps.previous else None
-            if prev is not None and prev.code_hash == ps.code_hash and "watermark" in prev.meta:
-                watermark = prev.meta["watermark"]
-                reuse_files, prev_rows = list(prev.files), prev.rows
-                if ctx.backfill is not None:
-                    window = _window(tc, prev.meta["watermark_type"], ctx.backfill)
-                    reuse_files, prev_rows = _cut_window(ctx, prev, tc, window, staging)
-                    sql = f"SELECT * FROM ({sql}) AS _andon_step WHERE {window}"
-                    meta["backfill"] = list(ctx.backfill)
-                elif watermark is not None:
-                    sql = (f'SELECT * FROM ({sql}) AS _andon_step WHERE "{tc}" > '
-                           f"CAST('{watermark}' AS {prev.meta['watermark_type']})")
+        prev = _incremental_base(ctx, step, ps)
+        if prev is not None and tc:
+            if ctx.backfill is not None:
+                inside: str | None = incremental.window_sql(tc, prev.meta["time_type"],
+                                                            ctx.backfill)
+                meta["backfill"] = list(ctx.backfill)
+            else:
+                inside = _touched(ctx, step, ps, prev, inputs, values, meta)
+            if inside is not None:  # None: the change cannot be narrowed, rebuild in full
+                reuse_files, prev_rows = _cut(ctx, prev, inside, staging)
+                sql = f"SELECT * FROM ({sql}) AS _andon_step WHERE {inside}"
                 meta["incremental_from"] = prev.fingerprint
         out = staging / "part-0.parquet"
         try:
@@ -231,24 +231,59 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
                     file=step.file, step=step.name,
                     hint=f"columns: {', '.join(schema)}",
                 )
-            wm = ctx.engine.max_value(files, tc)
-            meta["watermark"] = None if wm is None else str(wm)
-            meta["watermark_type"] = schema[tc]
+            meta["time_type"] = schema[tc]
             meta["new_rows"] = rows
         manifest = _seal(ctx, ps, staging, reuse_files, prev_rows + rows, meta)
     return Built(manifest)
 
 
-def _window(column: str, sql_type: str, interval: tuple[str, str]) -> str:
-    start, end = (v.replace("'", "''") for v in interval)
-    col = '"' + column.replace('"', '""') + '"'
-    return (f"{col} >= CAST('{start}' AS {sql_type}) AND {col} < CAST('{end}' AS {sql_type})")
+def _incremental_base(ctx: BuildContext, step: Step, ps: PlannedStep) -> Manifest | None:
+    """The previous artifact an incremental build starts from, if it can."""
+    if step.config.materialized != "incremental" or not ps.previous:
+        return None
+    prev = ctx.artifacts.get(ps.previous)
+    if prev is None or prev.code_hash != ps.code_hash or "time_type" not in prev.meta:
+        return None
+    return prev
 
 
-def _cut_window(ctx: BuildContext, prev: Manifest, column: str, window: str,
-                staging: Path) -> tuple[list[str], int]:
-    """Keep the previous artifact's rows outside the backfill window: files that do not touch
-    it are shared as they are; the others are rewritten without the window's rows (into the
+def _touched(ctx: BuildContext, step: Step, ps: PlannedStep, prev: Manifest,
+             inputs: Mapping[str, list[str]], secrets: list[str], meta: dict[str, Any]
+             ) -> str | None:
+    """A predicate over the step's output selecting the intervals that input rows added or
+    removed since ``prev`` touch; None when they cannot be found (rebuild in full)."""
+    tc, grain = step.config.time_column, step.config.grain
+    assert tc is not None
+    old_fps: dict[str, str] = dict(prev.meta.get("parents") or {})
+    if set(old_fps) != set(ps.parents):
+        return None
+    old = {p: ctx.artifacts.get(fp) or ctx.warehouse.read_manifest(p, fp)
+           for p, fp in old_fps.items()}
+    new = {p: ctx.artifacts[ctx.fps[p]] for p in ps.parents}
+    with ctx.warehouse.staging(f"{ps.name}.delta") as folder:
+        deltas = incremental.input_deltas(ctx.engine, ctx.warehouse, old, new, folder)
+        if deltas is None:
+            return None
+        refs = [r.name for r in step.refs]
+        if any(refs.count(p) > 1 for p in deltas):  # a self-join pairs changed rows with all
+            return None
+        template = incremental.widen(step.bound)
+        queries = [_with_secrets(ctx, step, bind_template(template, {**inputs, p: [str(d)]}),
+                                 secrets) for p, d in deltas.items()]
+        try:
+            values = incremental.touched(ctx.engine, queries, tc, grain, step.config.lookback)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as e:
+            raise _sql_runtime_error(step, e, secrets) from None
+    meta["intervals"] = len(values)
+    return incremental.inside_sql(tc, grain, values)
+
+
+def _cut(ctx: BuildContext, prev: Manifest, inside: str, staging: Path
+         ) -> tuple[list[str], int]:
+    """Keep the previous artifact's rows outside the recomputed intervals: files that do not
+    touch them are shared as they are; the others are rewritten without those rows (into the
     staging folder, so they become files of the new artifact)."""
     kept: list[str] = []
     rows = 0
@@ -256,17 +291,19 @@ def _cut_window(ctx: BuildContext, prev: Manifest, column: str, window: str,
     for i, f in enumerate(prev.files):
         path = ctx.warehouse.path(f)
         scan = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
-        total, inside = cur.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {window}) FROM {scan}").fetchone() or (0, 0)
-        if not inside:
+        total, hit = cur.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {inside}) FROM {scan}").fetchone() or (0, 0)
+        if not hit:
             kept.append(f)
             rows += int(total)
             continue
         out = staging / f"kept-{i}.parquet"
-        row = cur.execute(f"COPY (SELECT * FROM {scan} WHERE NOT ({window}) OR \"{column}\" IS "
-                          f"NULL) TO '{str(out).replace(chr(39), chr(39) * 2)}' "
+        row = cur.execute(f"COPY (SELECT * FROM {scan} WHERE NOT {inside}) "
+                          f"TO '{str(out).replace(chr(39), chr(39) * 2)}' "
                           f"(FORMAT parquet)").fetchone()
         rows += int(row[0]) if row else 0
+        if row and not row[0]:
+            out.unlink()
     return kept, rows
 
 

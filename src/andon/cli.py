@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -90,9 +91,24 @@ def _json_default(v: Any) -> Any:
     return str(v)
 
 
+def _finite(v: Any) -> Any:
+    """NaN and ±Infinity are not JSON: they are written as null."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(_finite(obj), default=_json_default, indent=2, allow_nan=False)
+
+
 def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None) -> None:
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(rows, default=_json_default, indent=2) + "\n")
+        sys.stdout.write(_dumps(rows) + "\n")
         return
     columns = list(rows[0]) if rows else []
     if fmt is Format.csv:
@@ -194,7 +210,7 @@ def _emit_obj(obj: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.csv:
         _emit(obj.get("steps", []), fmt)
     else:
-        sys.stdout.write(json.dumps(obj, default=_json_default, indent=2) + "\n")
+        sys.stdout.write(_dumps(obj) + "\n")
 
 
 @app.command()
@@ -216,6 +232,8 @@ def demo(
         "andon-flights-demo"),
 ) -> None:
     """Create the flights example, then land its months batch by batch, running after each."""
+    from andon.checks.summary import tally
+
     t0 = time.perf_counter()
     root = init_project(directory, "flights")
     console.print(f"[bold]andon demo[/]: the flights example in {root}")
@@ -235,11 +253,10 @@ def demo(
         c = result.counts()
         landed = sum(s.landed for s in result.steps)
         status = "[green]ok[/]" if result.ok else f"[red]{result.status}[/]"
-        warned = sum(1 for r in result.checks if r.status == "failed" and r.severity == "warn")
         console.print(
             f"batch {i + 1:>2}/{len(batches)} {label:<30} {status} landed {landed}, "
             f"built {c.get('built', 0)}, reused {c.get('reused', 0)}, "
-            f"{len(result.checks)} checks ({warned} warn) in {result.seconds:.2f}s",
+            f"checks: {tally(result.checks)} in {result.seconds:.2f}s",
             soft_wrap=True,
         )
         if not result.ok:  # the display printed what failed
@@ -411,10 +428,9 @@ def test_cmd(
     else:
         _emit(rows, fmt, title="checks")
     if fmt is Format.table:
-        failed = [r for r in results if r.status in ("failed", "error")]
-        console.print(f"{len(results)} checks: {len(results) - len(failed)} passed, "
-                      f"{sum(r.stops_the_line for r in results)} error, "
-                      f"{sum(1 for r in failed if r.severity == 'warn')} warn failed")
+        from andon.checks.summary import tally
+
+        console.print(f"{len(results)} checks: {tally(results)}")
     raise typer.Exit(1 if any(r.stops_the_line for r in results) else 0)
 
 
@@ -457,7 +473,8 @@ def checks_history(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """A check's results over time, as a chart with its control limits."""
-    rows = catalog.check_history(_load(project), name, env, limit)
+    proj = _load(project)
+    rows = catalog.check_history(proj, name, env or proj.config.default_environment, limit)
     if fmt is not Format.table:
         _emit(rows, fmt)
         return

@@ -133,6 +133,10 @@ class StepConfig(Model):
     tags: list[str] = Field(default_factory=list)
     materialized: Literal["full", "incremental"] = "full"
     time_column: str | None = None
+    grain: str | None = Field(default=None, description="incremental: the intervals it is "
+                              "computed in (day, month, '15 minutes', ...)")
+    lookback: int = Field(default=0, ge=0, description="incremental: intervals after a touched "
+                          "one that depend on it (rolling windows, lags)")
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description="data tests of the step's output (see checks)"
     )
@@ -144,7 +148,20 @@ class StepConfig(Model):
     def _incremental_needs_time(self) -> StepConfig:
         if self.materialized == "incremental" and not self.time_column:
             raise ValueError("materialized: incremental needs a time_column")
+        if self.materialized != "incremental" and (self.grain or self.lookback):
+            raise ValueError("grain and lookback apply to materialized: incremental only")
+        if self.lookback and not self.grain:
+            raise ValueError("lookback counts intervals: declare a grain too (e.g. grain: day)")
         return self
+
+    @field_validator("grain")
+    @classmethod
+    def _known_grain(cls, v: str | None) -> str | None:
+        if v is not None:
+            from andon.incremental import parse_grain
+
+            parse_grain(v)
+        return v
 
 
 def _default_threads() -> int:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from andon.dag import Dag
 from andon.errors import DagError
 from andon.fingerprint import data_params, fingerprint
+from andon.incremental import validate as validate_incremental
 from andon.landing import LandingState, landing_state
 from andon.project import CONFIG_FILE, Project
 from andon.store import Row, Store
@@ -171,6 +172,7 @@ def make_plan(
         out.append(_with(d, "build", _why(d, previous_rows.get(d.previous) if d.previous else None,
                                           base, fps, dag)))
     _validate_checks(project, {d.name for d, _ in drafts}, known, fps)
+    validate_incremental(project, [d.name for d in out if d.action == "build"], known, fps)
     return Plan(
         environment=environment,
         base_commit=base_commit,

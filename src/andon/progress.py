@@ -132,15 +132,16 @@ def _line(r: StepResult) -> str:
 def print_checks(console: Console, result: RunResult) -> None:
     if not result.checks:
         return
-    tally: dict[str, int] = {}
+    from andon.checks.summary import tally  # only when there are checks: start-up stays light
+
+    console.print("checks: " + tally(result.checks))
     for c in result.checks:
-        key = c.status if c.status != "failed" else f"{c.severity} failed"
-        tally[key] = tally.get(key, 0) + 1
-    console.print("checks: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())))
-    for c in result.checks:
-        if c.status in ("failed", "error") and c.severity != "info":
-            style = "red" if c.severity == "error" else "yellow"
-            console.print(Text(f"  [{c.severity}] {c.name}: {c.message}", style=style))
+        if c.status == "error" or (c.status == "failed" and c.severity != "info"):
+            style = {"error": "red", "warn": "yellow"}.get(c.severity, "")
+            what = " could not run" if c.status == "error" else ""
+            if c.reused:  # judged by an earlier run on the same artifact: not news
+                what, style = f"{what} (reused from an earlier run)", "dim"
+            console.print(Text(f"  [{c.severity}] {c.name}{what}: {c.message}", style=style))
 
 
 def print_summary(console: Console, result: RunResult) -> None:

@@ -20,6 +20,7 @@ from andon.build import BuildContext, Built, build_step
 from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.run import Audit, Outcome, evaluate, ready
+from andon.checks.summary import tally
 from andon.engines.duckdb import DuckDBEngine
 from andon.environments import check_name
 from andon.errors import AndonError, LeaseError, StepError
@@ -38,12 +39,12 @@ def check_failure(failed: list[CheckResult]) -> CheckFailed:
     first = failed[0]
     lines = []
     for r in failed:
-        lines.append(f"check {r.name!r} ({r.type}) failed on {r.table}: {r.message}")
+        verb = "could not run" if r.status == "error" else "failed"
+        lines.append(f"check {r.name!r} ({r.type}) {verb} on {r.table}: {r.message}")
         for row in r.sample[:3]:
             lines.append("    e.g. " + ", ".join(f"{k}={v}" for k, v in list(row.items())[:8]))
     return CheckFailed(
-        f"{len(failed)} error check{'s' if len(failed) != 1 else ''} failed: "
-        + ", ".join(r.name for r in failed),
+        f"{tally(failed)}: " + ", ".join(r.name for r in failed),
         step=first.table,
         detail="\n".join(lines),
         hint="the artifact was rejected and nothing downstream was published; fix the data "

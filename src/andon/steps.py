@@ -70,14 +70,19 @@ class Step:
     @property
     def code_hash(self) -> str:
         body = f"{self.kind}\n{self.config.materialized}\n{self.config.time_column}\n{self.code}"
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        return hashlib.sha256((body + self._grain_text).encode()).hexdigest()[:32]
+
+    @property
+    def _grain_text(self) -> str:  # only when set: other steps keep their fingerprints
+        c = self.config
+        return f"\ngrain {c.grain} lookback {c.lookback}" if c.grain or c.lookback else ""
 
     @property
     def template_hash(self) -> str:
         """The step's code before parameters are rendered in: what a protected environment
         compares with its last promotion (a run there may use other parameters)."""
         body = (f"{self.kind}\n{self.config.materialized}\n{self.config.time_column}\n"
-                f"{self.template or self.code}")
+                f"{self.template or self.code}{self._grain_text}")
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

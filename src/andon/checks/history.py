@@ -65,14 +65,22 @@ def find_all(store: Store, fingerprint: str, keys: list[tuple[str, str]]
 
 def series(store: Store, name: str, *, environment: str | None = None,
            limit: int = 200) -> list[Row]:
-    """A check's results, oldest first."""
+    """A check's results, oldest first. The same verdict on the same artifact, repeated by
+    re-tests, shows once (its latest)."""
     q = (select(t.check_results).where(t.check_results.c.check_name == name)
-         .order_by(t.check_results.c.id.desc()).limit(limit))
+         .order_by(t.check_results.c.id.desc()).limit(limit * 4))
     if environment:
         q = q.where(t.check_results.c.environment == environment)
     with store.engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
-    return list(reversed(rows))
+    seen: set[tuple[Any, ...]] = set()
+    out: list[Row] = []
+    for r in rows:  # newest first
+        key = (r["environment"], r["fingerprint"], r["check_hash"], r["status"], r["metric"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return list(reversed(out[:limit]))
 
 
 def baseline(store: Store, name: str, environment: str | None, limit: int) -> list[tuple[float,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlglot
+from pydantic import ValidationError
 
 from andon.checks.model import Check, CheckSpec
 from andon.checks.patterns import PATTERNS
@@ -84,13 +85,14 @@ def _spec(doc: YamlDoc, where: str) -> CheckSpec:
     if spec.pattern is not None and spec.pattern not in PATTERNS:
         looks_named = re.fullmatch(r"[a-z][a-z0-9_]*", spec.pattern) is not None
         hint = did_you_mean(spec.pattern, PATTERNS) if looks_named else ""
-        try:
-            re.compile(spec.pattern)
-        except re.error as e:
-            raise ConfigError(f"invalid regular expression {spec.pattern!r}: {e}",
+        from andon.checks.bind import regex_error
+
+        why = regex_error(spec.pattern)  # the engine's RE2, not Python's re, runs it
+        if why:
+            raise ConfigError(f"invalid regular expression {spec.pattern!r}: {why}",
                               file=doc.file, line=doc.line_of(("pattern",)),
-                              hint=hint or f"named patterns: {', '.join(sorted(PATTERNS))}"
-                              ) from None
+                              hint=hint or "the syntax is RE2's (no lookarounds, no "
+                              f"backreferences); named patterns: {', '.join(sorted(PATTERNS))}")
         if hint:
             raise ConfigError(f"unknown pattern name {spec.pattern!r}", file=doc.file,
                               line=doc.line_of(("pattern",)), hint=hint)
@@ -243,8 +245,15 @@ def _python_checks(file: Path) -> list[Check]:
             line = inspect.getsourcelines(obj)[1]
         except OSError:
             line = 1
-        cspec = CheckSpec(type="python", name=meta["name"], severity=meta["severity"],
-                          description=meta["description"])
+        try:
+            cspec = CheckSpec(type="python", name=meta["name"], severity=meta["severity"],
+                              description=meta["description"])
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ConfigError(
+                f"check {meta['name']!r}: bad {'.'.join(map(str, err['loc']))}: {err['msg']}",
+                file=file, line=line,
+                hint="severity is one of error, warn, info") from None
         out.append(Check(name=meta["name"], table=meta["table"], spec=cspec, file=file,
                          line=line, function=obj, code=f"{meta['name']}\n{canonical}"))
     return out
@@ -287,6 +296,7 @@ def validate_columns(check_: Check, schema: Mapping[str, str],
                 file=check_.file, line=check_.line,
                 hint="cast the column in the step, or choose another check type",
             )
+    _validate_constants(check_, schema)
     if check_.type == "schema" and check_.spec.expected:
         return
     if check_.type == "relationship" and check_.spec.to and other_schema is not None:
@@ -298,3 +308,49 @@ def validate_columns(check_: Check, schema: Mapping[str, str],
                 "existing column", file=check_.file, line=check_.line,
                 hint=hint or f"columns of {target[0]}: {', '.join(other_schema)}",
             )
+
+
+def _validate_constants(check_: Check, schema: Mapping[str, str]) -> None:
+    """Values, bounds, ``expr`` and custom SQL must fit the table as the engine sees it."""
+    from andon.checks.bind import bind_error, cast_error
+    from andon.checks.types import is_numeric
+
+    s = check_.spec
+
+    def refuse(message: str, hint: str) -> None:
+        raise ConfigError(f"check {check_.name!r}: {message}", file=check_.file,
+                          line=check_.line, hint=hint)
+
+    col_type = schema.get(s.column or "", "")
+    if s.values and col_type:
+        for v in s.values:
+            why = cast_error(v, col_type) if v is not None else None
+            if why:
+                refuse(f"value {v!r} does not fit {check_.table}.{s.column} ({col_type}): {why}",
+                       "list values of the column's type; null means SQL NULL")
+    if s.type == "between" and col_type:
+        numeric = is_numeric(col_type)
+        for key in ("min", "max"):
+            bound = getattr(s, key)
+            if bound is None:
+                continue
+            if numeric != isinstance(bound, float):
+                what = "numbers" if numeric else ("strings" if col_type.upper() == "VARCHAR"
+                                                  else "dates or timestamps, e.g. 2013-01-31")
+                refuse(f"{key}: {bound!r} does not fit {check_.table}.{s.column} "
+                       f"({col_type})", f"bounds of a {col_type} column are {what}")
+            why = cast_error(bound, col_type) if not numeric else None
+            if why:
+                refuse(f"{key}: {bound!r} does not fit {check_.table}.{s.column} "
+                       f"({col_type}): {why}", "write e.g. 2013-01-31 or 2013-01-31 06:00")
+    sql = None
+    if s.expr is not None and check_.type == "expression":
+        sql = f"SELECT coalesce(({s.expr}), false)::BOOLEAN FROM {{{{ table }}}}"
+    elif s.sql is not None:
+        sql = s.sql
+    if sql is not None:
+        why = bind_error(sql, schema)
+        if why:
+            field_ = "expr" if check_.type == "expression" else "sql"
+            refuse(f"its {field_} does not fit table {check_.table!r}: {why}",
+                   f"columns of {check_.table}: {', '.join(schema)}")

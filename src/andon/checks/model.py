@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+_NUMBER_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 Severity = Literal["error", "warn", "info"]
 Rule = Literal["1_beyond_3s", "2_of_3_beyond_2s", "4_of_5_beyond_1s", "8_one_side"]
 RULES: tuple[Rule, ...] = ("1_beyond_3s", "2_of_3_beyond_2s", "4_of_5_beyond_1s", "8_one_side")
@@ -40,8 +43,9 @@ class CheckSpec(BaseModel):
     column: str | None = None
     columns: list[str] | None = None
     values: list[Any] | None = None
-    min: float | None = None
-    max: float | None = None
+    # numbers; between also takes dates, timestamps and strings (checked against the column)
+    min: float | str | None = None
+    max: float | str | None = None
     pattern: str | None = None
     expr: str | None = None
     to: str | None = None
@@ -74,10 +78,37 @@ class CheckSpec(BaseModel):
             raise ValueError("a check name cannot be empty")
         return v
 
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        if isinstance(v, date | datetime):  # YAML reads 2024-01-01 as a date
+            return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
+        if isinstance(v, str) and _NUMBER_RE.match(v):
+            return float(v)
+        return v
+
+    @field_validator("max_failing_pct", "max_change_pct", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        # '5' and '5%' both mean five percent
+        if isinstance(v, str) and _NUMBER_RE.match(v.strip().removesuffix("%")):
+            return float(v.strip().removesuffix("%"))
+        return v
+
     @model_validator(mode="after")
     def _ranges(self) -> CheckSpec:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        for key in ("min", "max"):
+            v = getattr(self, key)
+            if isinstance(v, str) and self.type != "between":
+                raise ValueError(f"{key} must be a number for check type {self.type!r}, "
+                                 f"not {v!r}")
+            if self.type == "length_between" and isinstance(v, float) and not v.is_integer():
+                raise ValueError(f"{key} of length_between is a whole number of characters, "
+                                 f"not {v}")
+        lo, hi = self.min, self.max
+        if (isinstance(lo, float) and isinstance(hi, float) and lo > hi) or (
+                isinstance(lo, str) and isinstance(hi, str) and lo > hi):
+            raise ValueError(f"min ({lo}) is greater than max ({hi})")
         return self
 
 
@@ -131,6 +162,7 @@ class CheckResult:
     fingerprint: str = ""
     check_hash: str = ""
     spc: dict[str, Any] | None = None
+    reused: bool = False  # judged by an earlier run on the same artifact, not news here
 
     @property
     def stops_the_line(self) -> bool:
@@ -153,4 +185,5 @@ class CheckResult:
             "message": self.message,
             "sample": list(self.sample),
             "spc": self.spc,
+            "reused": self.reused,
         }

@@ -29,6 +29,7 @@ from andon.checks.types import (
     judge_failing,
     judge_range,
     lit,
+    num,
     parse_age,
     predicate,
     q,
@@ -111,6 +112,25 @@ def context_of(audit: Audit, c: Check) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def bind_sql(audit: Audit, c: Check, cur: duckdb.DuckDBPyConnection) -> str:
+    """A custom SQL check's query, with ``{{ table }}`` and ``{{ ref('x') }}`` bound to
+    temporary views of the artifacts on this cursor (never pasted as text)."""
+    assert c.spec.sql
+
+    def view(name: str) -> str:
+        if name not in audit.manifests:
+            raise AndonError(f"ref('{name}'): {name} is not built",
+                             hint="build it first, or drop the ref from the check")
+        files = audit.files(name)
+        rel = cur.read_parquet(files, union_by_name=len(files) > 1)
+        alias = f"__andon_{name}"
+        rel.create_view(alias, replace=True)
+        return q(alias)
+
+    sql = _TABLE_RE.sub(lambda _m: view(c.table), c.spec.sql)
+    return _REF_RE.sub(lambda m: view(m.group(2)), sql)
+
+
 def ready(audit: Audit, c: Check) -> bool:
     """All tables the check reads are available."""
     return c.table in audit.manifests and (
@@ -128,8 +148,9 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
         audit.store, manifest.fingerprint, [(c.check_hash, ctx) for c, ctx in contexts])
     for c, ctx in contexts:
         cached = found.get((c.check_hash, ctx))
-        if cached is not None:
-            out.append((_from_row(cached), ctx, False))
+        # freshness depends on the clock, and a check that could not run deserves a retry
+        if cached is not None and c.type != "freshness" and cached["status"] != "error":
+            out.append((_replace(_from_row(cached), reused=True), ctx, False))
         else:
             todo.append((c, ctx))
     # a just-built artifact has no profile yet: no need to ask the store
@@ -149,8 +170,21 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
             valid.append((c, ctx))
         except AndonError as e:
             out.append((_error(c, manifest, e.message), ctx, True))
-    src = audit.source(table)
     cur = audit.engine.cursor()
+    # "now" is UTC for every check: timestamps without a zone are read as UTC, whatever the
+    # machine's time zone (freshness does the same in Python)
+    cur.execute("SET TimeZone = 'UTC'")
+    try:
+        _evaluate_todo(audit, table, manifest, valid, cur, need_profile, out)
+    finally:
+        cur.execute("RESET TimeZone")
+    return out
+
+
+def _evaluate_todo(audit: Audit, table: str, manifest: Manifest, valid: list[tuple[Check, str]],
+                   cur: duckdb.DuckDBPyConnection, need_profile: bool, out: list[Outcome]
+                   ) -> None:
+    src = audit.source(table)
     scanned = [(c, ctx) for c, ctx in valid if CHECK_TYPES[c.type].kind in ("row", "agg",
                                                                               "unique")]
     values, total, scan_errors = _one_scan(cur, src, scanned, manifest, need_profile, table,
@@ -179,7 +213,6 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
             msg = e.message if isinstance(e, AndonError) else str(e).splitlines()[0]
             result = _error(c, manifest, msg)
         out.append((result, ctx, True))
-    return out
 
 
 def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Check, str]],
@@ -283,8 +316,10 @@ def _judge_scanned(audit: Audit, c: Check, manifest: Manifest, value: Any, total
                 sample = _sample(audit, c, cur, f"SELECT * FROM {src} WHERE {predicate(c)}")
             else:
                 cols = ", ".join(q(x) for x in c.columns)
+                # one column: nulls are not counted as duplicates, so not shown either
+                where = f" WHERE {q(c.columns[0])} IS NOT NULL" if len(c.columns) == 1 else ""
                 sample = _sample(audit, c, cur, f"SELECT {cols}, count(*) AS duplicates FROM "
-                                                f"{src} GROUP BY ALL HAVING count(*) > 1")
+                                                f"{src}{where} GROUP BY ALL HAVING count(*) > 1")
         pct = 100.0 * failing / total if total else 0.0
         what = "duplicate rows" if kind == "unique" else "failing rows"
         msg = f"{failing:,} {what} of {total:,} ({pct:.2f}%)"
@@ -317,7 +352,7 @@ def _age_seconds(newest: Any) -> float:
             .replace(tzinfo=None)
         return (now - newest).total_seconds()
     if isinstance(newest, date):
-        return (date.today() - newest).days * 86400.0
+        return (datetime.now(UTC).date() - newest).days * 86400.0
     return time.time() - float(newest)
 
 
@@ -381,16 +416,7 @@ def _other_kinds(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBP
             f"{failing:,} of {nonnull:,} values ({pct:.2f}%) not found in {s.to}",
             failing, sample))
     if c.type == "sql":
-        assert s.sql
-        def ref(m: re.Match[str]) -> str:
-            name = m.group(2)
-            if name == c.table:
-                return f"({src})"
-            if name not in audit.manifests:
-                raise AndonError(f"ref('{name}'): {name} is not built")
-            return f"({audit.source(name)})"
-
-        sql = _REF_RE.sub(ref, _TABLE_RE.sub(lambda _m: f"({src})", s.sql))
+        sql = bind_sql(audit, c, cur)
         if s.metric:  # the query returns one number, judged against min/max
             value = cur.execute(sql).fetchone()
             metric = None if not value or value[0] is None else float(value[0])
@@ -485,7 +511,8 @@ def _drift(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConne
     base = (audit.baseline_manifest(c.table, s.baseline) if s.baseline
             else audit.previous.get(c.table))
     method = s.method or "psi"
-    limit = s.max if s.max is not None else (0.25 if method == "psi" else 0.2)
+    hi = num(s.max)
+    limit = hi if hi is not None else (0.25 if method == "psi" else 0.2)
     if base is None:
         return _base(c, manifest, "passed", None, {"max": limit},
                      "no baseline artifact to compare with (recorded)")
@@ -509,17 +536,19 @@ def _drift(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConne
 
         p, qv = hist(src), hist(bsrc)
     else:
-        top = [r[0] for r in cur.execute(
-            f"SELECT {col} FROM {bsrc} WHERE {col} IS NOT NULL GROUP BY 1 "
+        # categories (text, booleans, dates...) are compared by their text on both sides
+        text = f"CAST({col} AS VARCHAR)"
+        top = [str(r[0]) for r in cur.execute(
+            f"SELECT {text} FROM {bsrc} WHERE {col} IS NOT NULL GROUP BY 1 "
             f"ORDER BY count(*) DESC LIMIT 50").fetchall()]
 
         def dist(source: str) -> list[float]:
             rows = dict(cur.execute(
-                f"SELECT CASE WHEN {col} IN ({', '.join(lit(v) for v in top) or 'NULL'}) "
-                f"THEN CAST({col} AS VARCHAR) ELSE '__other__' END AS k, count(*) "
+                f"SELECT CASE WHEN {text} IN ({', '.join(lit(v) for v in top) or 'NULL'}) "
+                f"THEN {text} ELSE '__other__' END AS k, count(*) "
                 f"FROM {source} WHERE {col} IS NOT NULL GROUP BY k").fetchall())
             n = sum(rows.values()) or 1
-            return [rows.get(str(k), 0) / n for k in top] + [rows.get("__other__", 0) / n]
+            return [rows.get(k, 0) / n for k in top] + [rows.get("__other__", 0) / n]
 
         p, qv = dist(src), dist(bsrc)
         if method == "ks":
@@ -580,6 +609,8 @@ def _python(audit: Audit, c: Check, manifest: Manifest, cur: duckdb.DuckDBPyConn
         out = func(arg) if params else func()
     except Exception as e:
         return _error(c, manifest, f"the check raised {type(e).__name__}: {e}")
+    if getattr(out, "ndim", None) == 0 and hasattr(out, "item"):
+        out = out.item()  # a numpy scalar (df["x"].sum(), (df["x"] > 0).all()) as Python's
     if isinstance(out, bool):
         return _base(c, manifest, _status(out, c), 0 if out else 1, {}, "passed" if out
                      else "returned False")

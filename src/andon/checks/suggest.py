@@ -26,8 +26,10 @@ def _regex_of(shape: str) -> str:
 
 
 def _widen(lo: float, hi: float) -> tuple[float, float]:
+    """10% wider on each side; a column never seen negative (counts, amounts) stays >= 0."""
     span = (hi - lo) or abs(hi) or 1.0
-    return math.floor(lo - 0.1 * span), math.ceil(hi + 0.1 * span)
+    low = math.floor(lo - 0.1 * span)
+    return (max(0, low) if lo >= 0 else low), math.ceil(hi + 0.1 * span)
 
 
 def suggest(table: str, profile: dict[str, Any], categories: dict[str, list[Any]],

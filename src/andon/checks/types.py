@@ -15,7 +15,7 @@ from andon.checks.model import Check, CheckSpec
 from andon.checks.patterns import PATTERNS
 
 Kind = Literal["row", "agg", "unique", "query", "meta", "history", "python"]
-ColumnKind = Literal["any", "numeric", "text", "orderable"]
+ColumnKind = Literal["any", "numeric", "text", "orderable", "temporal"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
     _t("rows_added", "history", (), None,
        "Rows added since the previous artifact (incremental steps: the new rows) in [min, max];"
        " pair it with spc: to watch batch sizes.", "{type: rows_added, spc: {window: 12}}"),
-    _t("freshness", "agg", ("column", "max_age"), "orderable",
-       "Age of the newest timestamp (now − max(column)) at most max_age (e.g. 36h, 2d, 90m).",
+    _t("freshness", "agg", ("column", "max_age"), "temporal",
+       "Age of the newest timestamp (now − max(column)) at most max_age (e.g. 36h, 2d, 90m); "
+       "the column is a DATE, a TIMESTAMP (without a zone: read as UTC) or epoch seconds. "
+       "Judged on every run, never reused: it depends on the clock.",
        "{type: freshness, column: updated_at, max_age: 36h}"),
     _t("schema", "meta", ("expected",), None,
        "The table has these columns with these types (other columns allowed).",
@@ -69,17 +71,21 @@ CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
        "No duplicate values (column) or combinations (columns); metric: duplicate rows.",
        "{type: unique, columns: [carrier, flight, sched_dep_at]}"),
     _t("accepted_values", "row", ("column", "values"), "any",
-       "Non-null values are in the list.", "{type: accepted_values, column: origin, "
-       "values: [EWR, JFK, LGA]}"),
-    _t("rejected_values", "row", ("column", "values"), "any", "No value is in the list.",
+       "Non-null values are in the list (values of the column's type; nulls are accepted).",
+       "{type: accepted_values, column: origin, values: [EWR, JFK, LGA]}"),
+    _t("rejected_values", "row", ("column", "values"), "any",
+       "No value is in the list; null in the list rejects SQL NULLs.",
        "{type: rejected_values, column: tailnum, values: ['', UNKNOWN]}"),
-    _t("between", "row", ("column",), "orderable", "Non-null values are within [min, max].",
+    _t("between", "row", ("column",), "orderable",
+       "Non-null values are within [min, max]: numbers for a numeric column, dates or "
+       "timestamps (e.g. 2013-01-01) for a temporal one, strings for a text one.",
        "{type: between, column: dep_delay, min: -60, max: 1800}"),
     _t("regex", "row", ("column", "pattern"), "text",
        "Non-null values fully match a pattern: a regular expression or a named one ("
        + ", ".join(sorted(PATTERNS)) + ").", "{type: regex, column: tailnum, "
        "pattern: us_tail_number}"),
-    _t("length_between", "row", ("column",), "text", "String length within [min, max].",
+    _t("length_between", "row", ("column",), "text",
+       "String length within [min, max] (whole numbers).",
        "{type: length_between, column: carrier, min: 2, max: 2}"),
     _t("type", "meta", ("column", "expected"), "any",
        "The column has the expected type, e.g. expected: {type: DOUBLE}.",
@@ -106,7 +112,8 @@ CHECK_TYPES: dict[str, CheckType] = {t.name: t for t in [
        "Share of nulls (0..1) at most max.", "{type: null_share_max, column: tailnum, max: 0.02}"),
     _t("temporal_order", "row", ("start", "end"), None,
        "start <= end on every row where both are set; allow_future: false also fails values "
-       "in the future.", "{type: temporal_order, start: sched_dep_at, end: dep_at}"),
+       "in the future (now in UTC: timestamps without a zone are read as UTC, whatever the "
+       "machine's time zone).", "{type: temporal_order, start: sched_dep_at, end: dep_at}"),
     _t("distribution_drift", "history", ("column",), "any",
        "Distribution vs the previous artifact (or baseline: a commit id): PSI for categories "
        "and binned numbers (method: psi, default max 0.25) or KS for numbers (method: ks, "
@@ -135,6 +142,8 @@ def column_fits(kind: ColumnKind, sql_type: str) -> bool:
         return is_numeric(sql_type)
     if kind == "text":
         return sql_type.upper() == "VARCHAR"
+    if kind == "temporal":
+        return is_numeric(sql_type) or bool(re.match(r"^(DATE|TIMESTAMP.*)$", sql_type, re.I))
     return is_numeric(sql_type) or bool(TEMPORAL_RE.match(sql_type)) or sql_type == "VARCHAR"
 
 
@@ -161,10 +170,15 @@ def predicate(check: Check) -> str:
     col = q(s.column) if s.column else ""
     if s.type == "not_null":
         return f"{col} IS NULL"
-    if s.type == "accepted_values":
-        return f"{col} IS NOT NULL AND {col} NOT IN ({', '.join(lit(v) for v in s.values or [])})"
+    # null in a list of values means SQL NULL (IS NULL), never the string 'None'
+    given = [lit(v) for v in s.values or [] if v is not None]
+    if s.type == "accepted_values":  # nulls are always accepted
+        return f"{col} IS NOT NULL" + (f" AND {col} NOT IN ({', '.join(given)})" if given else "")
     if s.type == "rejected_values":
-        return f"{col} IN ({', '.join(lit(v) for v in s.values or [])})"
+        parts = [f"{col} IN ({', '.join(given)})"] if given else []
+        if None in (s.values or []):
+            parts.append(f"{col} IS NULL")
+        return "(" + " OR ".join(parts) + ")" if parts else "false"
     if s.type == "between":
         parts = []
         if s.min is not None:
@@ -176,10 +190,11 @@ def predicate(check: Check) -> str:
         return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {lit(pattern_of(s))})"
     if s.type == "length_between":
         parts = []
-        if s.min is not None:
-            parts.append(f"length({col}) < {int(s.min)}")
-        if s.max is not None:
-            parts.append(f"length({col}) > {int(s.max)}")
+        lo, hi = num(s.min), num(s.max)
+        if lo is not None:
+            parts.append(f"length({col}) < {int(lo)}")
+        if hi is not None:
+            parts.append(f"length({col}) > {int(hi)}")
         return "(" + " OR ".join(parts) + ")" if parts else "false"
     if s.type == "expression":
         return f"NOT coalesce(({s.expr}), false)"
@@ -239,11 +254,17 @@ def judge_failing(spec: CheckSpec, failing: int, total: int) -> tuple[bool, dict
 
 
 def judge_range(spec: CheckSpec, metric: float | None) -> tuple[bool, dict[str, Any]]:
-    threshold = {k: v for k, v in (("min", spec.min), ("max", spec.max)) if v is not None}
+    lo, hi = num(spec.min), num(spec.max)
+    threshold = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
     if metric is None:
         return not threshold, threshold
-    ok = (spec.min is None or metric >= spec.min) and (spec.max is None or metric <= spec.max)
+    ok = (lo is None or metric >= lo) and (hi is None or metric <= hi)
     return ok, threshold
+
+
+def num(bound: float | str | None) -> float | None:
+    """A numeric threshold (only between takes text bounds; the spec refuses them elsewhere)."""
+    return bound if isinstance(bound, float | int) else None
 
 
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")

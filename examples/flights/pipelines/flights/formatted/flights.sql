@@ -4,6 +4,7 @@ owner: ops@example.com
 tags: [daily]
 materialized: incremental
 time_column: sched_dep_at
+grain: day
 checks:
   - {type: not_null, column: flight_id}
   - {type: unique, columns: [flight_id]}

@@ -56,7 +56,8 @@ def test_distribution_drift_on_a_boolean_column(make_project: ProjectFactory, cl
 
 def test_between_on_timestamps_dates_and_text(make_project: ProjectFactory, cli: Cli) -> None:
     root = project(make_project, f"""
-        - {{name: ts, type: between, column: start_at, min: 2024-01-02, max: '2024-01-04 12:00', {W}}}
+        - {{name: ts, type: between, column: start_at, min: 2024-01-02,
+            max: '2024-01-04 12:00', {W}}}
         - {{name: ts_ok, type: between, column: start_at, min: 2023-12-31, {W}}}
         - {{name: txt, type: between, column: grp, min: a, max: b, {W}}}
         """)
@@ -71,7 +72,8 @@ def test_between_on_timestamps_dates_and_text(make_project: ProjectFactory, cli:
 def test_between_bounds_of_the_wrong_type_fail_at_plan_time(make_project: ProjectFactory,
                                                             cli: Cli) -> None:
     for check, said in [
-        ("{type: between, column: amount, min: 2024-01-01}", "bounds of a DOUBLE column are numbers"),
+        ("{type: between, column: amount, min: 2024-01-01}",
+         "bounds of a DOUBLE column are numbers"),
         ("{type: between, column: start_at, min: 5}", "are dates or timestamps"),
         ("{type: between, column: start_at, min: yesterday}", "yesterday"),
         ("{type: between, column: grp, max: 10}", "are strings"),
@@ -98,8 +100,8 @@ def test_freshness_needs_a_temporal_column(make_project: ProjectFactory, cli: Cl
 
 def test_freshness_is_judged_on_every_run(make_project: ProjectFactory, cli: Cli) -> None:
     sql = "SELECT now()::TIMESTAMP - INTERVAL 1 HOUR AS at\n"
-    root = project(make_project, f"- {{name: fresh, type: freshness, column: at, max_age: 2h, {W}}}",
-                   sql=sql)
+    root = project(make_project,
+                   f"- {{name: fresh, type: freshness, column: at, max_age: 2h, {W}}}", sql=sql)
     first = by_name(run(cli, root)[1])["fresh"]
     second = by_name(run(cli, root)[1])["fresh"]  # nothing rebuilt, but the clock moved
     assert not second["reused"]

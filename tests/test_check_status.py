@@ -83,9 +83,11 @@ def test_an_error_check_that_cannot_run_rejects_the_artifact(make_project: Proje
 def test_a_no_op_rerun_shows_reused_results_as_reused(make_project: ProjectFactory, cli: Cli,
                                                       tmp_path: Path) -> None:
     alert = tmp_path / "alert.json"
+    command = shlex.join([sys.executable, "-c",
+                          f"import sys; open({str(alert)!r}, 'a').write('x')"])
     root = make_project({
-        "andon.yaml": "name: shop\nalerts: " + json.dumps([{"type": "command", "command": shlex.join(
-            [sys.executable, "-c", f"import sys; open({str(alert)!r}, 'a').write('x')"])}]) + "\n",
+        "andon.yaml": "name: shop\nalerts: " + json.dumps([{"type": "command",
+                                                           "command": command}]) + "\n",
         "pipelines/shop/orders.sql": STEP,
     })
     code, out, err = cli("run", "-p", root)

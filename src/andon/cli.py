@@ -232,7 +232,7 @@ def demo(
         "andon-flights-demo"),
 ) -> None:
     """Create the flights example, then land its months batch by batch, running after each."""
-    from andon.checks.summary import tally
+    from andon.examples import checks_line
 
     t0 = time.perf_counter()
     root = init_project(directory, "flights")
@@ -256,7 +256,7 @@ def demo(
         console.print(
             f"batch {i + 1:>2}/{len(batches)} {label:<30} {status} landed {landed}, "
             f"built {c.get('built', 0)}, reused {c.get('reused', 0)}, "
-            f"checks: {tally(result.checks)} in {result.seconds:.2f}s",
+            f"checks: {checks_line(result.checks)} in {result.seconds:.2f}s",
             soft_wrap=True,
         )
         if not result.ok:  # the display printed what failed
@@ -611,3 +611,4 @@ if __name__ == "__main__":
 
 # the innovation pipeline's verbs register themselves on `app`
 from andon import cli_env  # noqa: E402,F401
+from andon import cli_landing  # noqa: E402,F401

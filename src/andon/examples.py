@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections import Counter
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from andon.errors import AndonError, ConfigError
+
+if TYPE_CHECKING:
+    from andon.checks.model import CheckResult
 
 EXAMPLES = ("flights",)
 FIRST_MONTHS = 6
@@ -147,3 +153,28 @@ def deliver(root: Path, file: Path) -> Path:
     shutil.copyfile(file, tmp)
     tmp.replace(target)  # a sender's atomic drop: never a half-written file in incoming
     return target
+
+
+_SEVERITIES = ("error", "warn", "info")
+
+
+def checks_line(results: Iterable[CheckResult]) -> str:
+    """The demo's count of one run's checks, every check once whether judged now or reused
+    from an earlier run: ``118 passed · 3 warn failed · 1 info recorded · 0 errored (2 reused)``.
+    Checks that could not run are always counted (``errored``), by severity when there are any.
+    """
+    rs = list(results)
+    by = Counter((r.status, r.severity) for r in rs)
+    parts = [f"{sum(n for (s, _), n in by.items() if s == 'passed')} passed"]
+    for status in ("failed", "recorded"):
+        for sev in _SEVERITIES:
+            if by[status, sev]:
+                parts.append(f"{by[status, sev]} {sev} {status}")
+    errored = [(sev, by["error", sev]) for sev in _SEVERITIES if by["error", sev]]
+    parts.append(f"{sum(n for _, n in errored)} errored")
+    if errored:
+        parts[-1] += f" ({', '.join(f'{n} {sev}' for sev, n in errored)})"
+    known = {"passed", "failed", "recorded", "error"}
+    parts += [f"{n} {sev} {s}" for (s, sev), n in sorted(by.items()) if s not in known]
+    reused = sum(r.reused for r in rs)
+    return " · ".join(parts) + (f" ({reused} reused)" if reused else "")

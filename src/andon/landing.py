@@ -127,11 +127,15 @@ def discover(root: Path, name: str, source: SourceConfig, config_file: Path) -> 
 def landing_state(
     store: Store, root: Path, name: str, source: SourceConfig, config_file: Path
 ) -> LandingState:
-    """What has landed for a source, and which files are new."""
+    """What has landed for a source, and which files are new.
+
+    A withdrawn file is left out of ``landed`` (the source no longer reads it) and its bytes
+    do not land again while they stay in the folder."""
     _load_hash_cache(root)
     known = len(_HASH_CACHE)
-    landed = store.landed_files(name)
-    by_sha = {r["sha256"]: r for r in landed}
+    every = store.landed_files(name)
+    landed = [r for r in every if r.get("withdrawn_at") is None]
+    by_sha = {r["sha256"]: r for r in every}
     arrivals: list[Arrival] = []
     duplicates: list[Duplicate] = []
     seen: dict[str, Path] = {}
@@ -141,7 +145,8 @@ def landing_state(
         present.add(digest)
         if digest in by_sha:
             prior = by_sha[digest]
-            if Path(prior["original_path"]).name != path.name:
+            if (Path(prior["original_path"]).name != path.name
+                    and prior.get("withdrawn_at") is None):
                 duplicates.append(Duplicate(path, prior["original_path"], prior["arrived_at"]))
             continue
         if digest in seen:  # the same bytes twice in one batch: the first one lands

@@ -171,13 +171,16 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
         except AndonError as e:
             out.append((_error(c, manifest, e.message), ctx, True))
     cur = audit.engine.cursor()
-    # "now" is UTC for every check: timestamps without a zone are read as UTC, whatever the
-    # machine's time zone (freshness does the same in Python)
-    cur.execute("SET TimeZone = 'UTC'")
+    # "now" is UTC: timestamps without a zone are read as UTC, whatever the machine's time
+    # zone (freshness does the same in Python)
+    utc = any(c.type == "temporal_order" and not c.spec.allow_future for c, _ in valid)
+    if utc:
+        cur.execute("SET TimeZone = 'UTC'")
     try:
         _evaluate_todo(audit, table, manifest, valid, cur, need_profile, out)
     finally:
-        cur.execute("RESET TimeZone")
+        if utc:
+            cur.execute("RESET TimeZone")
     return out
 
 

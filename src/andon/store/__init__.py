@@ -455,6 +455,17 @@ class Store:
         except IntegrityError:
             return False
 
+    def withdraw_landed_file(self, source: str, sha256: str, *, who: str, why: str) -> bool:
+        """Mark a landed file withdrawn; False when it was withdrawn already."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.landed_files)
+                .where(t.landed_files.c.source == source, t.landed_files.c.sha256 == sha256,
+                       t.landed_files.c.withdrawn_at.is_(None))
+                .values(withdrawn_at=time.time(), withdrawn_by=who, withdrawn_reason=why)
+            ).rowcount
+        return bool(done)
+
     def add_rejects(self, rows: Sequence[Row]) -> None:
         if rows:
             with self.engine.begin() as conn:

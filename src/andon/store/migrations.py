@@ -34,8 +34,19 @@ def _v4(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE commits ADD COLUMN code JSON"))
 
 
+def _v5(conn: Connection) -> None:
+    """Landed files can be withdrawn: when, by whom and why."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("landed_files")}
+    for name, kind in (("withdrawn_at", "FLOAT"), ("withdrawn_by", "VARCHAR(128)"),
+                       ("withdrawn_reason", "TEXT")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE landed_files ADD COLUMN {name} {kind}"))
+
+
 # Append new migrations; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 LATEST = len(MIGRATIONS)
 
 

@@ -156,6 +156,10 @@ landed_files = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("arrived_at", Float, nullable=False),
     Column("run_id", Integer),
+    # an operator took it out of the source (andon landing withdraw): kept for audit, not read
+    Column("withdrawn_at", Float),
+    Column("withdrawn_by", String(128)),
+    Column("withdrawn_reason", Text),
     UniqueConstraint("source", "sha256", name="uq_landed_source_sha"),
 )
 

@@ -53,7 +53,8 @@ checks:
     max_failing_pct: 10
 --- */
 SELECT
-    carrier || lpad(CAST(flight AS VARCHAR), 4, '0') || '-'
+    -- no padding of the flight number: lpad truncates longer values, and keys would collide
+    carrier || '-' || CAST(flight AS VARCHAR) || '-'
         || strftime(make_date(year, month, day), '%Y%m%d') || '-'
         || lpad(CAST(sched_dep_time AS VARCHAR), 4, '0') || '-' || origin AS flight_id,
     carrier,

@@ -223,10 +223,10 @@ def bench_andon(size_label: str, rows: int, args: argparse.Namespace) -> dict[st
                 spent.clear()
                 t0 = time.perf_counter()
                 if profiling:
-                    promo = profiled(partial(andon.promote.promote, p, dev, "prod"),
+                    promo = profiled(partial(andon.promote.promote, p, dev, "prod", user="bench"),
                                      "promote.promote")
                 else:
-                    promo = andon.promote.promote(p, dev, "prod")
+                    promo = andon.promote.promote(p, dev, "prod", user="bench")
                     prom.append(time.perf_counter() - t0)
                     checks.append(sum(spent))
                 after = (count_artifacts(p), count_files(p))

@@ -26,8 +26,13 @@ CONTRACT = """\
 """
 
 
+# these tests look at rejects one by one: the limit on a file's share of rejects is off,
+# except in the tests about it
+NO_LIMIT = "    max_reject_pct: 100\n"
+
+
 def source_project(make_project: ProjectFactory, path: str = "incoming/*",
-                   extra: str = "") -> Path:
+                   extra: str = NO_LIMIT) -> Path:
     """A project with one source ``orders`` reading files from ``incoming/``."""
     root = make_project({
         "andon.yaml": f"name: t\nsources:\n  orders:\n    path: {path}\n{CONTRACT}{extra}",
@@ -206,6 +211,7 @@ def test_single_file_source_and_declared_types(make_project: ProjectFactory, cli
               n: integer
               ok: boolean
               price: decimal(10,2)
+            max_reject_pct: 100
     """})
     (root / "data").mkdir()
     (root / "data/days.csv").write_text(
@@ -265,7 +271,8 @@ def test_no_file_yet_publishes_an_empty_typed_table(make_project: ProjectFactory
         ("blank.csv", b"\n\n1,2,3\n", "no header line", 1),
         ("nohead.csv", b"amount,name\n1.0,a\n", "lacks required column(s) id", 1),
         ("dupe.csv", b"id,id,name\n1,2,a\n", "repeats column(s) id", 1),
-        ("latin1.csv", "id,amount,n\xe4me\n1,2,a\n".encode("latin-1"), "cannot read", 1),
+        ("latin1.csv", "id,amount,n\xe4me\n1,2,a\n".encode("latin-1"),
+         "byte 0xe4 at column 12 is not valid utf-8", 1),
         ("broken.csv.gz", b"this is not gzip", "cannot read", 1),
         ("broken.csv.zip", b"PK not a zip", "not a valid zip", None),
         ("broken.parquet", b"PAR1 garbage", "not a readable Parquet", None),
@@ -328,7 +335,7 @@ def test_max_reject_pct_stops_the_run(make_project: ProjectFactory, cli: Cli) ->
     (root / "incoming/b.csv").write_text("id,amount,name\n3,x,c\n4,4,d\n")  # 1 of 4 = 25 %
     code, out = run(cli, root)
     assert code == 1
-    assert "1 of 4 rows rejected" in out and "max_reject_pct 10" in out
+    assert "b.csv, step 'orders': 1 of 2 rows rejected" in out and "max_reject_pct 10" in out
     assert "andon rejects orders" in out
     assert tables(cli, root) == before
     assert rows(cli, root, "SELECT count(*) AS n FROM orders") == [{"n": 2}]
@@ -371,3 +378,77 @@ def test_required_missing_line_numbers_account_for_earlier_rejects(
         assert ("required" in reason) == (i % 5 == 0), (line, reason)
     step = latest(cli, root)["steps"][0]
     assert step["rows"] + step["rejects"] == 40 and step["rejects"] == len(expected)
+
+
+def test_latin1_and_utf16_exports_are_read_with_their_declared_encoding(
+    make_project: ProjectFactory, cli: Cli
+) -> None:
+    for encoding, spelled in (("latin-1", "latin1"), ("utf-16", "UTF-16")):
+        root = source_project(make_project, extra=f"    csv: {{encoding: {spelled}}}\n")
+        text = "id,amount,name\n1,1.5,Müller\n2,2.5,Zoë\n3,,Ærø\n"
+        (root / "incoming/a.csv").write_bytes(text.encode(encoding))
+        code, out = run(cli, root)
+        assert code == 0, out
+        assert rows(cli, root, "SELECT id, name FROM orders ORDER BY id") == [
+            {"id": 1, "name": "Müller"}, {"id": 2, "name": "Zoë"}, {"id": 3, "name": "Ærø"}]
+        assert rejects(cli, root) == []
+        # the landed bytes stay as received
+        (landed,) = [p for p in (root / ".andon/landing").rglob("a.csv")]
+        assert landed.read_bytes() == text.encode(encoding)
+
+
+def test_a_byte_of_another_encoding_is_a_reject_on_its_own_line(
+    make_project: ProjectFactory, cli: Cli
+) -> None:
+    root = source_project(make_project)
+    lines = [f"{i},1.0,name{i}" for i in range(1, 100)]
+    lines[38] = "39,1.0,Gr\xc0ve"  # line 40 of the file, well past the first kilobyte
+    (root / "incoming/b.csv").write_bytes(("id,amount,name\n" + "\n".join(lines) + "\n")
+                                          .encode("latin-1"))
+    code, out = run(cli, root)
+    assert code == 0, out
+    (bad,) = rejects(cli, root)
+    assert (bad["file"], bad["line"]) == ("b.csv", 40) and "not utf-8" in bad["reason"]
+    assert rows(cli, root, "SELECT count(*) AS n FROM orders") == [{"n": 98}]
+
+
+def test_an_undeclared_utf16_file_is_refused_naming_line_and_encoding(
+    make_project: ProjectFactory, cli: Cli
+) -> None:
+    root = source_project(make_project)
+    (root / "incoming/a.csv").write_bytes("id,amount,name\n1,1.0,a\n".encode("utf-16"))
+    code, out = run(cli, root)
+    assert code == 1
+    assert "a.csv:1, step 'orders': byte 0xff at column 1 is not valid utf-8" in out
+    assert "csv: {encoding: latin-1} (or utf-16)" in out
+
+
+def test_an_unknown_encoding_is_a_config_error(make_project: ProjectFactory, cli: Cli) -> None:
+    root = source_project(make_project, extra="    csv: {encoding: latin-2}\n")
+    code, out = run(cli, root)
+    assert code == 1
+    assert "unknown encoding 'latin-2'" in out and "did you mean 'latin-1'" in out
+    assert "andon.yaml:" in out
+
+
+def test_a_file_of_mostly_rejected_rows_stops_the_line_by_default(
+    make_project: ProjectFactory, cli: Cli
+) -> None:
+    root = source_project(make_project, extra="")
+    good = "".join(f"{i},1.0,a\n" for i in range(1, 201))
+    (root / "incoming/a.csv").write_text(f"id,amount,name\n{good}x,1,a\n")  # 1 of 201
+    assert run(cli, root)[0] == 0
+    before = tables(cli, root)
+    # every row of the new file is rejected: under 2% of the source, all of the file
+    (root / "incoming/b.csv").write_text("id,amount,name\nx,1,a\ny,2,b\nz,3,c\n")
+    code, out = run(cli, root)
+    assert code == 1
+    assert "b.csv, step 'orders': 3 of 3 rows rejected (100.0% > max_reject_pct 10)" in out
+    assert "andon landing withdraw orders b.csv" in out
+    assert tables(cli, root) == before
+    assert [r["line"] for r in rejects(cli, root) if r["file"] == "b.csv"] == [2, 3, 4]
+    # the source may allow more
+    with (root / "andon.yaml").open("a") as f:
+        f.write("    max_reject_pct: 100\n")
+    assert run(cli, root)[0] == 0
+    assert rows(cli, root, "SELECT count(*) AS n FROM orders") == [{"n": 200}]

@@ -80,7 +80,9 @@ def test_incoming_files_are_never_modified_even_by_failing_runs(
     make_project: ProjectFactory, cli: Cli
 ) -> None:
     root = project(make_project)
-    (root / "incoming/a.csv").write_text("id,name\n1,a\nx,b\n")
+    # one rejected row among twenty: under the default limit on rejects
+    good = "".join(f"{i},a\n" for i in range(19))
+    (root / "incoming/a.csv").write_text(f"id,name\n{good}x,b\n")
     (root / "incoming/empty.csv").write_bytes(b"")
     os.chmod(root / "incoming/a.csv", 0o640)
     before = snapshot(root / "incoming")

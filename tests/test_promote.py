@@ -72,10 +72,9 @@ def test_promotion_points_the_target_at_the_branch_artifacts_without_rebuilding(
     code, out, err = cli("promote", "dev", "--dry-run", "-p", small, "--format", "json")
     assert code == 0, err
     dry = json.loads(out)
-    assert dry["status"] == "dry-run" and dry["commit"] is None
+    assert dry["status"] == "dry-run" and dry["commit"] is None and dry["id"] is None
     assert dry["changed"] == ["big", "facts"]
     assert head(small) == before
-    assert last_promotion(small)["status"] == "dry-run"
 
     code, out, err = cli("promote", "dev", "-p", small, "--format", "json")
     assert code == 0, err
@@ -104,6 +103,28 @@ def test_promotion_points_the_target_at_the_branch_artifacts_without_rebuilding(
     code, res = run_json(cli, small)
     assert code == 0 and set(actions(res).values()) == {"reused"}
     assert head(small) == result["commit"]
+
+
+def test_a_dry_run_writes_nothing_and_takes_no_number(small: Path, cli: Cli) -> None:
+    branch(cli, small, "dev", "facts", FACTS, "(1, 'A', 10), (2, 'B', 25), (3, 'A', 30)")
+    history = json.loads(cli("checks", "history", "facts.code_known", "-p", small,
+                             "--format", "json")[1])
+    for _ in range(2):
+        code, out, err = cli("promote", "dev", "--dry-run", "-p", small, "--format", "json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "dry-run"
+    project = andon.Project.load(small)
+    try:
+        assert promotions(project.store) == []
+    finally:
+        project.close()
+    assert json.loads(cli("checks", "history", "facts.code_known", "-p", small,
+                          "--format", "json")[1]) == history
+
+    assert cli("promote", "dev", "-p", small)[0] == 0
+    assert last_promotion(small)["id"] == 1
+    log = json.loads(cli("env", "log", "prod", "-p", small, "--format", "json")[1])
+    assert log[0]["why"] == "promotion 1 of dev"
 
 
 def test_promotion_keeps_what_the_target_changed_meanwhile(small: Path, cli: Cli) -> None:
@@ -205,7 +226,7 @@ def test_two_promotions_at_once_the_second_fails_on_the_lease(
 
     def run_first() -> None:
         try:
-            first["result"] = promote(andon.Project.load(small), "dev", "prod")
+            first["result"] = promote(andon.Project.load(small), "dev", "prod", user="alice")
         except Exception as e:  # pragma: no cover - reported below
             first["error"] = e
 
@@ -215,7 +236,7 @@ def test_two_promotions_at_once_the_second_fails_on_the_lease(
         assert inside.wait(30)
         before = head(small)
         with pytest.raises(LeaseError, match="'prod' is being changed by promotion"):
-            promote(andon.Project.load(small), "dev2", "prod")
+            promote(andon.Project.load(small), "dev2", "prod", user="alice")
         assert head(small) == before
     finally:
         go_on.set()
@@ -316,7 +337,13 @@ def test_roles_once_users_exist(small: Path, cli: Cli, monkeypatch: pytest.Monke
     code, _, err = cli("run", "-p", small, "-q", "--param", "threshold=1")
     assert code == 0, err
     assert head(small) != prod
-    as_user(monkeypatch, "bob")  # a developer promotes (the checks guard prod)
+    # only those who may run in a protected environment promote into it
+    as_user(monkeypatch, "bob")
+    code, _, err = cli("promote", "dev", "-p", small)
+    assert code != 0 and "'bob' (role developer) may not promote into protected" in err
+    code, out, err = cli("promote", "dev", "--dry-run", "-p", small)  # a dry run changes nothing
+    assert code == 0 and "would promote" in out, err
+    as_user(monkeypatch, "olga")
     assert cli("promote", "dev", "-p", small)[0] == 0
 
 

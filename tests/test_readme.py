@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.examplekit import assert_every_check_ran
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,4 +65,13 @@ def test_quickstart_demo_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
                           timeout=600)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "published 336,776 flights to prod" in demo.stdout
-    assert (work / "andon-flights-demo" / "andon.yaml").is_file()
+    project = work / "andon-flights-demo"
+    assert (project / "andon.yaml").is_file()
+
+    def andon(args: list[str] | tuple[str, ...]) -> tuple[int, str, str]:
+        done = subprocess.run([str(bindir / "andon"), *args], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=600)
+        return done.returncode, done.stdout, done.stderr
+
+    assert_every_check_ran(project, andon)
+    assert json.loads(andon(["tables", "--format", "json"])[1])

@@ -4,6 +4,7 @@ environments as pointers.
     import andon
     project = andon.Project.load("path/to/project")
     result = andon.run(project)            # plan, build, check, publish to prod
+    session = andon.Session(project, user="alice")   # every verb, checked against her role
     cols, rows = andon.query(project, "SELECT count(*) FROM flights")
 """
 
@@ -12,7 +13,7 @@ from andon.errors import AndonError
 from andon.events import RunResult, StepResult
 from andon.plan import Plan, PlannedStep
 from andon.project import Project
-from andon.runner import plan, run
+from andon.service import Session, plan, run
 from andon.steps import step
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "PlannedStep",
     "Project",
     "RunResult",
+    "Session",
     "StepResult",
     "__version__",
     "lineage",

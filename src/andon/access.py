@@ -16,17 +16,37 @@ from andon.store import schema as t
 Role = Literal["admin", "operator", "developer", "viewer"]
 ROLES: tuple[str, ...] = ("admin", "operator", "developer", "viewer")
 
-# what each action needs
+_CHANGE = ("admin", "operator", "developer")
+_OPERATE = ("admin", "operator")
+_ADMIN = ("admin",)
+
+# the roles each mutating verb needs (the service layer checks them, once per call); a verb
+# acting on a protected environment needs its ``…_protected`` entry. Reads need no role.
 CAN: dict[str, tuple[str, ...]] = {
-    "run": ("admin", "operator", "developer"),
-    "run_protected": ("admin", "operator"),
-    "promote": ("admin", "operator", "developer"),
-    "manage": ("admin",),
+    "run": _CHANGE, "run_protected": _OPERATE,
+    "promote": _CHANGE, "promote_protected": _OPERATE,
+    "env_create": _CHANGE, "env_create_protected": _OPERATE,
+    "env_reset": _CHANGE, "env_reset_protected": _OPERATE,
+    "env_delete": _CHANGE, "env_delete_protected": _OPERATE,
+    "secrets_set": _CHANGE, "secrets_set_protected": _OPERATE,
+    "secrets_rm": _CHANGE, "secrets_rm_protected": _OPERATE,
+    "checks_ack": _CHANGE, "checks_ack_protected": _OPERATE,
+    "landing_withdraw": _CHANGE, "landing_withdraw_protected": _OPERATE,
+    "gc": _OPERATE,
+    "users_add": _ADMIN, "users_rm": _ADMIN, "manage": _ADMIN,
+}
+
+# roles that may use a verb only on environments they own (their own branches)
+OWN_ONLY: dict[str, tuple[str, ...]] = {
+    "env_reset": ("developer",),
+    "env_delete": ("developer",),
 }
 
 
 class AccessDenied(AndonError):
     """The current user's role does not allow this."""
+
+    kind = "forbidden"
 
 
 def users(store: Store) -> list[Row]:

@@ -19,7 +19,7 @@ import andon
 from andon import incremental
 from andon.engines.duckdb import DuckDBEngine, bind_template
 from andon.errors import AndonError, SqlError, StepError
-from andon.ingest import MAX_REJECTS_STORED, ingest_file
+from andon.ingest import MAX_REJECTS_STORED, ingest_file, judge_rejects
 from andon.landing import land
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
@@ -111,6 +111,7 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     parts_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     rows = rejects = 0
+    per_file: list[tuple[str, int, int]] = []
     con = duckdb.connect(":memory:")
     try:
         for row in landed:
@@ -124,16 +125,11 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             files.append(ctx.warehouse.rel(part_file))
             rows += int(info["rows"])
             rejects += int(info["rejects"])
+            per_file.append((os.path.basename(row["original_path"]), int(info["rows"]),
+                             int(info["rejects"])))
     finally:
         con.close()
-    pct = step.source.max_reject_pct
-    if pct is not None and rows + rejects and 100.0 * rejects / (rows + rejects) > pct:
-        raise StepError(
-            f"{rejects} of {rows + rejects} rows rejected "
-            f"({100.0 * rejects / (rows + rejects):.1f}% > max_reject_pct {pct})",
-            step=ps.name,
-            hint=f"see them with: andon rejects {ps.name}",
-        )
+    judge_rejects(step.source, per_file, ps.name)
     with ctx.warehouse.staging(ps.name) as staging:
         if not files:
             _empty_part(con_factory=duckdb.connect, step=step, out=staging / "empty.parquet")
@@ -219,8 +215,9 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             if full is not None:
                 raise full from None
             raise _sql_runtime_error(step, e, values) from None
-        if meta.get("incremental_from") and rows == 0:
-            out.unlink()
+        if meta.get("incremental_from") and rows == 0 and (
+                reuse_files or len(list(staging.glob("*.parquet"))) > 1):
+            out.unlink()  # an artifact keeps one file at least: its schema
         if tc and step.config.materialized == "incremental":
             files = [ctx.warehouse.path(f) for f in reuse_files]
             files += sorted(staging.glob("*.parquet"))

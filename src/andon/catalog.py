@@ -51,21 +51,9 @@ def _mapping_rows(project: Project, mapping: dict[str, str]) -> dict[str, Row]:
 
 
 def tables(project: Project, environment: str | None = None) -> list[Row]:
-    out = []
-    for name, art in env_tables(project, environment).items():
-        step = project.dag.steps.get(name)
-        out.append({
-            "table": name,
-            "zone": step.zone if step else None,
-            "kind": step.kind if step else None,
-            "rows": art["rows"],
-            "columns": len(art["schema"]),
-            "bytes": art["bytes"],
-            "fingerprint": art["fingerprint"][:12],
-            "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(art["created_at"])),
-            "owner": step.config.owner if step else None,
-        })
-    return out
+    from andon import records
+
+    return [t.to_dict() for t in records.tables(project, environment)]
 
 
 def _table(project: Project, table: str, environment: str | None) -> Row:
@@ -164,57 +152,15 @@ def lineage(project: Project, table: str) -> dict[str, Any]:
 
 
 def run_details(project: Project, run_ref: str | int) -> Row:
-    store = project.store
-    if str(run_ref) == "latest":
-        run_id = store.latest_run_id()
-        if run_id is None:
-            raise NotFound("no runs yet", hint="start one: andon run")
-    else:
-        try:
-            run_id = int(run_ref)
-        except ValueError:
-            raise NotFound(f"{run_ref!r} is not a run id",
-                           hint="use a number or 'latest'") from None
-    run = store.run(run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id}", hint="list runs: andon runs")
-    steps = [
-        {"name": s["step"], "action": s["action"], "rows": s["rows"], "rejects": s["rejects"],
-         "seconds": round(s["seconds"] or 0.0, 4), "fingerprint": s["fingerprint"],
-         "error": s["error"]}
-        for s in store.step_runs(run_id)
-    ]
-    return {
-        "id": run["id"],
-        "status": run["status"],
-        "environment": run["environment"],
-        "started_at": _ts(run["started_at"]),
-        "ended_at": _ts(run["ended_at"]),
-        "seconds": round((run["ended_at"] or time.time()) - run["started_at"], 3),
-        "user": run["user"],
-        "git_sha": run["git_sha"],
-        "git_dirty": run["git_dirty"],
-        "selection": run["selection"],
-        "params": run["params"],
-        "commit": run["commit_id"],
-        "error": run["error"],
-        "steps": steps,
-    }
+    from andon import records
+
+    return records.run_details(project, run_ref).to_dict()
 
 
 def runs(project: Project, environment: str | None = None, limit: int = 20) -> list[Row]:
-    out = []
-    for r in project.store.runs(environment, limit):
-        counts = (r.get("summary") or {}).get("counts", {})
-        out.append({
-            "id": r["id"], "environment": r["environment"], "status": r["status"],
-            "started_at": _ts(r["started_at"]),
-            "seconds": round((r["ended_at"] or time.time()) - r["started_at"], 2),
-            "built": counts.get("built", 0), "reused": counts.get("reused", 0),
-            "failed": counts.get("failed", 0), "user": r["user"],
-            "commit": r["commit_id"],
-        })
-    return out
+    from andon import records
+
+    return [r.to_dict() for r in records.runs(project, environment, limit)]
 
 
 def rejects(project: Project, source: str, limit: int = 100) -> list[Row]:

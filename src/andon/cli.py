@@ -26,8 +26,7 @@ from andon.examples import BROKEN_MONTH, break_file, deliver, init_project, pend
 from andon.params import parse_cli
 from andon.progress import RunDisplay
 from andon.project import Project
-from andon.runner import plan as make_plan
-from andon.runner import run as run_project
+from andon.service import Session, local_user
 
 app = typer.Typer(
     name="andon",
@@ -81,6 +80,21 @@ def _load(project: Path | None, params: Sequence[str] | None = None, env: str | 
                         param_sets=tuple(sets or ()))
 
 
+def _reader(project: Path | None) -> Session:
+    """A session for a command that only reads: a file with a problem is left out and
+    reported as a warning on stderr (and under "problems" in JSON) instead of failing."""
+    proj = Project.load(project, tolerant=True)
+    for p in proj.problems:
+        err_console.print(f"[yellow]warning:[/] {_escape(p.render())}")
+    return Session(proj, local_user())
+
+
+def _session(project: Path | None, params: Sequence[str] | None = None, env: str | None = None,
+             sets: Sequence[str] | None = None) -> Session:
+    """The project, acted on by the user at this keyboard (``ANDON_USER`` or the login)."""
+    return Session(_load(project, params, env, sets), local_user())
+
+
 def _json_default(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
@@ -106,9 +120,13 @@ def _dumps(obj: Any) -> str:
     return json.dumps(_finite(obj), default=_json_default, indent=2, allow_nan=False)
 
 
-def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None) -> None:
+def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None,
+          read: Project | None = None) -> None:
+    """Rows as a table, CSV or JSON. JSON is a list of rows, or ``{"rows": …, "problems": …}``
+    when files of the project ``read`` have problems."""
     if fmt is Format.json:
-        sys.stdout.write(_dumps(rows) + "\n")
+        problems = _problems(read)
+        sys.stdout.write(_dumps({"rows": rows, **problems} if problems else rows) + "\n")
         return
     columns = list(rows[0]) if rows else []
     if fmt is Format.csv:
@@ -166,9 +184,9 @@ def run(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Build what changed, check it, and publish to the environment."""
-    proj = _load(project, param, env, params)
+    session = _session(project, param, env, params)
     if dry_run:
-        _show_plan(proj, env, selection or [], fmt)
+        _show_plan(session, env, selection or [], fmt)
         return
     quiet = quiet or fmt is not Format.table
     display = RunDisplay(err_console if quiet else console, quiet=quiet)
@@ -176,7 +194,7 @@ def run(
         raise AndonError("a backfill needs both --start and --end",
                          hint="e.g. andon run flights+ --start 2013-03-01 --end 2013-04-01")
     window = (start, end) if start is not None and end is not None else None
-    result = run_project(proj, env, selection or [], listener=display, wait_for_lease=wait,
+    result = session.run(env, selection or [], listener=display, wait_for_lease=wait,
                          backfill=window)
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
@@ -190,8 +208,9 @@ def run(
     raise typer.Exit(0 if result.ok else (130 if result.status == "cancelled" else 1))
 
 
-def _show_plan(proj: Project, env: str | None, selection: Sequence[str], fmt: Format) -> None:
-    p = make_plan(proj, env, selection)
+def _show_plan(session: Session, env: str | None, selection: Sequence[str], fmt: Format
+               ) -> None:
+    p = session.plan(env, selection)
     if fmt is Format.json:
         _emit_obj(p.to_dict(), fmt)
         return
@@ -200,17 +219,21 @@ def _show_plan(proj: Project, env: str | None, selection: Sequence[str], fmt: Fo
     if fmt is Format.csv:
         _emit(rows, fmt)
         return
-    counts = p.counts()
     _emit(rows, fmt, title=f"plan for {p.environment}")
-    console.print(f"{counts['build']} to build, {counts['reuse']} to reuse "
-                  f"(dry run: nothing was changed)")
+    console.print(f"{p.summary()} (dry run: nothing was changed)")
 
 
-def _emit_obj(obj: dict[str, Any], fmt: Format) -> None:
+def _emit_obj(obj: dict[str, Any], fmt: Format, read: Project | None = None) -> None:
     if fmt is Format.csv:
         _emit(obj.get("steps", []), fmt)
     else:
-        sys.stdout.write(_dumps(obj) + "\n")
+        sys.stdout.write(_dumps({**obj, **_problems(read)}) + "\n")
+
+
+def _problems(read: Project | None) -> dict[str, Any]:
+    if read is None or not read.problems:
+        return {}
+    return {"problems": [p.fields() for p in read.problems]}
 
 
 @app.command()
@@ -223,7 +246,7 @@ def plan(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Show what a run would do, without doing anything."""
-    _show_plan(_load(project, param, env, params), env, selection or [], fmt)
+    _show_plan(_session(project, param, env, params), env, selection or [], fmt)
 
 
 @app.command()
@@ -238,6 +261,7 @@ def demo(
     root = init_project(directory, "flights")
     console.print(f"[bold]andon demo[/]: the flights example in {root}")
     proj = Project.load(root)
+    session = Session(proj, local_user())
     arrivals = pending_arrivals(root)
     broken = next(f for f in arrivals if f.name == BROKEN_MONTH)
     correction = break_file(root, broken)
@@ -249,7 +273,7 @@ def demo(
     for i, (label, file) in enumerate(batches):
         if file is not None:
             deliver(root, file)
-        result = run_project(proj, None, [], listener=RunDisplay(console, quiet=True))
+        result = session.run(listener=RunDisplay(console, quiet=True))
         c = result.counts()
         landed = sum(s.landed for s in result.steps)
         status = "[green]ok[/]" if result.ok else f"[red]{result.status}[/]"
@@ -292,7 +316,9 @@ def runs(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"project": project}
         return
-    _emit(catalog.runs(_load(project), env, limit), fmt, title="runs")
+    session = _reader(project)
+    _emit([r.to_dict() for r in session.runs(env, limit)], fmt, title="runs",
+          read=session.project)
 
 
 @runs_app.command("show")
@@ -304,9 +330,10 @@ def runs_show(
 ) -> None:
     """Show one run: status, steps, timings, errors."""
     project = project or (ctx.obj or {}).get("project")
-    details = catalog.run_details(_load(project), run_id)
+    session = _reader(project)
+    details = session.run_details(run_id).to_dict()
     if fmt is not Format.table:
-        _emit_obj(details, fmt)
+        _emit_obj(details, fmt, read=session.project)
         return
     head = {k: v for k, v in details.items() if k != "steps"}
     for k, v in head.items():
@@ -319,7 +346,8 @@ def runs_show(
 @app.command()
 def tables(project: ProjectOpt = None, env: EnvOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List the tables an environment publishes."""
-    _emit(catalog.tables(_load(project), env), fmt, title="tables")
+    session = _reader(project)
+    _emit([t.to_dict() for t in session.tables(env)], fmt, title="tables", read=session.project)
 
 
 @app.command()
@@ -331,9 +359,10 @@ def show(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Show a table: schema, rows, artifact, fingerprint, parents and children."""
-    info = catalog.show(_load(project), table, env, limit=rows)
+    session = _reader(project)
+    info = session.show(table, env, rows=rows)
     if fmt is not Format.table:
-        _emit_obj(info, fmt)
+        _emit_obj(info, fmt, read=session.project)
         return
     for k in ("table", "environment", "kind", "zone", "file", "description", "owner", "tags",
               "materialized", "rows", "bytes", "rejects", "fingerprint", "artifact",
@@ -365,9 +394,9 @@ def query(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Query an environment's tables with SQL (DuckDB)."""
-    cols, rows = catalog.query(_load(project), sql, env, limit=limit, as_of=as_of,
-                               commit=commit)
-    _emit([dict(zip(cols, r, strict=True)) for r in rows], fmt)
+    session = _reader(project)
+    cols, rows = session.query(sql, env, limit=limit, as_of=as_of, commit=commit)
+    _emit([dict(zip(cols, r, strict=True)) for r in rows], fmt, read=session.project)
 
 
 @app.command()
@@ -377,9 +406,10 @@ def lineage(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Show where a table comes from and what depends on it."""
-    info = catalog.lineage(_load(project), table)
+    session = _reader(project)
+    info = session.lineage(table)
     if fmt is not Format.table:
-        _emit_obj(info, fmt)
+        _emit_obj(info, fmt, read=session.project)
         return
     from rich.tree import Tree
 
@@ -404,7 +434,9 @@ def rejects(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Rows of a source that did not parse: file, line and reason."""
-    _emit(catalog.rejects(_load(project), source, limit), fmt, title=f"rejects of {source}")
+    session = _reader(project)
+    _emit(session.rejects(source, limit), fmt, title=f"rejects of {source}",
+          read=session.project)
 
 
 # checks -----------------------------------------------------------------------------------
@@ -418,9 +450,7 @@ def test_cmd(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run every check against an environment's current tables, without rebuilding."""
-    from andon.audit import test_environment
-
-    results = test_environment(_load(project), env, selection or [])
+    results = _session(project).test(env, selection or [])
     rows = [{"name": r.name, "table": r.table, "severity": r.severity, "status": r.status,
              "metric": r.metric, "message": r.message} for r in results]
     if fmt is Format.json:
@@ -442,7 +472,7 @@ def profile(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Profile a table: per column type, nulls, distinct, range, mean, quantiles, top values."""
-    prof = catalog.profile(_load(project), table, env)
+    prof = _session(project).profile(table, env)
     if fmt is not Format.table:
         rows = [{"column": c, **p} for c, p in prof["columns"].items()]
         _emit_obj({**prof, "columns": rows} if fmt is Format.json else {"steps": rows}, fmt)
@@ -461,7 +491,8 @@ def profile(
 @checks_app.command("list")
 def checks_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List the project's checks."""
-    _emit(catalog.checks_list(_load(project)), fmt, title="checks")
+    session = _reader(project)
+    _emit(session.checks_list(), fmt, title="checks", read=session.project)
 
 
 @checks_app.command("history")
@@ -473,10 +504,10 @@ def checks_history(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """A check's results over time, as a chart with its control limits."""
-    proj = _load(project)
-    rows = catalog.check_history(proj, name, env or proj.config.default_environment, limit)
+    session = _reader(project)
+    rows = session.checks_history(name, env, limit)
     if fmt is not Format.table:
-        _emit(rows, fmt)
+        _emit(rows, fmt, read=session.project)
         return
     console.print(history_chart(name, rows))
 
@@ -528,11 +559,7 @@ def checks_ack(
     project: ProjectOpt = None,
 ) -> None:
     """Mark a result as expected: it joins the SPC baseline instead of counting as incident."""
-    from andon.checks import history
-    from andon.runner import current_user
-
-    row = history.acknowledge(_load(project).store, name, result_id=result_id,
-                              who=current_user(), note=note)
+    row = _session(project).checks_ack(name, result_id, note)
     console.print(f"acknowledged result {row['id']} of {name} (metric {row['metric']})")
 
 
@@ -544,8 +571,7 @@ def checks_suggest(
     write: Annotated[Path | None, typer.Option(help="write the YAML to this file")] = None,
 ) -> None:
     """Propose checks from a table's profile and history, as YAML to edit and keep."""
-    proj = _load(project)
-    text = catalog.suggest_checks(proj, table, env)
+    text = _session(project).checks_suggest(table, env)
     if write is None:
         sys.stdout.write(text)
         return
@@ -557,13 +583,19 @@ def checks_suggest(
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (tests call this in-process)."""
+    """Run the command line and return its exit code (tests call this in-process).
+
+    With ``--format json`` an error is JSON on stdout, ``{"error": {"kind", "message", "file",
+    "line", "hint", …}}``; otherwise message and hint go to stderr."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
-                     prog_name="andon")
+        result = app(args=args, standalone_mode=False, prog_name="andon")
         return result if isinstance(result, int) else 0
     except AndonError as e:
-        err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
+        if _wants_json(args):
+            sys.stdout.write(_dumps(e.to_dict()) + "\n")
+        else:
+            err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
         return e.exit_code
     except typer.Exit as e:
         return int(e.exit_code)
@@ -573,8 +605,26 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         return 130
     except _usage_errors() as e:
-        e.show()  # type: ignore[attr-defined]
+        if _wants_json(args):
+            usage = AndonError(e.format_message(),  # type: ignore[attr-defined]
+                               hint="see: andon --help, or andon COMMAND --help")
+            sys.stdout.write(_dumps(usage.to_dict()) + "\n")
+        else:
+            e.show()  # type: ignore[attr-defined]
         return int(e.exit_code)  # type: ignore[attr-defined]
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--format json`` (read before parsing, so that
+    errors raised while parsing are JSON too)."""
+    for i, a in enumerate(args):
+        if a == "--":
+            return False
+        if a in ("--format", "-f") and i + 1 < len(args) and args[i + 1] == "json":
+            return True
+        if a in ("--format=json", "-fjson"):
+            return True
+    return False
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -609,6 +659,5 @@ if __name__ == "__main__":
     main()
 
 
-# the innovation pipeline's verbs register themselves on `app`
-from andon import cli_env  # noqa: E402,F401
-from andon import cli_landing  # noqa: E402,F401
+# the verbs of the innovation pipeline and of the landing zone register themselves on `app`
+from andon import cli_env, cli_landing  # noqa: E402,F401

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from andon import access, environments, secrets
+from andon import environments
 from andon.cli import (
     EnvOpt,
     Format,
@@ -18,13 +18,12 @@ from andon.cli import (
     ProjectOpt,
     _emit,
     _emit_obj,
-    _load,
+    _reader,
+    _session,
     app,
     console,
 )
 from andon.errors import AndonError
-from andon.project import Project
-from andon.runner import current_user
 
 env_app = typer.Typer(help="Environments: create, list, log, diff, reset, delete.",
                       no_args_is_help=True)
@@ -60,17 +59,13 @@ def env_create(
     project: ProjectOpt = None,
 ) -> None:
     """Create an environment: a copy of a pointer, instant whatever the data size."""
-    proj = _load(project)
+    session = _session(project)
     if git:
-        name = environments.git_branch_name(_git_branch(proj.root))
+        name = environments.git_branch_name(_git_branch(session.project.root))
     if not name:
         raise AndonError("give the environment a NAME, or --git")
-    src = None if empty else (source or proj.config.default_environment)
-    who = current_user()
-    protected = proj.is_protected(name)
-    access.require(proj.store, who, "run_protected" if protected else "run",
-                   f"create environment {name!r}")
-    env = environments.create(proj.store, name, source=src, who=who, protected=protected)
+    src = None if empty else (source or session.project.config.default_environment)
+    env = session.env_create(name, source, empty=empty)
     console.print(f"created environment [bold]{name}[/] at commit {env['commit_id']}"
                   + (f" (from {src})" if src else ""))
 
@@ -78,24 +73,22 @@ def env_create(
 @env_app.command("list")
 def env_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Environments with their head commit, base, owner, protection and last run."""
-    proj = _load(project)
-    _emit(environments.listing(proj.store, proj.is_protected), fmt, title="environments")
+    session = _reader(project)
+    _emit(session.env_list(), fmt, title="environments", read=session.project)
 
 
 @env_app.command("log")
 def env_log(name: Annotated[str, typer.Argument()], project: ProjectOpt = None,
             fmt: FormatOpt = Format.table) -> None:
     """Every move of an environment: when, who, why, from → to."""
-    _emit(environments.log(_load(project).store, name), fmt, title=f"log of {name}")
+    session = _reader(project)
+    _emit(session.env_log(name), fmt, title=f"log of {name}", read=session.project)
 
 
 @env_app.command("delete")
 def env_delete(name: Annotated[str, typer.Argument()], project: ProjectOpt = None) -> None:
     """Delete an environment (refused for protected ones). Its artifacts stay until gc."""
-    proj = _load(project)
-    who = current_user()
-    access.require(proj.store, who, "run", f"delete environment {name!r}")
-    environments.delete_env(proj.store, name, protected=proj.is_protected(name), who=who)
+    _session(project).env_delete(name)
     console.print(f"deleted environment {name}")
 
 
@@ -106,12 +99,7 @@ def env_reset(
     project: ProjectOpt = None,
 ) -> None:
     """Point an environment at an earlier commit or time (rollback); recorded in its log."""
-    proj = _load(project)
-    who = current_user()
-    protected = proj.is_protected(name)
-    access.require(proj.store, who, "run_protected" if protected else "run",
-                   f"reset environment {name!r}")
-    commit = environments.reset(proj.store, name, to, who=who, protected=protected)
+    commit = _session(project).env_reset(name, to)
     console.print(f"{name} now points at commit {commit}")
 
 
@@ -124,11 +112,10 @@ def env_diff(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """What differs between two environments, step by step, down to rows."""
-    from andon.diff import diff
-
-    result = diff(_load(project), a, b, data=data)
+    session = _reader(project)
+    result = session.env_diff(a, b, data=data)
     if fmt is not Format.table:
-        _emit_obj(result, fmt)
+        _emit_obj(result, fmt, read=session.project)
         return
     rows = []
     for s in result["steps"]:
@@ -155,9 +142,7 @@ def promote(
 ) -> None:
     """Move TARGET to its head plus SOURCE's changes, after every check passes on exactly
     that candidate. Nothing is rebuilt."""
-    from andon.promote import promote as do_promote
-
-    result = do_promote(_load(project, env=to), source, to, dry_run=dry_run)
+    result = _session(project, env=to).promote(source, to, dry_run=dry_run)
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
         return
@@ -176,29 +161,21 @@ def users_add(name: Annotated[str, typer.Argument()],
               role: Annotated[str, typer.Option(help="admin|operator|developer|viewer")],
               project: ProjectOpt = None) -> None:
     """Add a user (or change their role). The first user must be an admin."""
-    access.add_user(_load(project).store, name, role, by=current_user())
+    _session(project).users_add(name, role)
     console.print(f"{name}: {role}")
 
 
 @users_app.command("list")
 def users_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Users and their roles (none: the local user is an admin)."""
-    rows = [{"name": u["name"], "role": u["role"]} for u in access.users(_load(project).store)]
-    _emit(rows, fmt, title="users")
+    _emit(_session(project).users_list(), fmt, title="users")
 
 
 @users_app.command("rm")
 def users_rm(name: Annotated[str, typer.Argument()], project: ProjectOpt = None) -> None:
     """Remove a user."""
-    access.remove_user(_load(project).store, name, by=current_user())
+    _session(project).users_rm(name)
     console.print(f"removed {name}")
-
-
-def _may_change_secret(proj: Project, env: str | None, what: str) -> None:
-    """Viewers change nothing; a secret every environment reads, or one of a protected
-    environment, is changed only by those who may run there."""
-    protected = env is None or proj.is_protected(env)
-    access.require(proj.store, current_user(), "run_protected" if protected else "run", what)
 
 
 @secrets_app.command("set")
@@ -210,32 +187,27 @@ def secrets_set(
     project: ProjectOpt = None,
 ) -> None:
     """Store a secret, encrypted (asks for the value; never echoed)."""
-    proj = _load(project)
-    _may_change_secret(proj, env, f"set secret {name!r}")
+    session = _session(project)
+    session.authorize_secret(name, env)
     if value_stdin or not sys.stdin.isatty():
         value = sys.stdin.read().rstrip("\n")
     else:
         value = getpass.getpass(f"value of {name}: ")
-    if not value:
-        raise AndonError("empty secret value; nothing was stored")
-    secrets.set_secret(proj.store, proj.root, name, value, environment=env or secrets.ALL,
-                       who=current_user())
+    session.secrets_set(name, value, env)
     console.print(f"stored secret {name} for {env or 'every environment'}")
 
 
 @secrets_app.command("list")
 def secrets_list(project: ProjectOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Secret names and environments (never values)."""
-    _emit(secrets.list_secrets(_load(project).store), fmt, title="secrets")
+    _emit(_session(project).secrets_list(), fmt, title="secrets")
 
 
 @secrets_app.command("rm")
 def secrets_rm(name: Annotated[str, typer.Argument()], env: EnvOpt = None,
                project: ProjectOpt = None) -> None:
     """Remove a secret."""
-    proj = _load(project)
-    _may_change_secret(proj, env, f"remove secret {name!r}")
-    secrets.remove_secret(proj.store, name, environment=env or secrets.ALL)
+    _session(project).secrets_rm(name, env)
     console.print(f"removed secret {name}")
 
 
@@ -246,9 +218,7 @@ def gc(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Delete artifacts no environment, recent ref-log entry or running build refers to."""
-    from andon.gc import collect
-
-    report = collect(_load(project), dry_run=dry_run)
+    report = _session(project).gc(dry_run=dry_run)
     if fmt is not Format.table:
         _emit_obj(report.to_dict(), fmt)
         return

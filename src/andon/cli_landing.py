@@ -24,9 +24,9 @@ def landing_list(
 ) -> None:
     """Landed files: arrival, sha256, size, rows, rejects, whether still in the folder, status
     (active, superseded, withdrawn, other path)."""
-    from andon import landed  # imported when used: `andon --help` stays fast
+    from andon.service import Session, local_user  # imported when used: --help stays fast
 
-    rows = landed.landed_list(_load(project, env=env), source)
+    rows = Session(_load(project, env=env), local_user()).landing_list(source)
     if fmt is not Format.table:
         _emit(rows, fmt)
         return
@@ -48,10 +48,9 @@ def landing_withdraw(
 ) -> None:
     """Take a landed file out of its source: it stays in the landing zone, marked with who,
     when and why, and the next run rebuilds the source without it."""
-    from andon import landed
-    from andon.runner import current_user
+    from andon.service import Session, local_user
 
-    row = landed.withdraw(_load(project), source, file, reason=reason, user=current_user())
+    row = Session(_load(project), local_user()).landing_withdraw(source, file, reason=reason)
     if fmt is Format.json:
         print(_dumps(row))
         return

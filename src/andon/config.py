@@ -82,6 +82,12 @@ class ColumnSpec(Model):
         return duckdb_type(self.type)
 
 
+# The encodings a CSV file may be in (those DuckDB's reader decodes), and other spellings.
+ENCODINGS: tuple[str, ...] = ("utf-8", "utf-16", "latin-1")
+_ENCODING_ALIASES = {"utf8": "utf-8", "utf16": "utf-16", "utf-16le": "utf-16",
+                     "latin1": "latin-1", "iso-8859-1": "latin-1", "iso8859-1": "latin-1"}
+
+
 class CsvOptions(Model):
     delimiter: str = ","
     header: bool = True
@@ -89,6 +95,21 @@ class CsvOptions(Model):
     null_values: list[str] = Field(default_factory=lambda: ["", "NA", "NULL"])
     date_format: str | None = None
     timestamp_format: str | None = None
+    encoding: str = Field(default="utf-8", description="utf-8, utf-16 or latin-1")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        key = v.strip().lower().replace("_", "-")
+        key = _ENCODING_ALIASES.get(key, key)
+        if key not in ENCODINGS:
+            hint = did_you_mean(key, ENCODINGS)
+            raise ValueError(f"unknown encoding {v!r}" + (f"; {hint}" if hint else "")
+                             + f" (known: {', '.join(ENCODINGS)})")
+        return key
+
+
+DEFAULT_MAX_REJECT_PCT = 10.0
 
 
 class SourceConfig(Model):
@@ -102,7 +123,8 @@ class SourceConfig(Model):
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     zone: str = "landing"
-    max_reject_pct: float | None = Field(default=None, ge=0, le=100)
+    # a file whose rows are mostly rejected stops the line; 100 turns the limit off
+    max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
     checks: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")

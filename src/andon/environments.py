@@ -145,7 +145,7 @@ def create(store: Store, name: str, *, source: str | None, who: str, protected: 
     points: one row, whatever the size of the data."""
     check_name(name)
     if store.environment(name) is not None:
-        raise EnvironmentError_(f"environment {name!r} exists already",
+        raise EnvironmentError_(f"environment {name!r} exists already", kind="conflict",
                                 hint=f"pick another name, or `andon env reset {name}`")
     ref = resolve(store, source) if source else Ref(None, None)
     now = time.time()
@@ -165,6 +165,7 @@ def delete_env(store: Store, name: str, *, protected: bool, who: str) -> None:
     env = require(store, name)
     if protected or env["protected"]:
         raise EnvironmentError_(f"environment {name!r} is protected and cannot be deleted",
+                                kind="forbidden",
                                 hint="protected environments change only by promotion")
     with store.engine.begin() as conn:
         busy = conn.execute(select(t.leases).where(t.leases.c.environment == name)).first()
@@ -192,7 +193,7 @@ def reset(store: Store, name: str, to: str, *, who: str, protected: bool = False
         if commit not in history:
             raise EnvironmentError_(
                 f"environment {name!r} is protected and never pointed at commit {commit}; "
-                "nothing was changed",
+                "nothing was changed", kind="forbidden",
                 hint=f"roll back to one of its own commits (andon env log {name}), or "
                      f"promote the environment that holds it: andon promote ENV --to {name}",
             )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
+
+Kind = Literal["invalid", "not_found", "conflict", "forbidden", "failed"]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -26,10 +29,14 @@ class AndonError(Exception):
     """Base of every error andon raises on purpose.
 
     ``message`` says what went wrong, ``hint`` what to do about it; ``file``, ``line``,
-    ``column`` and ``step`` say where.
+    ``column`` and ``step`` say where. ``kind`` sorts it for programs: ``invalid`` (fix the
+    input), ``not_found``, ``conflict`` (the state does not allow it now), ``forbidden`` (the
+    role or the environment does not allow it) or ``failed`` (the work itself failed). A
+    subclass sets its kind; one raise may override it.
     """
 
     exit_code = 1
+    kind: Kind = "invalid"
 
     def __init__(
         self,
@@ -41,7 +48,10 @@ class AndonError(Exception):
         column: int | None = None,
         step: str | None = None,
         detail: str = "",
+        kind: Kind | None = None,
     ) -> None:
+        if kind is not None:
+            self.kind = kind
         self.message = message
         self.hint = hint
         self.file = str(file) if file is not None else None
@@ -73,16 +83,47 @@ class AndonError(Exception):
             text += f"\nhint: {self.hint}"
         return text
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, dict[str, object]]:
+        """The one JSON shape of an error (``--format json`` and the API):
+        ``{"error": {"kind", "message", "file", "line", "hint", …}}``."""
+        return {"error": self.fields()}
+
+    def fields(self) -> dict[str, object]:
         return {
-            "error": type(self).__name__,
+            "kind": self.kind,
+            "type": type(self).__name__,
             "message": self.message,
-            "hint": self.hint,
             "file": self.file,
             "line": self.line,
             "column": self.column,
             "step": self.step,
+            "hint": self.hint,
+            "detail": self.detail,
         }
+
+
+class NotFound(AndonError):
+    """A table, run, commit or artifact that does not exist."""
+
+    kind: Kind = "not_found"
+
+
+class Conflict(AndonError):
+    """The current state does not allow it (exists already, busy, changed meanwhile)."""
+
+    kind: Kind = "conflict"
+
+
+class Forbidden(AndonError):
+    """The role of the user, or the protection of an environment, does not allow it."""
+
+    kind: Kind = "forbidden"
+
+
+class Failed(AndonError):
+    """The work itself failed: a step, a check, the warehouse or the store."""
+
+    kind: Kind = "failed"
 
 
 class ConfigError(AndonError):
@@ -101,25 +142,36 @@ class SourceError(AndonError):
     """A source folder, file or contract problem."""
 
 
-class StepError(AndonError):
+class StepError(Failed):
     """A step failed while building."""
 
 
-class WarehouseError(AndonError):
+class WarehouseError(Failed):
     """The warehouse folder cannot be written (permissions, disk full)."""
 
 
-class StoreError(AndonError):
+class StoreError(Failed):
     """The metadata store cannot be opened or is from a newer andon."""
 
 
-class LeaseError(AndonError):
+class LeaseError(Conflict):
     """Another run holds the environment."""
 
 
-class EnvironmentNotFound(AndonError):
+class EnvironmentNotFound(NotFound):
     """An environment name that does not exist."""
 
 
-class NotFound(AndonError):
-    """A table, run or artifact that does not exist."""
+class ProjectInvalid(AndonError):
+    """Several files of the project have problems; each is listed in ``problems``."""
+
+    def __init__(self, problems: list[AndonError]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"{len(problems)} problems in the project; nothing was done",
+            detail="\n".join("  " + p.render().replace("\n", "\n    ") for p in problems),
+            hint="fix the files above (reading commands such as andon tables keep working)",
+        )
+
+    def fields(self) -> dict[str, object]:
+        return {**super().fields(), "problems": [p.fields() for p in self.problems]}

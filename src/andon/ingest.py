@@ -23,7 +23,7 @@ from typing import IO, Any
 import duckdb
 
 from andon.config import SourceConfig
-from andon.errors import SourceError
+from andon.errors import SourceError, StepError
 from andon.store import Row
 from andon.warehouse import write_error
 
@@ -36,6 +36,31 @@ class IngestResult:
     rows: int
     rejects: int
     rejected: tuple[Row, ...]  # at most MAX_REJECTS_STORED, with file/line/column/reason/raw
+
+
+def judge_rejects(source: SourceConfig, files: Sequence[tuple[str, int, int]],
+                  step: str) -> None:
+    """Stop the line when a file's share of rejected rows is over the source's
+    ``max_reject_pct``: a file of rows that mostly do not parse is a broken export, not data.
+
+    ``files`` holds (file name, rows kept, rows rejected) for every file the source reads."""
+    pct = source.max_reject_pct
+    over = [(name, rows, rejects) for name, rows, rejects in files
+            if rejects and 100.0 * rejects / (rows + rejects) > pct]
+    if not over:
+        return
+    name, rows, rejects = over[0]
+    others = f" (and {len(over) - 1} more file{'s' if len(over) > 2 else ''})" if len(over) > 1 \
+        else ""
+    raise StepError(
+        f"{rejects} of {rows + rejects} rows rejected "
+        f"({100.0 * rejects / (rows + rejects):.1f}% > max_reject_pct {pct:g}){others}",
+        file=name,
+        step=step,
+        hint=f"see them with: andon rejects {step}; if the file should not have been sent, "
+             f"take it out with: andon landing withdraw {step} {name} --reason \"...\"; "
+             f"or raise max_reject_pct of the source in andon.yaml",
+    )
 
 
 def file_format(source: SourceConfig, path: Path) -> str:
@@ -113,14 +138,47 @@ def _open_binary(path: Path, display: str, step: str) -> Iterator[IO[bytes]]:
         raise SourceError(f"not a valid zip file: {e}", file=display, step=step) from e
 
 
-def _first_line(path: Path, display: str, step: str) -> str | None:
+# Python's names of the encodings a source may declare (utf-8 may start with a BOM)
+_CODECS = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
+
+
+def _first_line(path: Path, display: str, step: str, encoding: str = "utf-8") -> str | None:
+    """The header line, decoded on its own: a bad byte further down is a rejected row of its
+    own line (DuckDB's reader reports it), not a refusal of the whole file."""
     try:
         with _open_binary(path, display, step) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            line: str = text.readline()
-    except (OSError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
+            if encoding == "utf-16":  # two-byte newlines: let the codec find the line
+                line: str = io.TextIOWrapper(raw, encoding="utf-16", newline="").readline()
+            else:
+                data = raw.readline()
+                try:
+                    line = data.decode(_CODECS[encoding])
+                except UnicodeDecodeError as e:
+                    raise decode_error(e, data, display, step, encoding) from e
+    except UnicodeDecodeError as e:
+        raise SourceError(f"the file is not {encoding}: {e.reason}", file=display, line=1,
+                          step=step, hint=_ENCODING_HINT) from e
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise SourceError(f"cannot read the file: {e}", file=display, line=1, step=step) from e
     return line if line.strip() else None
+
+
+_ENCODING_HINT = ("if the sender exports another encoding, declare it on the source in "
+                  "andon.yaml: csv: {encoding: latin-1} (or utf-16)")
+
+
+def decode_error(e: UnicodeDecodeError, data: bytes, display: str, step: str,
+                 encoding: str) -> SourceError:
+    """A decoding failure named by the line it is on (``data`` starts at the file's first
+    byte) and the byte, not by an offset into a buffer."""
+    before = data[: e.start]
+    line = before.count(b"\n") + 1
+    column = e.start - (before.rfind(b"\n") + 1) + 1
+    byte = data[e.start : e.start + 1].hex()
+    return SourceError(
+        f"byte 0x{byte} at column {column} is not valid {encoding} ({e.reason})",
+        file=display, line=line, step=step, hint=_ENCODING_HINT,
+    )
 
 
 def check_file(source: SourceConfig, path: Path, display: str, step: str) -> None:
@@ -174,7 +232,7 @@ def _require_columns(source: SourceConfig, have: Sequence[str], display: str, st
 def _csv_header(path: Path, display: str, source_name: str, source: SourceConfig) -> list[str]:
     """The column names of a CSV file's header line, checked against the contract."""
     opts = source.csv
-    first = _first_line(path, display, source_name)
+    first = _first_line(path, display, source_name, opts.encoding)
     if first is None:
         raise SourceError(
             "the file has no header line (it is empty)",
@@ -239,6 +297,8 @@ def _ingest_csv(
         "auto_detect = false",
         "compression = 'auto'",
     ]
+    if opts.encoding != "utf-8":
+        args.append(f"encoding = {_lit(opts.encoding)}")
     if opts.date_format:
         args.append(f"dateformat = {_lit(opts.date_format)}")
     if opts.timestamp_format:

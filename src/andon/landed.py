@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from andon import access
-from andon.errors import AndonError, NotFound, did_you_mean
-from andon.landing import landing_state
+from andon.build import PARTS  # one typed part per landed file, with its counts in JSON
+from andon.errors import AndonError, NotFound, SourceError, did_you_mean
+from andon.landing import LandingState, landing_state
 from andon.plan import active_landed
 from andon.project import CONFIG_FILE, Project
 from andon.steps import Step
 from andon.store import Row
-
-PARTS = "_parts"  # where ingest keeps one typed part per landed file (see build.py)
 
 
 def source_step(project: Project, source: str) -> Step:
@@ -58,7 +57,12 @@ def landed_list(project: Project, source: str | None = None) -> list[Row]:
         step = source_step(project, name)
         assert step.source is not None
         store = project.store
-        state = landing_state(store, project.root, name, step.source, project.root / CONFIG_FILE)
+        try:
+            state = landing_state(store, project.root, name, step.source,
+                                  project.root / CONFIG_FILE)
+        except SourceError:  # no folder (any more): what landed is still listed
+            live = tuple(r for r in store.landed_files(name) if r.get("withdrawn_at") is None)
+            state = LandingState(live, (), ())
         active = {r["sha256"] for r in active_landed(list(state.landed), step.source.path,
                                                      state.present)}
         counts = _ingested(project, name)
@@ -149,11 +153,12 @@ def _require_role(project: Project, user: str, source: str) -> None:
     envs |= set(project.config.environments) | {project.config.default_environment}
     protected = sorted(e for e in envs if project.is_protected(e))
     if protected:
-        access.require(project.store, user, "run_protected",
+        access.require(project.store, user, "landing_withdraw_protected",
                        f"withdraw a landed file of source {source!r} (read by protected "
                        f"environment {', '.join(protected)})")
     else:
-        access.require(project.store, user, "run", f"withdraw a landed file of {source!r}")
+        access.require(project.store, user, "landing_withdraw",
+                       f"withdraw a landed file of {source!r}")
 
 
 def _ts(t: float | None) -> str | None:

@@ -15,7 +15,9 @@ from andon.project import CONFIG_FILE, Project
 from andon.store import Row, Store
 from andon.warehouse import Warehouse
 
-Action = Literal["build", "reuse", "keep"]
+# reuse: a sealed artifact, published or passed before; check: a sealed artifact its checks
+# rejected, not rebuilt (same code, same inputs) but checked again before it can publish
+Action = Literal["build", "reuse", "check", "keep"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,18 @@ class Plan:
         return mapping
 
     def counts(self) -> dict[str, int]:
-        out = {"build": 0, "reuse": 0, "keep": 0}
+        out = {"build": 0, "reuse": 0, "check": 0, "keep": 0}
         for s in self.steps:
             out[s.action] += 1
         return out
+
+    def summary(self) -> str:
+        """One line: how many steps are built, reused, and checked again."""
+        counts = self.counts()
+        text = f"{counts['build']} to build, {counts['reuse']} to reuse"
+        if counts["check"]:
+            text += f", {counts['check']} rejected before to check again"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,7 +114,9 @@ def make_plan(
     backfill: tuple[str, str] | None = None,
 ) -> Plan:
     """What a run would do. ``backfill`` (start, end) recomputes that interval of every
-    selected incremental step (the rest of their data is kept)."""
+    selected incremental step (the rest of their data is kept). A project loaded with
+    problems is refused here, every problem listed: nothing is built from part of it."""
+    project.require_valid()
     store = store or project.store
     warehouse = warehouse or Warehouse(project.warehouse)
     dag: Dag = project.dag
@@ -166,6 +178,13 @@ def make_plan(
     out: list[PlannedStep] = []
     for d, _sel in drafts:
         if d.fingerprint in known or warehouse.read_manifest(d.name, d.fingerprint) is not None:
+            rejected_by = (_rejected_by(store, d, known[d.fingerprint])
+                           if d.previous != d.fingerprint and d.fingerprint in known
+                           and project.checks_of(d.name) else None)
+            if rejected_by is not None:
+                out.append(_with(d, "check", f"built by run {rejected_by} and rejected by its "
+                                             "checks: not rebuilt, its checks run again"))
+                continue
             reason = "unchanged" if d.previous == d.fingerprint else "built before"
             out.append(_with(d, "reuse", reason))
             continue
@@ -231,6 +250,16 @@ def active_shas(landing: LandingState, pattern: str | None = None) -> tuple[str,
     kept = [r for r in active_landed(list(landing.landed), pattern, landing.present)
             if Path(r["original_path"]).name not in arriving]
     return tuple(r["sha256"] for r in kept) + tuple(a.sha256 for a in landing.arrivals)
+
+
+def _rejected_by(store: Store, d: PlannedStep, artifact: Row) -> int | None:
+    """The run that built this sealed artifact, if its checks rejected it there."""
+    run_id = artifact.get("run_id")
+    if run_id is None:
+        return None
+    failed = any(r["step"] == d.name and r["fingerprint"] == d.fingerprint
+                 and r["action"] == "failed" for r in store.step_runs(int(run_id)))
+    return int(run_id) if failed else None
 
 
 def _with(d: PlannedStep, action: Action, reason: str) -> PlannedStep:

@@ -13,7 +13,7 @@ from andon.checks.load import load_checks
 from andon.checks.model import Check
 from andon.config import NAME_RE, ProjectConfig, SourceConfig, validate
 from andon.dag import Dag
-from andon.errors import ConfigError
+from andon.errors import AndonError, ConfigError, DagError, ProjectInvalid
 from andon.params import resolve as resolve_params
 from andon.steps import Step, load_python_steps, load_sql_step, render, source_step
 from andon.store import Store, open_store
@@ -44,6 +44,8 @@ class Project:
     environment: str = "prod"
     overrides: dict[str, Any] = field(default_factory=dict)
     param_sets: tuple[str, ...] = ()
+    # files left out because they have a problem: reading commands warn, building refuses
+    problems: list[AndonError] = field(default_factory=list)
     _store: Store | None = None
 
     def checks_of(self, table: str) -> list[Check]:
@@ -63,6 +65,13 @@ class Project:
                 out |= {n for n, c in src.columns.items() if c.pii}
         return out
 
+    def require_valid(self) -> None:
+        """Building needs every file: refuse with every problem listed."""
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise ProjectInvalid(self.problems)
+
     @staticmethod
     def load(
         path: str | Path | None = None,
@@ -70,10 +79,15 @@ class Project:
         *,
         environment: str | None = None,
         param_sets: Sequence[str] = (),
+        tolerant: bool = False,
     ) -> Project:
         """Load the project as it runs in ``environment`` (default: the default environment):
         parameters resolve from defaults, the environment's overrides, named sets and
-        ``params``, and steps render with them."""
+        ``params``, and steps render with them.
+
+        A step or checks file with a problem is left out (with the steps that read it) and
+        its problem kept in ``problems``; unless ``tolerant``, loading then raises them all.
+        ``andon.yaml`` itself must be valid."""
         root = find_root(Path(path) if path else None)
         config_file = root / CONFIG_FILE
         doc = load_yaml(config_file)
@@ -85,27 +99,40 @@ class Project:
             for name, src in config.sources.items()
         ]
         pipelines_dir = root / config.pipelines
+        problems: list[AndonError] = []
+        broken: set[str] = set()  # names of step files that did not load
         if pipelines_dir.is_dir():
             for file in sorted(pipelines_dir.rglob("*")):
-                steps.extend(_load_file(file, pipelines_dir, config, merged))
+                try:
+                    steps.extend(_load_file(file, pipelines_dir, config, merged))
+                except AndonError as e:
+                    problems.append(e)
+                    broken.add(file.stem)
         elif config.pipelines != "pipelines":
             raise ConfigError(
                 f"pipelines folder {config.pipelines!r} does not exist",
                 file=config_file,
                 hint="create it or fix 'pipelines:' in andon.yaml",
             )
-        dag = Dag.build(steps)
-        checks = load_checks(root, config_file, doc, dag.steps, config.checks)
-        return Project(root=root, config=config, dag=dag, params=merged, checks=checks,
-                       environment=environment, overrides=dict(params or {}),
-                       param_sets=tuple(param_sets))
+        dag = _build_dag(steps, broken, problems)
+        checks: list[Check] = []
+        try:
+            checks = load_checks(root, config_file, doc, dag.steps, config.checks)
+        except AndonError as e:
+            problems.append(e)
+        project = Project(root=root, config=config, dag=dag, params=merged, checks=checks,
+                          environment=environment, overrides=dict(params or {}),
+                          param_sets=tuple(param_sets), problems=problems)
+        if not tolerant:
+            project.require_valid()
+        return project
 
     def for_environment(self, environment: str) -> Project:
         """The same project loaded for another environment (its parameters may differ)."""
         if environment == self.environment:
             return self
         other = Project.load(self.root, self.overrides, environment=environment,
-                             param_sets=self.param_sets)
+                             param_sets=self.param_sets, tolerant=bool(self.problems))
         other._store = self._store
         return other
 
@@ -138,6 +165,26 @@ class Project:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _build_dag(steps: list[Step], broken: set[str], problems: list[AndonError]) -> Dag:
+    """The DAG of the steps that loaded. A step reading a broken file is left out with it
+    (the broken file is the problem to report); a step with a DAG problem of its own (an
+    unknown table, a cycle, a duplicate name) is left out and its problem kept."""
+    while True:
+        left = [s for s in steps if not any(r.name in broken for r in s.refs)]
+        if len(left) < len(steps):
+            broken |= {s.name for s in steps} - {s.name for s in left}
+            steps = left
+            continue
+        try:
+            return Dag.build(steps)
+        except DagError as e:
+            if e.step is None or not any(s.name == e.step for s in steps):
+                raise
+            problems.append(e)
+            broken.add(e.step)
+            steps = [s for s in steps if s.name != e.step]
 
 
 def _render_path(source: SourceConfig, params: Mapping[str, Any], config_file: Path

@@ -10,14 +10,13 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
-from andon import access
 from andon.checks.model import CheckResult
 from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
 from andon.environments import merge_base, require
 from andon.errors import AndonError
 from andon.project import Project
-from andon.runner import artifact_lookups, current_user, manifest_of
+from andon.runner import artifact_lookups, manifest_of
 from andon.store import Row, Store
 from andon.store import schema as t
 from andon.warehouse import Manifest, Warehouse
@@ -26,10 +25,12 @@ from andon.warehouse import Manifest, Warehouse
 class PromotionRefused(AndonError):
     """Conflicts, stale branch artifacts or failing checks: the target was not changed."""
 
+    kind = "conflict"
+
 
 @dataclass(frozen=True)
 class Promotion:
-    id: int
+    id: int | None  # a dry run is not recorded and takes no number
     source: str
     target: str
     status: str  # promoted|dry-run
@@ -54,27 +55,32 @@ def _record(store: Store, **values: Any) -> int:
         return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
-def _update(store: Store, pid: int, **values: Any) -> None:
+def _update(store: Store, pid: int | None, **values: Any) -> None:
+    if pid is None:  # a dry run writes nothing
+        return
     with store.engine.begin() as conn:
         conn.execute(update(t.promotions).where(t.promotions.c.id == pid).values(**values))
 
 
-def promote(project: Project, source: str, target: str, *, dry_run: bool = False
-            ) -> Promotion:
+def promote(project: Project, source: str, target: str, *, dry_run: bool = False,
+            user: str) -> Promotion:
+    """``user`` is recorded as the one who promoted; who may promote is decided by the
+    caller (``andon.Session``)."""
     started = time.perf_counter()
+    project.require_valid()  # the candidate is checked with every check of the project
     store = project.store
-    who = current_user()
+    who = user
     if source == target:
         raise PromotionRefused(f"cannot promote {source!r} into itself",
                                hint="promote a branch environment: andon promote dev --to "
                                     f"{target}")
     require(store, source)
     require(store, target)
-    access.require(store, who, "promote", f"promote into {target!r}")
-    pid = _record(store, source=source, target=target, status="running", who=who)
+    pid = None if dry_run else _record(store, source=source, target=target, status="running",
+                                       who=who)
     holder = None
     try:
-        if not dry_run:
+        if pid is not None:
             holder = store.acquire_lease(target, None, what=f"promotion {pid} of {source}")
         src, dst = require(store, source), require(store, target)  # heads, under the lease
         base = merge_base(store, src["commit_id"], dst["commit_id"])
@@ -120,7 +126,7 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
                 "longer has; nothing was changed",
                 hint=f"rebuild the branch on the current data: andon run --env {source}",
             )
-        results = _check(project, target, manifests, dst_map)
+        results = _check(project, target, manifests, dst_map, record=not dry_run)
         failed = [r for r in results if r.stops_the_line]
         summary = {"passed": sum(1 for r in results if r.status == "passed"),
                    "failed": [r.name for r in failed],
@@ -133,6 +139,7 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
             raise PromotionRefused(
                 f"{len(failed)} error check(s) failed on the candidate; {target!r} was not "
                 "changed", detail=detail, hint=f"fix them in {source}, run it, and promote again",
+                kind="failed",
             )
         commit_id: str | None = None
         if not dry_run:
@@ -167,9 +174,9 @@ def _code(store: Store, commit_id: str | None) -> dict[str, str]:
 
 
 def _check(project: Project, target: str, manifests: dict[str, Manifest],
-           dst_map: dict[str, str]) -> list[CheckResult]:
+           dst_map: dict[str, str], *, record: bool = True) -> list[CheckResult]:
     """Every check of the project on exactly the candidate; history checks compare with the
-    target's current artifacts."""
+    target's current artifacts. A dry run (``record=False``) leaves no check history."""
     store = project.store
     dst_rows = store.artifacts(dst_map.values())
     previous: dict[str, Manifest | None] = {
@@ -190,8 +197,9 @@ def _check(project: Project, target: str, manifests: dict[str, Manifest],
                 from andon.checks import history
 
                 outcomes = evaluate(audit, table, checks, with_profile=False)
-                history.record(store, [(r, ctx) for r, ctx, fresh in outcomes if fresh],
-                               run_id=None, environment=target)
+                if record:
+                    history.record(store, [(r, ctx) for r, ctx, fresh in outcomes if fresh],
+                                   run_id=None, environment=target)
                 results += [r for r, _, _ in outcomes]
     finally:
         engine.close()

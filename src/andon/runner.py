@@ -5,8 +5,6 @@ independent, then publishes with one compare-and-swap of the environment (writeâ
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 import subprocess
 import threading
 import time
@@ -14,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from andon import access
 from andon.alerts import send_alerts
 from andon.build import BuildContext, Built, build_step
 from andon.checks import history
@@ -54,10 +51,6 @@ def check_failure(failed: list[CheckResult]) -> CheckFailed:
 
 FLUSH_EVERY = 0.5  # seconds between batched store writes
 HEARTBEAT_EVERY = 30.0
-
-
-def current_user() -> str:
-    return os.environ.get("ANDON_USER") or getpass.getuser()
 
 
 def git_state(root: Path) -> tuple[str | None, bool | None]:
@@ -130,8 +123,11 @@ def run(
     listener: Listener | None = None,
     wait_for_lease: float = 0.0,
     backfill: tuple[str, str] | None = None,
+    user: str,
 ) -> RunResult:
-    """Plan and execute a run of ``selection`` in ``environment``; publish if all succeed."""
+    """Plan and execute a run of ``selection`` in ``environment``; publish if all succeed.
+    ``user`` is recorded as its author; who may run is decided by the caller
+    (``andon.Session``)."""
     environment = environment or project.environment or project.config.default_environment
     check_name(environment)
     project = project.for_environment(environment)  # its parameters may differ
@@ -139,10 +135,7 @@ def run(
     store = project.store
     warehouse = Warehouse(project.warehouse)
     warehouse.ensure()
-    user = current_user()
     protected = project.is_protected(environment)
-    access.require(store, user, "run_protected" if protected else "run",
-                   f"run in {'protected ' if protected else ''}environment {environment!r}")
     sha, dirty = git_state(project.root)
     run_id = store.begin_run(
         environment, user=user, git_sha=sha, git_dirty=dirty, selection=list(selection),
@@ -225,6 +218,8 @@ def refuse_code_changes(plan: Plan) -> None:
 
 class ProtectedEnvironment(AndonError):
     """Changed code in a protected environment: it takes code only by promotion."""
+
+    kind = "forbidden"
 
 
 def _acquire(store: Store, environment: str, run_id: int, wait_for: float) -> None:
@@ -383,7 +378,7 @@ class _Execution:
                             if m is not None:
                                 self.audit.manifests = {**self.audit.manifests, name: m}
                         self._release(name, waiting, ready)
-                    elif ps.action == "reuse":
+                    elif ps.action in ("reuse", "check"):  # check: rejected before
                         running[pool.submit(self._reuse_checked, ps)] = name
                     elif not ready and not running and ps.kind == "sql":
                         # the only work there is (a chain of SQL): build it here, no thread
@@ -592,6 +587,6 @@ def plan(project: Project, environment: str | None = None,
                      tuple(selection))
 
 
-__all__ = ["current_user", "git_state", "plan", "run"]
+__all__ = ["git_state", "plan", "run"]
 
 

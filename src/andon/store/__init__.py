@@ -26,6 +26,8 @@ Row = dict[str, Any]
 
 __all__ = ["Row", "Store", "open_store"]
 
+STALE_AFTER = 300.0  # seconds without a heartbeat after which a lease's holder counts as gone
+
 
 
 
@@ -160,7 +162,56 @@ class Store:
             if logs:
                 conn.execute(insert(t.logs), list(logs))
 
+    def close_dead_runs(self, stale_after: float = STALE_AFTER) -> list[int]:
+        """Close the runs still marked ``running`` whose process is gone: on this machine,
+        its pid no longer runs; elsewhere, its lease has had no heartbeat for ``stale_after``
+        seconds. They end at their last sign of life, as ``abandoned``. Returns their ids."""
+        here, now = socket.gethostname(), time.time()
+        with self.engine.connect() as conn:
+            running = conn.execute(
+                select(t.runs.c.id, t.runs.c.host, t.runs.c.pid, t.runs.c.started_at)
+                .where(t.runs.c.status == "running")
+            ).all()
+            if not running:
+                return []
+            ids = [r.id for r in running]
+            leases = {r.run_id: r for r in conn.execute(
+                select(t.leases).where(t.leases.c.run_id.in_(ids)))}
+            last_step = dict(conn.execute(
+                select(t.step_runs.c.run_id,
+                       func.max(t.step_runs.c.started_at + t.step_runs.c.seconds))
+                .where(t.step_runs.c.run_id.in_(ids)).group_by(t.step_runs.c.run_id)
+            ).all())
+        dead: list[tuple[int, float, str]] = []
+        for r in running:
+            lease = leases.get(r.id)
+            if r.host == here and r.pid is not None and r.pid != os.getpid():
+                if pid_alive(r.pid):
+                    continue
+                why = f"process {r.pid} on {r.host} is gone (killed?)"
+            elif lease is not None and now - lease.heartbeat_at > stale_after:
+                why = (f"no heartbeat from process {r.pid} on {r.host} since "
+                       f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(lease.heartbeat_at))}")
+            else:
+                continue
+            signs = [r.started_at, lease.heartbeat_at if lease is not None else 0.0,
+                     float(last_step.get(r.id) or 0.0)]
+            dead.append((r.id, max(signs), why))
+        if not dead:
+            return []
+        with self.engine.begin() as conn:
+            for run_id, ended, why in dead:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.id == run_id, t.runs.c.status == "running")
+                    .values(status="abandoned", ended_at=ended,
+                            error=f"the process stopped before the run finished: {why}")
+                )
+                conn.execute(delete(t.leases).where(t.leases.c.run_id == run_id))
+        return [d[0] for d in dead]
+
     def runs(self, environment: str | None = None, limit: int = 20) -> list[Row]:
+        self.close_dead_runs()
         q = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
         if environment:
             q = q.where(t.runs.c.environment == environment)
@@ -168,6 +219,7 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def run(self, run_id: int) -> Row | None:
+        self.close_dead_runs()
         with self.engine.connect() as conn:
             r = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
             return dict(r._mapping) if r else None
@@ -359,10 +411,12 @@ class Store:
 
     # leases -------------------------------------------------------------------------------
 
-    def acquire_lease(self, environment: str, run_id: int | None, *, stale_after: float = 300.0,
+    def acquire_lease(self, environment: str, run_id: int | None, *,
+                      stale_after: float = STALE_AFTER,
                       what: str | None = None) -> str:
         """Take the environment for this run (or ``what``, e.g. "promotion 3"), or raise
         LeaseError naming the holder. Returns the holder string (to release it)."""
+        self.close_dead_runs(stale_after)
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
         holder = f"{what or f'run {run_id}'} (pid {pid} on {host})"
         values = dict(

@@ -1,0 +1,344 @@
+"""The service layer: one ``Session`` per acting user, with the verbs of the CLI as methods.
+
+The CLI, the Python API and (next) the HTTP API all go through it, so every one of them
+enforces the same rules. The acting user is passed in by the edge (the CLI reads
+``ANDON_USER`` or the login name there); core modules never read it. Every mutating verb is
+authorised here, once, from the table ``access.CAN``; the modules it delegates to do the work.
+
+    session = andon.Session(andon.Project.load("path"), user="alice")
+    session.env_create("dev")
+    result = session.run("dev")
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from andon.errors import AndonError
+
+if TYPE_CHECKING:
+    from andon.checks.model import CheckResult
+    from andon.events import Listener, RunResult
+    from andon.gc import GcReport
+    from andon.plan import Plan
+    from andon.project import Project
+    from andon.promote import Promotion
+    from andon.records import RunDetails, RunSummary, TableInfo
+    from andon.store import Row
+
+
+def local_user() -> str:
+    """The user at this keyboard: ``ANDON_USER``, else the login name. For edges only (the
+    CLI, the module-level Python functions); a guard rail on a shared laptop, not
+    authentication."""
+    return os.environ.get("ANDON_USER") or getpass.getuser()
+
+
+class Session:
+    """``user`` acting on ``project``. Reads need no role; every verb that changes something
+    checks the user's role first and raises ``AccessDenied`` (kind ``forbidden``)."""
+
+    def __init__(self, project: Project, user: str) -> None:
+        if not user:
+            raise AndonError("a session needs the name of the acting user",
+                             hint="pass user=..., e.g. andon.Session(project, user='alice')")
+        self.project = project
+        self.user = user
+
+    # authorisation ------------------------------------------------------------------------
+
+    @property
+    def role(self) -> str | None:
+        """The user's role (``admin`` while no users are configured; None if not a user)."""
+        from andon import access
+
+        return access.role_of(self.project.store, self.user)
+
+    def _env(self, environment: str | None) -> str:
+        return environment or self.project.environment or self.project.config.default_environment
+
+    def _allow(self, verb: str, what: str, *, protected: bool = False,
+               environment: str | None = None) -> None:
+        """Raise AccessDenied unless the user's role may ``verb`` (on a protected environment
+        when ``protected``; on ``environment`` only if they own it when their role is
+        restricted to their own environments)."""
+        from andon import access
+
+        store = self.project.store
+        action = f"{verb}_protected" if protected and f"{verb}_protected" in access.CAN else verb
+        access.require(store, self.user, action, what)
+        role = access.role_of(store, self.user)
+        if environment is None or role not in access.OWN_ONLY.get(verb, ()):
+            return
+        env = store.environment(environment)
+        owner = env["owner"] if env else None
+        if env is not None and owner != self.user:
+            raise access.AccessDenied(
+                f"user {self.user!r} (role {role}) may not {what}: it belongs to {owner!r}",
+                hint="a developer changes only the environments they created; ask its owner, "
+                     "an operator or an admin")
+
+    # build and publish ---------------------------------------------------------------------
+
+    def run(self, environment: str | None = None, selection: Sequence[str] = (), *,
+            listener: Listener | None = None, wait_for_lease: float = 0.0,
+            backfill: tuple[str, str] | None = None) -> RunResult:
+        """Build what changed, check it, and publish to ``environment`` (default: prod)."""
+        from andon import runner
+
+        env = self._env(environment)
+        protected = self.project.is_protected(env)
+        self._allow("run", f"run in {'protected ' if protected else ''}environment {env!r}",
+                    protected=protected)
+        return runner.run(self.project, env, selection, user=self.user, listener=listener,
+                          wait_for_lease=wait_for_lease, backfill=backfill)
+
+    def plan(self, environment: str | None = None, selection: Sequence[str] = ()) -> Plan:
+        """What a run would do, without doing anything."""
+        from andon import runner
+
+        return runner.plan(self.project, self._env(environment), selection)
+
+    def test(self, environment: str | None = None,
+             selection: Sequence[str] = ()) -> list[CheckResult]:
+        """Every check against an environment's current tables, without rebuilding."""
+        from andon.audit import test_environment
+
+        return test_environment(self.project, self._env(environment), selection)
+
+    def promote(self, source: str, target: str = "prod", *, dry_run: bool = False
+                ) -> Promotion:
+        """Move ``target`` to its head plus ``source``'s changes once every check passes on
+        that candidate. A dry run changes nothing and needs no role."""
+        from andon.promote import promote
+
+        if not dry_run:
+            protected = self.project.is_protected(target)
+            self._allow("promote", f"promote into {'protected ' if protected else ''}"
+                                   f"environment {target!r}", protected=protected)
+        return promote(self.project, source, target, dry_run=dry_run, user=self.user)
+
+    # environments ---------------------------------------------------------------------------
+
+    def env_create(self, name: str, source: str | None = None, *, empty: bool = False) -> Row:
+        """A new environment pointing where ``source`` (default: prod) points, or nowhere."""
+        from andon import environments
+
+        src = None if empty else (source or self.project.config.default_environment)
+        protected = self.project.is_protected(name)
+        self._allow("env_create", f"create environment {name!r}", protected=protected)
+        return environments.create(self.project.store, name, source=src, who=self.user,
+                                   protected=protected)
+
+    def env_reset(self, name: str, to: str) -> str | None:
+        """Point ``name`` at an earlier commit or time; returns the commit (None: empty)."""
+        from andon import environments
+
+        protected = self.project.is_protected(name)
+        self._allow("env_reset", f"reset environment {name!r}", protected=protected,
+                    environment=name)
+        return environments.reset(self.project.store, name, to, who=self.user,
+                                  protected=protected)
+
+    def env_delete(self, name: str) -> None:
+        """Delete an unprotected environment (its artifacts stay until gc)."""
+        from andon import environments
+
+        protected = self.project.is_protected(name)
+        self._allow("env_delete", f"delete environment {name!r}", protected=protected,
+                    environment=name)
+        environments.delete_env(self.project.store, name, protected=protected, who=self.user)
+
+    def env_list(self) -> list[Row]:
+        from andon import environments
+
+        return environments.listing(self.project.store, self.project.is_protected)
+
+    def env_log(self, name: str) -> list[Row]:
+        from andon import environments
+
+        return environments.log(self.project.store, name)
+
+    def env_diff(self, a: str, b: str, *, data: bool = True) -> dict[str, Any]:
+        from andon.diff import diff
+
+        return diff(self.project, a, b, data=data)
+
+    # secrets and users ------------------------------------------------------------------------
+
+    def _secret_scope(self, environment: str | None) -> tuple[str, bool]:
+        """The stored environment of a secret, and whether changing it is protected: a secret
+        every environment reads is, like one of a protected environment."""
+        from andon import secrets
+
+        protected = environment is None or self.project.is_protected(environment)
+        return environment or secrets.ALL, protected
+
+    def authorize_secret(self, name: str, environment: str | None = None) -> None:
+        """Raise AccessDenied unless the user may set this secret (the CLI asks before it
+        prompts for the value)."""
+        self._allow("secrets_set", f"set secret {name!r}",
+                    protected=self._secret_scope(environment)[1])
+
+    def secrets_set(self, name: str, value: str, environment: str | None = None) -> None:
+        """Store a secret, encrypted, for one environment or (None) for every one."""
+        from andon import secrets
+
+        scope, _ = self._secret_scope(environment)
+        self.authorize_secret(name, environment)
+        if not value:
+            raise AndonError("empty secret value; nothing was stored")
+        secrets.set_secret(self.project.store, self.project.root, name, value,
+                           environment=scope, who=self.user)
+
+    def secrets_list(self) -> list[Row]:
+        from andon import secrets
+
+        return secrets.list_secrets(self.project.store)
+
+    def secrets_rm(self, name: str, environment: str | None = None) -> None:
+        from andon import secrets
+
+        scope, protected = self._secret_scope(environment)
+        self._allow("secrets_rm", f"remove secret {name!r}", protected=protected)
+        secrets.remove_secret(self.project.store, name, environment=scope)
+
+    def users_add(self, name: str, role: str) -> None:
+        """Add a user or change their role (the first user must be an admin)."""
+        from andon import access
+
+        self._allow("users_add", "manage users")
+        access.add_user(self.project.store, name, role, by=self.user)
+
+    def users_list(self) -> list[Row]:
+        from andon import access
+
+        return [{"name": u["name"], "role": u["role"]} for u in access.users(self.project.store)]
+
+    def users_rm(self, name: str) -> None:
+        from andon import access
+
+        self._allow("users_rm", "manage users")
+        access.remove_user(self.project.store, name, by=self.user)
+
+    # operations ---------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Delete artifacts nothing refers to any more; a dry run only reports."""
+        from andon.gc import collect
+
+        if not dry_run:
+            self._allow("gc", "delete artifacts (gc)")
+        return collect(self.project, dry_run=dry_run)
+
+    def checks_ack(self, name: str, result_id: int | None = None, note: str = "") -> Row:
+        """Mark a check result (the latest by default) as expected: it joins the SPC baseline
+        of its environment, so acknowledging one of a protected environment is protected."""
+        from andon.checks import history
+
+        store = self.project.store
+        rows = history.series(store, name, limit=1000)
+        target = rows[-1] if rows and result_id is None else next(
+            (r for r in rows if r["id"] == result_id), None)
+        env = target["environment"] if target else None
+        protected = env is None or self.project.is_protected(env)
+        self._allow("checks_ack", f"acknowledge results of check {name!r}"
+                    + (f" in environment {env!r}" if env else ""), protected=protected)
+        return history.acknowledge(store, name, result_id=target["id"] if target else result_id,
+                                   who=self.user, note=note)
+
+    def landing_list(self, source: str | None = None) -> list[Row]:
+        from andon import landed
+
+        return landed.landed_list(self.project, source)
+
+    def landing_withdraw(self, source: str, file: str, *, reason: str) -> Row:
+        """Take a landed file out of its source; every environment reading it sees the change,
+        so a project with a protected environment needs an operator or an admin."""
+        from andon import landed
+
+        return landed.withdraw(self.project, source, file, reason=reason, user=self.user)
+
+    # reads ------------------------------------------------------------------------------------
+
+    def tables(self, environment: str | None = None) -> list[TableInfo]:
+        from andon.records import tables
+
+        return tables(self.project, environment)
+
+    def show(self, table: str, environment: str | None = None, rows: int = 5) -> Row:
+        from andon import catalog
+
+        return catalog.show(self.project, table, environment, limit=rows)
+
+    def query(self, sql: str, environment: str | None = None, *, limit: int | None = None,
+              as_of: str | None = None, commit: str | None = None
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        from andon import catalog
+
+        return catalog.query(self.project, sql, environment, limit=limit, as_of=as_of,
+                             commit=commit)
+
+    def lineage(self, table: str) -> dict[str, Any]:
+        from andon import catalog
+
+        return catalog.lineage(self.project, table)
+
+    def runs(self, environment: str | None = None, limit: int = 20) -> list[RunSummary]:
+        from andon.records import runs
+
+        return runs(self.project, environment, limit)
+
+    def run_details(self, run_ref: str | int) -> RunDetails:
+        from andon.records import run_details
+
+        return run_details(self.project, run_ref)
+
+    def rejects(self, source: str, limit: int = 100) -> list[Row]:
+        from andon import catalog
+
+        return catalog.rejects(self.project, source, limit)
+
+    def profile(self, table: str, environment: str | None = None) -> Row:
+        from andon import catalog
+
+        return catalog.profile(self.project, table, environment)
+
+    def checks_list(self) -> list[Row]:
+        from andon import catalog
+
+        return catalog.checks_list(self.project)
+
+    def checks_history(self, name: str, environment: str | None = None,
+                       limit: int = 30) -> list[Row]:
+        from andon import catalog
+
+        return catalog.check_history(self.project, name, self._env(environment), limit)
+
+    def checks_suggest(self, table: str, environment: str | None = None) -> str:
+        from andon import catalog
+
+        return catalog.suggest_checks(self.project, table, environment)
+
+
+def run(project: Project, environment: str | None = None, selection: Sequence[str] = (), *,
+        user: str | None = None, listener: Listener | None = None,
+        wait_for_lease: float = 0.0, backfill: tuple[str, str] | None = None) -> RunResult:
+    """``Session(project, user or local_user()).run(...)``: the Python API's shortcut."""
+    return Session(project, user or local_user()).run(
+        environment, selection, listener=listener, wait_for_lease=wait_for_lease,
+        backfill=backfill)
+
+
+def plan(project: Project, environment: str | None = None,
+         selection: Sequence[str] = ()) -> Plan:
+    """What a run would do (reads only: no user needed)."""
+    from andon import runner
+
+    return runner.plan(project, environment, selection)
+
+
+__all__ = ["Session", "local_user", "plan", "run"]

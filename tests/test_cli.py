@@ -260,3 +260,37 @@ def test_bad_param_syntax(make_project, cli) -> None:
     code, _, err = cli("plan", "-p", root, "--param", "novalue")
     assert code != 0
     assert "NAME=VALUE" in err
+
+
+def test_plan_after_a_rejected_build_says_it_checks_again(make_project, cli) -> None:
+    root = make_project({
+        "andon.yaml": "name: x\n",
+        "pipelines/p/codes.sql": """
+            /* ---
+            checks:
+              - {type: not_null, name: codes.code_set, column: code}
+            --- */
+            SELECT * FROM (VALUES ('A'), (NULL)) t(code)
+        """,
+        "pipelines/p/later.sql": "SELECT code FROM codes\n",
+    })
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code == 1 and "codes.code_set" in err
+    plan = as_json(cli, "plan", "-p", root, "--format", "json")
+    steps = {s["name"]: s for s in plan["steps"]}
+    assert steps["codes"]["action"] == "check"
+    assert "rejected by its checks" in steps["codes"]["reason"]
+    assert "not rebuilt" in steps["codes"]["reason"]
+    assert steps["later"]["action"] == "build"
+    assert plan["counts"]["reuse"] == 0
+    code, out, _ = cli("plan", "-p", root)
+    assert code == 0
+    assert "0 to reuse, 1 rejected before to check again" in out
+    # and that is what the run does: the same artifact, checked again, rejected again
+    code, out, _ = cli("run", "-p", root, "--format", "json")
+    assert code == 1
+    result = json.loads(out)
+    [codes] = [s for s in result["steps"] if s["name"] == "codes"]
+    assert codes["action"] == "failed"
+    assert codes["fingerprint"] == steps["codes"]["fingerprint"]
+    assert [c["status"] for c in result["checks"] if c["name"] == "codes.code_set"] == ["failed"]

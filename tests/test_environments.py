@@ -366,6 +366,34 @@ def test_diff_same_code_and_data_with_rows_by_primary_key(small: Path, cli: Cli)
     assert "code" in line
 
 
+def test_diff_by_a_key_given_on_the_command_line(small: Path, cli: Cli) -> None:
+    assert cli("env", "create", "dev", "-p", small)[0] == 0
+    edit(small, "facts", "(1, 'A', 10), (2, 'B', 20), (3, 'A', 30)",
+         "(1, 'A', 10), (2, 'B', 21), (3, 'A', 30), (3, 'A', 30)")
+    assert cli("run", "-p", small, "-q", "--env", "dev")[0] == 0
+    # big declares no primary key: whole rows compared as multisets (a duplicate counts)
+    big = next(s for s in diff_json(cli, small, "prod", "dev")["steps"] if s["step"] == "big")
+    assert big["data"]["by"].startswith("whole rows") and "--key" in big["data"]["by"]
+    assert (big["data"]["added"], big["data"]["removed"]) == (2, 1)
+    assert {"id": 3, "code": "A", "amount": 30} in big["data"]["sample_added"]
+
+    code, out, err = cli("env", "diff", "prod", "dev", "--key", "id", "-p", small,
+                         "--format", "json")
+    assert code == 0, err
+    big = next(s for s in json.loads(out)["steps"] if s["step"] == "big")
+    assert big["data"]["by"] == "primary key" and big["data"]["key"] == ["id"]
+    # by key, the duplicated row of id 3 matches id 3: only id 2 changed
+    assert (big["data"]["added"], big["data"]["removed"], big["data"]["changed"]) == (0, 0, 1)
+    assert big["data"]["sample_changed"][0]["amount_after"] == 21
+
+    code, out, err = cli("env", "diff", "prod", "dev", "--key", "id,code", "-p", small)
+    assert code == 0, err
+    assert "big" in out
+
+    code, _, err = cli("env", "diff", "prod", "dev", "--key", "idd", "-p", small)
+    assert code != 0 and "no table has a column 'idd'" in err and "did you mean 'id'" in err
+
+
 def test_diff_shows_schema_changes_and_retyped_keys_compare(small: Path, cli: Cli) -> None:
     assert cli("env", "create", "dev", "-p", small)[0] == 0
     # name becomes an integer, a column is added

@@ -34,7 +34,7 @@ PROJECT = {
         SELECT i AS id FROM range(10) t(i) WHERE i >= {{ threshold }}
     """,
     "pipelines/p/labels.sql": """
-        SELECT '{{ label }}' AS label, {{ ratio }} AS ratio, '{{ mode }}' AS mode
+        SELECT {{ label }} AS label, {{ ratio }} AS ratio, {{ mode }} AS mode
     """,
     "pipelines/p/const.sql": """
         SELECT 1 AS one

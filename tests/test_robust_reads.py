@@ -4,6 +4,7 @@ every problem listed, and with ``--format json`` every error has one JSON shape.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,9 @@ def built(make_project: ProjectFactory, cli: Cli) -> Path:
     return root
 
 
-def break_file(root: Path, step: str, text: str = "SELECT x FROM FROM extra\n") -> Path:
+def break_file(root: Path, step: str, text: str = "SELECT x FROM (\n") -> Path:
     path = root / "pipelines" / "p" / f"{step}.sql"
-    path.write_text(text)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
     return path
 
 
@@ -80,7 +81,7 @@ def test_building_commands_refuse_with_every_problem(built: Path, cli: Cli) -> N
     break_file(built, "extra")
     break_file(built, "totals", "SELECT sum(n AS n FROM codes\n")
     for args in (["run"], ["plan"], ["test"], ["promote", "prod", "--to", "prod"]):
-        code, out, err = cli(*args, "-p", built)
+        code, _out, err = cli(*args, "-p", built)
         assert code != 0, args
         assert "2 problems in the project" in err, (args, err)
         assert "extra.sql:1" in err and "totals.sql:1" in err, (args, err)
@@ -112,7 +113,7 @@ def test_a_step_reading_an_unknown_table_is_left_out_with_its_problem(
     assert code == 0, err
     [problem] = as_json(out)["problems"]
     assert "unknown table 'extraa'" in problem["message"]
-    assert "did you mean 'extra'?" in problem["hint"]
+    assert problem["hint"].startswith("did you mean 'extra'")
 
 
 def errors_of(cli: Cli, *args: str | Path) -> dict[str, Any]:
@@ -134,8 +135,9 @@ def test_json_errors_have_one_shape_and_a_kind(built: Path, cli: Cli) -> None:
     assert errors_of(cli, "promote", "prod", "--to", "prod", "-p", built)["kind"] == "conflict"
     assert errors_of(cli, "env", "diff", "prod", "nope", "-p", built)["kind"] == "not_found"
     assert errors_of(cli, "tables", "--no-such-option", "-p", built)["kind"] == "invalid"
-    assert errors_of(cli, "tables", "-p", built / "pipelines" / "p" / "missing")["kind"] in (
-        "invalid", "not_found")
+    elsewhere = built.parent / "not-a-project"
+    elsewhere.mkdir()
+    assert errors_of(cli, "tables", "-p", elsewhere)["kind"] == "invalid"
 
     break_file(built, "extra")
     error = errors_of(cli, "run", "-p", built)
@@ -143,7 +145,7 @@ def test_json_errors_have_one_shape_and_a_kind(built: Path, cli: Cli) -> None:
     assert error["line"] == 1
 
 
-def test_a_failed_check_is_a_failed_error_in_json(built: Path, cli: Cli) -> None:
+def test_refusals_and_failed_runs_in_json(built: Path, cli: Cli) -> None:
     break_file(built, "codes", """
         /* ---
         checks:
@@ -151,9 +153,13 @@ def test_a_failed_check_is_a_failed_error_in_json(built: Path, cli: Cli) -> None
         --- */
         SELECT * FROM (VALUES ('A', 1), (NULL, 2)) t(code, n)
     """)
-    code, out, err = cli("run", "-p", built, "--format", "json")
-    assert code != 0
-    assert as_json(out)["status"] == "failed"  # a run that ran reports itself, not an error
+    error = errors_of(cli, "run", "-p", built)
+    assert error["kind"] == "forbidden" and "protected" in error["message"]
+    assert cli("env", "create", "dev", "-p", built)[0] == 0
+    # a run that ran and failed reports itself (exit 1), it is not an error
+    code, out, err = cli("run", "--env", "dev", "-p", built, "--format", "json")
+    assert code == 1, out + err
+    assert as_json(out)["status"] == "failed"
 
 
 def test_human_errors_stay_message_and_hint(built: Path, cli: Cli) -> None:

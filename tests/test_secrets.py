@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 import andon
-from andon.secrets import SecretError, get_secret, key_file, load_key, set_secret
+from andon.secrets import SecretError, get_secret, key_file, load_key, redact, set_secret
 from tests.conftest import Cli, ProjectFactory
 
 VALUE = "hunter2-s3cret-value"
@@ -23,7 +23,7 @@ PROJECT = {
     # the value is compared, never selected: it must not become data
     "pipelines/p/auth.sql": """
         SELECT count(*) AS matches FROM (SELECT 1) t
-        WHERE '{{ secret('api_token') }}' = 'hunter2-s3cret-value'
+        WHERE {{ secret('api_token') }} = 'hunter2-s3cret-value'
     """,
 }
 
@@ -125,7 +125,7 @@ def test_an_error_never_shows_the_value(
     proj: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (proj / "pipelines/p/auth.sql").write_text(
-        "SELECT CAST('{{ secret('api_token') }}' AS INTEGER) AS n\n")
+        "SELECT CAST({{ secret('api_token') }} AS INTEGER) AS n\n")
     assert set_(cli, monkeypatch, proj, "api_token", VALUE)[0] == 0
     code, out, err = cli("run", "-p", proj)
     assert code != 0
@@ -183,7 +183,7 @@ def test_invalid_environment_of_a_secret(
 
 
 def test_an_invalid_secret_name_in_a_step_is_a_config_error(proj: Path, cli: Cli) -> None:
-    (proj / "pipelines/p/auth.sql").write_text("SELECT '{{ secret('bad name') }}' AS s\n")
+    (proj / "pipelines/p/auth.sql").write_text("SELECT {{ secret('bad name') }} AS s\n")
     code, _, err = cli("plan", "-p", proj)
     assert code != 0 and "invalid secret name 'bad name'" in err and "auth.sql" in err
 
@@ -267,3 +267,28 @@ def test_set_secret_directly_never_stores_plaintext(tmp_path: Path, make_project
     project.close()
     assert files_holding(root, b"rotated-Zq9") == [] and files_holding(root, VALUE.encode()) == []
     assert os.stat(key_file(root)).st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("value", ["it's-a-quoted-secret", "x" * 40 + "-a-long-one-cut-short"])
+def test_no_form_of_the_value_reaches_an_error(
+    proj: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Bound as a parameter, the value is not in the SQL text DuckDB quotes in ``LINE 1:``;
+    a message quoting it escaped or in part is redacted too."""
+    (proj / "pipelines/p/auth.sql").write_text(
+        "SELECT CAST({{ secret('api_token') }} AS INTEGER) AS n, nope\n")
+    assert set_(cli, monkeypatch, proj, "api_token", value)[0] == 0
+    code, out, err = cli("run", "-p", proj)
+    assert code != 0 and "nope" in out + err
+    run = cli("runs", "show", "latest", "-p", proj, "--format", "json")[1]
+    for text in (out + err, run):
+        assert value not in text and value.replace("'", "''") not in text
+        assert value[:12] not in text and value[-12:] not in text
+    assert files_holding(proj, value[:12].encode()) == []
+
+
+def test_redact_hides_escaped_and_partial_forms() -> None:
+    secret = "it's-a-very-long-secret-value"
+    assert redact("LINE 1: ...'it''s-a-very-long-secr", [secret]) == "LINE 1: ...'***"
+    assert redact("a short b", ["short"]) == "a *** b"
+    assert redact("no secret here", [secret]) == "no secret here"

@@ -189,3 +189,50 @@ def test_landed_files_are_listed_after_their_folder_is_gone(
     assert listed["a.csv"]["source"] == "orders"
     code, out, _ = cli("landing", "list", "-p", root)
     assert code == 0 and "a.csv" in out and "active" in out
+
+
+def test_a_store_of_the_previous_version_gains_withdrawal_columns(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from andon.store import open_store
+    from andon.store.migrations import LATEST
+
+    url = f"sqlite:///{tmp_path / 'andon.db'}"
+    store = open_store(url)
+    with store.engine.begin() as conn:  # as andon wrote it before landed files could go
+        for column in ("withdrawn_at", "withdrawn_by", "withdrawn_reason"):
+            conn.execute(text(f"ALTER TABLE landed_files DROP COLUMN {column}"))
+        conn.execute(text("UPDATE andon_meta SET value = '4' WHERE key = 'schema_version'"))
+        conn.execute(text(
+            "INSERT INTO landed_files (source, sha256, original_path, landed_path, bytes, "
+            "arrived_at) VALUES ('orders', 'ab', 'incoming/a.csv', 'orders/x/a.csv', 3, 1.0)"))
+    store.close()
+    store = open_store(url)
+    with store.engine.connect() as conn:
+        version = conn.execute(text("SELECT value FROM andon_meta")).scalar()
+    assert int(str(version)) == LATEST
+    (row,) = store.landed_files("orders")
+    assert row["withdrawn_at"] is None
+    assert store.withdraw_landed_file("orders", "ab", who="alice", why="test")
+    assert not store.withdraw_landed_file("orders", "ab", who="alice", why="twice")
+    assert store.landed_files("orders")[0]["withdrawn_by"] == "alice"
+    store.close()
+
+
+def test_withdrawing_a_published_file_rebuilds_the_source_without_it(
+    make_project: ProjectFactory, cli: Cli
+) -> None:
+    root = project(make_project)
+    for i, name in enumerate(("a", "b", "c"), start=1):
+        (root / f"incoming/{name}.csv").write_text(f"id,name\n{i},{name}\n")
+        assert cli("run", "-p", root, "-q")[0] == 0
+    code, _, err = cli("landing", "withdraw", "orders", "b.csv", "--reason", "test data",
+                       "-p", root)
+    assert code == 0, err
+    code, out, err = cli("plan", "-p", root, "--format", "json")
+    orders = next(s for s in json.loads(out)["steps"] if s["name"] == "orders")
+    assert (orders["action"], orders["reason"]) == ("build", "landed files changed")
+    assert cli("run", "-p", root, "-q")[0] == 0
+    assert ids(cli, root) == [1, 3]
+    code, out, _ = cli("landing", "list", "orders", "-p", root)
+    assert "by " in out and "test data" in out  # who, when and why, in the table too

@@ -6,17 +6,48 @@ environments as pointers.
     result = andon.run(project)            # plan, build, check, publish to prod
     session = andon.Session(project, user="alice")   # every verb, checked against her role
     cols, rows = andon.query(project, "SELECT count(*) FROM flights")
+
+The names below are imported on first use, so that ``import andon`` (and every command of the
+CLI) does not pay for DuckDB, PyArrow and SQLAlchemy before it needs them.
 """
 
-from andon.catalog import lineage, query, rejects, run_details, runs, show, tables
-from andon.errors import AndonError
-from andon.events import RunResult, StepResult
-from andon.plan import Plan, PlannedStep
-from andon.project import Project
-from andon.service import Session, plan, run
-from andon.steps import step
+from __future__ import annotations
+
+import sys
+import types
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from andon.catalog import lineage, query, rejects, run_details, runs, show, tables
+    from andon.errors import AndonError
+    from andon.events import RunResult, StepResult
+    from andon.plan import Plan, PlannedStep
+    from andon.project import Project
+    from andon.service import Session, plan, run
+    from andon.steps import step
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "AndonError": "andon.errors",
+    "Plan": "andon.plan",
+    "PlannedStep": "andon.plan",
+    "Project": "andon.project",
+    "RunResult": "andon.events",
+    "Session": "andon.service",
+    "StepResult": "andon.events",
+    "lineage": "andon.catalog",
+    "plan": "andon.service",
+    "query": "andon.catalog",
+    "rejects": "andon.catalog",
+    "run": "andon.service",
+    "run_details": "andon.catalog",
+    "runs": "andon.catalog",
+    "show": "andon.catalog",
+    "step": "andon.steps",
+    "tables": "andon.catalog",
+}
 
 __all__ = [
     "AndonError",
@@ -38,3 +69,29 @@ __all__ = [
     "step",
     "tables",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'andon' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+class _Package(types.ModuleType):
+    """Keeps ``andon.plan`` the function: importing the submodule ``andon.plan`` (where the
+    ``Plan`` class lives) would otherwise bind the module over it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _HOMES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -31,7 +31,6 @@ CAN: dict[str, tuple[str, ...]] = {
     "secrets_set": _CHANGE, "secrets_set_protected": _OPERATE,
     "secrets_rm": _CHANGE, "secrets_rm_protected": _OPERATE,
     "checks_ack": _CHANGE, "checks_ack_protected": _OPERATE,
-    "landing_withdraw": _CHANGE, "landing_withdraw_protected": _OPERATE,
     "gc": _OPERATE,
     "users_add": _ADMIN, "users_rm": _ADMIN, "manage": _ADMIN,
 }

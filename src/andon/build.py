@@ -24,8 +24,9 @@ from andon.landing import land
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
 from andon.secrets import get_secret, redact
-from andon.steps import Step, secrets_used
+from andon.steps import Step
 from andon.store import Row, Store
+from andon.templates import SECRET_VAR, secrets_used
 from andon.warehouse import Manifest, Warehouse, os_error, write_error
 
 PARTS = "_parts"
@@ -59,7 +60,10 @@ def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
         if step.kind == "source":
             return _build_source(ctx, step, ps)
         if step.kind == "sql":
-            return _build_sql(ctx, step, ps)
+            try:
+                return _build_sql(ctx, step, ps)
+            finally:
+                _forget_secrets(ctx, step)
         return _build_python(ctx, step, ps)
     except AndonError:
         raise
@@ -309,12 +313,20 @@ def _parent_fps(ctx: BuildContext, ps: PlannedStep) -> dict[str, str]:
 
 
 def _with_secrets(ctx: BuildContext, step: Step, sql: str, values: list[str]) -> str:
-    """Put secret values in place of their placeholders, only for execution."""
+    """Bind the secrets the SQL reads to its cursor's variables, as parameters: the values
+    never become SQL text (nor reach an error's excerpt of it)."""
+    cur = ctx.engine.cursor()
     for name in secrets_used(sql):
         value = get_secret(ctx.store, ctx.project.root, name, ctx.environment, step=step.name)
         values.append(value)
-        sql = sql.replace(f"__andon_secret_{name}__", value.replace("'", "''"))
+        cur.execute(f'SET VARIABLE "{SECRET_VAR}{name}" = $1', [value])
     return sql
+
+
+def _forget_secrets(ctx: BuildContext, step: Step) -> None:
+    cur = ctx.engine.cursor()
+    for name in secrets_used(step.bound):
+        cur.execute(f'RESET VARIABLE "{SECRET_VAR}{name}"')
 
 
 def _sql_runtime_error(step: Step, e: duckdb.Error, secrets: list[str] | None = None

@@ -110,11 +110,12 @@ def query(project: Project, sql: str, environment: str | None = None,
     """Run read-only SQL over an environment's tables; returns column names and rows."""
     published = env_tables(project, environment, as_of=as_of, commit=commit)
     wh = Warehouse(project.warehouse)
-    engine = DuckDBEngine(threads=project.config.threads)
+    tables = {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
+    _require_select(sql)
+    engine = DuckDBEngine(threads=project.config.threads,  # reads only these tables' files
+                          allowed=[Path(f) for files in tables.values() for f in files])
     try:
-        cur = engine.attach_tables(
-            {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
-        )
+        cur = engine.attach_tables(tables)
         try:
             res = cur.execute(sql)
         except duckdb.CatalogException as e:
@@ -130,6 +131,20 @@ def query(project: Project, sql: str, environment: str | None = None,
         return cols, rows
     finally:
         engine.close()
+
+
+def _require_select(sql: str) -> None:
+    """``andon query`` reads: one SELECT (or WITH … SELECT), as DuckDB itself parses it."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise SqlError(f"query failed: {str(e).splitlines()[0]}") from None
+    kinds = [s.type for s in statements]
+    if kinds != [duckdb.StatementType.SELECT]:
+        what = ", ".join(k.name for k in kinds) or "nothing"
+        raise SqlError(f"andon query runs one SELECT statement, not {what}",
+                       hint="queries only read the environment's tables; to change data, "
+                            "write a step and run it")
 
 
 def lineage(project: Project, table: str) -> dict[str, Any]:

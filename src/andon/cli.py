@@ -14,19 +14,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from andon import catalog
 from andon.errors import AndonError
-from andon.examples import BROKEN_MONTH, break_file, deliver, init_project, pending_arrivals
-from andon.params import parse_cli
-from andon.progress import RunDisplay
-from andon.project import Project
 from andon.service import Session, local_user
+
+if TYPE_CHECKING:  # the rest is imported by the commands that use it: start-up stays cheap
+    from andon.project import Project
 
 app = typer.Typer(
     name="andon",
@@ -71,11 +69,15 @@ SetsOpt = Annotated[
 
 
 def _params(values: Sequence[str] | None) -> dict[str, Any]:
+    from andon.params import parse_cli
+
     return parse_cli(values or [])
 
 
 def _load(project: Path | None, params: Sequence[str] | None = None, env: str | None = None,
           sets: Sequence[str] | None = None) -> Project:
+    from andon.project import Project
+
     return Project.load(project, params=_params(params), environment=env,
                         param_sets=tuple(sets or ()))
 
@@ -83,6 +85,8 @@ def _load(project: Path | None, params: Sequence[str] | None = None, env: str | 
 def _reader(project: Path | None) -> Session:
     """A session for a command that only reads: a file with a problem is left out and
     reported as a warning on stderr (and under "problems" in JSON) instead of failing."""
+    from andon.project import Project
+
     proj = Project.load(project, tolerant=True)
     for p in proj.problems:
         err_console.print(f"[yellow]warning:[/] {_escape(p.render())}")
@@ -157,6 +161,8 @@ def init(
     example: Annotated[str | None, typer.Option(help="create an example: flights")] = None,
 ) -> None:
     """Create a project (empty, or an example with its data)."""
+    from andon.examples import init_project
+
     root = init_project(directory, example)
     console.print(f"[green]created[/] {root}")
     if example == "flights":
@@ -188,6 +194,8 @@ def run(
     if dry_run:
         _show_plan(session, env, selection or [], fmt)
         return
+    from andon.progress import RunDisplay
+
     quiet = quiet or fmt is not Format.table
     display = RunDisplay(err_console if quiet else console, quiet=quiet)
     if (start is None) != (end is None):
@@ -255,7 +263,17 @@ def demo(
         "andon-flights-demo"),
 ) -> None:
     """Create the flights example, then land its months batch by batch, running after each."""
-    from andon.examples import checks_line
+    from andon import catalog
+    from andon.examples import (
+        BROKEN_MONTH,
+        break_file,
+        checks_line,
+        deliver,
+        init_project,
+        pending_arrivals,
+    )
+    from andon.progress import RunDisplay
+    from andon.project import Project
 
     t0 = time.perf_counter()
     root = init_project(directory, "flights")
@@ -393,7 +411,7 @@ def query(
     commit: Annotated[str | None, typer.Option(help="read this commit")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Query an environment's tables with SQL (DuckDB)."""
+    """Query an environment's tables with one read-only SELECT (DuckDB)."""
     session = _reader(project)
     cols, rows = session.query(sql, env, limit=limit, as_of=as_of, commit=commit)
     _emit([dict(zip(cols, r, strict=True)) for r in rows], fmt, read=session.project)

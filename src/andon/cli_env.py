@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from andon import environments
 from andon.cli import (
     EnvOpt,
     Format,
@@ -61,6 +60,8 @@ def env_create(
     """Create an environment: a copy of a pointer, instant whatever the data size."""
     session = _session(project)
     if git:
+        from andon import environments
+
         name = environments.git_branch_name(_git_branch(session.project.root))
     if not name:
         raise AndonError("give the environment a NAME, or --git")
@@ -109,11 +110,16 @@ def env_diff(
     b: Annotated[str, typer.Argument(help="environment")],
     project: ProjectOpt = None,
     data: Annotated[bool, typer.Option(help="compare rows of changed steps")] = True,
+    key: Annotated[str | None, typer.Option(
+        help="compare rows by these columns, e.g. id or carrier,flight_date (default: each "
+             "step's primary_key; without one, whole rows)")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """What differs between two environments, step by step, down to rows."""
+    """What differs between two environments, step by step, down to rows: added, removed
+    and (by key) changed."""
     session = _reader(project)
-    result = session.env_diff(a, b, data=data)
+    columns = [c.strip() for c in (key or "").split(",") if c.strip()]
+    result = session.env_diff(a, b, data=data, key=columns)
     if fmt is not Format.table:
         _emit_obj(result, fmt, read=session.project)
         return

@@ -30,10 +30,11 @@ def landing_list(
     if fmt is not Format.table:
         _emit(rows, fmt)
         return
-    shown = [{**{k: r[k] for k in BRIEF}, "sha256": r["sha256"][:12]}
-             | ({"source": r["source"]} if source is None else {})
-             | ({"withdrawn": f"{r['withdrawn_by']} at {r['withdrawn_at']}: {r['reason']}"}
-                if r["status"] == "withdrawn" else {})
+    any_withdrawn = any(r["status"] == "withdrawn" for r in rows)
+    shown = [({"source": r["source"]} if source is None else {})
+             | {**{k: r[k] for k in BRIEF}, "sha256": r["sha256"][:12]}
+             | ({"withdrawn": f"by {r['withdrawn_by']} at {r['withdrawn_at']}: {r['reason']}"
+                 if r["status"] == "withdrawn" else ""} if any_withdrawn else {})
              for r in rows]
     _emit(shown, fmt, title=f"landed files of {source}" if source else "landed files")
 

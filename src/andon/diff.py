@@ -1,12 +1,15 @@
 """``andon env diff A B``: per step, same artifact, changed code or changed data; schema and
-row-count changes; a data diff by primary key (rows added, removed, changed, with samples)."""
+row-count changes; a data diff of rows: by key (the step's ``primary_key`` or ``--key``: rows
+added, removed, changed) or, without one, of whole rows as multisets (added, removed)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from andon.catalog import env_tables
 from andon.engines.duckdb import DuckDBEngine, scan_sql
+from andon.errors import AndonError, did_you_mean
 from andon.project import Project
 from andon.store import Row
 from andon.warehouse import Warehouse
@@ -18,8 +21,13 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def diff(project: Project, a: str, b: str, *, data: bool = True) -> dict[str, Any]:
+def diff(project: Project, a: str, b: str, *, data: bool = True,
+         key: Sequence[str] = ()) -> dict[str, Any]:
+    """Compare two environments. ``key`` (columns) replaces every step's ``primary_key``;
+    a step without all of its columns is compared by whole rows."""
     left, right = env_tables(project, a), env_tables(project, b)
+    if key:
+        _check_key(key, [left, right])
     wh = Warehouse(project.warehouse)
     engine = DuckDBEngine(threads=project.config.threads)
     steps: list[dict[str, Any]] = []
@@ -41,8 +49,8 @@ def diff(project: Project, a: str, b: str, *, data: bool = True) -> dict[str, An
             entry["schema"] = _schema_diff(la, ra)
             if data:
                 step = project.dag.steps.get(name)
-                key = list(step.config.primary_key) if step else []
-                entry["data"] = _data_diff(engine, wh, la, ra, key)
+                by = list(key) or (list(step.config.primary_key) if step else [])
+                entry["data"] = _data_diff(engine, wh, la, ra, by)
             steps.append(entry)
     finally:
         engine.close()
@@ -50,6 +58,16 @@ def diff(project: Project, a: str, b: str, *, data: bool = True) -> dict[str, An
     for s in steps:
         counts[s["change"]] = counts.get(s["change"], 0) + 1
     return {"a": a, "b": b, "counts": counts, "steps": steps}
+
+
+def _check_key(key: Sequence[str], envs: list[dict[str, Row]]) -> None:
+    """A ``--key`` column that no table of either environment has is a typo."""
+    columns = {c for tables in envs for art in tables.values() for c, _ in art["schema"]}
+    for k in key:
+        if k not in columns:
+            raise AndonError(f"no table has a column {k!r} to compare rows by",
+                             hint=did_you_mean(k, columns) or "give key columns: --key id or "
+                                                              "--key carrier,flight_date")
 
 
 def _schema_diff(la: Row, ra: Row) -> dict[str, Any]:
@@ -105,6 +123,9 @@ def _data_diff(engine: DuckDBEngine, wh: Warehouse, la: Row, ra: Row,
                 "sample_changed": rows(changed)}
     added = f"SELECT {cols} FROM {src_b} EXCEPT ALL SELECT {cols} FROM {src_a}"
     removed = f"SELECT {cols} FROM {src_a} EXCEPT ALL SELECT {cols} FROM {src_b}"
-    return {"by": "whole rows (declare primary_key in the step header to see changed rows)",
+    missing = [k for k in key if k not in common]
+    why = (f"key column(s) {', '.join(missing)} not in both" if missing else
+           "no key: declare primary_key in the step header, or pass --key, to see changed rows")
+    return {"by": f"whole rows ({why})",
             "added": count(added), "removed": count(removed),
             "sample_added": rows(added), "sample_removed": rows(removed)}

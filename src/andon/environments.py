@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,20 @@ def require(store: Store, name: str) -> Row:
                           else "run the pipeline first: andon run"),
         )
     return env
+
+
+def require_for_run(store: Store, name: str, declared: Sequence[str]) -> None:
+    """A run goes only into an environment that exists, the default one or one declared in
+    andon.yaml (created by their first run): never a typo of one."""
+    if name in declared or store.environment(name) is not None:
+        return
+    known = sorted({e["name"] for e in store.environments()} | set(declared))
+    hint = did_you_mean(name, known)
+    raise EnvironmentNotFound(
+        f"no environment named {name!r}",
+        hint=(hint + "; " if hint else "")
+        + f"to create it: andon env create {name} [--from ENV]",
+    )
 
 
 def parse_time(text: str) -> float:

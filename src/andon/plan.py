@@ -275,7 +275,11 @@ def _why(d: PlannedStep, prev: Row | None, base: dict[str, str], fps: dict[str, 
     if d.previous is None:
         return "new step" if d.kind != "source" else _files_reason(d) or "first ingest"
     if d.landing is not None:
-        return _files_reason(d) or "contract changed"
+        if _files_reason(d):
+            return _files_reason(d)
+        # the same contract reading other files: some were withdrawn (or left its path)
+        return "landed files changed" if prev is not None and prev["code_hash"] == d.code_hash \
+            else "contract changed"
     if prev is not None and prev["code_hash"] != d.code_hash:
         return "code changed"
     changed = [p for p in d.parents if base.get(p) != fps.get(p)]

@@ -193,7 +193,8 @@ def _render_path(source: SourceConfig, params: Mapping[str, Any], config_file: P
     environment reads other files, e.g. a sample in dev."""
     if "{{" not in source.path and "{%" not in source.path:
         return source
-    return source.model_copy(update={"path": render(source.path, params, config_file).strip()})
+    path = render(source.path, params, config_file, sql=False).strip()
+    return source.model_copy(update={"path": path})
 
 
 def _load_file(

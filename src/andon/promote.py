@@ -185,7 +185,8 @@ def _check(project: Project, target: str, manifests: dict[str, Manifest],
 
     at_commit, in_env = artifact_lookups(store)
     engine = DuckDBEngine(threads=project.config.threads,
-                          memory_limit=project.config.memory_limit)
+                          memory_limit=project.config.memory_limit,
+                          allowed=[project.warehouse])
     audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
                   environment=target, run_id=None, manifests=manifests, previous=previous,
                   pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit)

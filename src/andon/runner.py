@@ -19,7 +19,7 @@ from andon.checks.model import Check, CheckResult
 from andon.checks.run import Audit, Outcome, evaluate, ready
 from andon.checks.summary import tally
 from andon.engines.duckdb import DuckDBEngine
-from andon.environments import check_name
+from andon.environments import check_name, require_for_run
 from andon.errors import AndonError, LeaseError, StepError
 from andon.events import Listener, NullListener, RunResult, StepResult
 from andon.plan import Plan, PlannedStep, make_plan
@@ -130,6 +130,8 @@ def run(
     (``andon.Session``)."""
     environment = environment or project.environment or project.config.default_environment
     check_name(environment)
+    require_for_run(project.store, environment,
+                    [project.config.default_environment, *project.config.environments])
     project = project.for_environment(environment)  # its parameters may differ
     listener = listener or NullListener()
     store = project.store
@@ -282,7 +284,8 @@ class _Execution:
     def execute(self, started: float, user: str, git_sha: str | None) -> RunResult:
         self._load_known()
         engine = DuckDBEngine(threads=self.project.config.threads,
-                              memory_limit=self.project.config.memory_limit)
+                              memory_limit=self.project.config.memory_limit,
+                              allowed=[self.warehouse.root])  # steps read only artifacts
         self.audit = self._make_audit(engine)
         ctx = BuildContext(
             project=self.project, store=self.store, warehouse=self.warehouse, engine=engine,

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import time
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -140,8 +141,18 @@ def get_secret(store: Store, root: Path, name: str, environment: str, *,
         ) from None
 
 
+SHOWN = 8  # an error's excerpt may cut a secret: any part this long of it is hidden too
+
+
 def redact(text: str, values: list[str]) -> str:
-    for v in sorted(values, key=len, reverse=True):
-        if v:
-            text = text.replace(v, "***")
+    """``text`` without the values: raw, SQL-escaped (``'`` doubled), or any part of
+    ``SHOWN`` characters or more of them (what an excerpt of a query keeps)."""
+    forms = {f for v in values if v for f in (v, v.replace("'", "''"))}
+    for v in sorted(forms, key=len, reverse=True):
+        text = text.replace(v, "***")
+        while len(v) > SHOWN:
+            m = SequenceMatcher(None, text, v, autojunk=False).find_longest_match()
+            if m.size < SHOWN:
+                break
+            text = text[:m.a] + "***" + text[m.a + m.size:]
     return text

@@ -77,7 +77,8 @@ class Session:
         owner = env["owner"] if env else None
         if env is not None and owner != self.user:
             raise access.AccessDenied(
-                f"user {self.user!r} (role {role}) may not {what}: it belongs to {owner!r}",
+                f"user {self.user!r} (role {role}) may not {what}: "
+                + (f"it belongs to {owner!r}" if owner else "it has no owner"),
                 hint="a developer changes only the environments they created; ask its owner, "
                      "an operator or an admin")
 
@@ -162,10 +163,11 @@ class Session:
 
         return environments.log(self.project.store, name)
 
-    def env_diff(self, a: str, b: str, *, data: bool = True) -> dict[str, Any]:
+    def env_diff(self, a: str, b: str, *, data: bool = True, key: Sequence[str] = ()
+                 ) -> dict[str, Any]:
         from andon.diff import diff
 
-        return diff(self.project, a, b, data=data)
+        return diff(self.project, a, b, data=data, key=key)
 
     # secrets and users ------------------------------------------------------------------------
 

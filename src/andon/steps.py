@@ -8,21 +8,20 @@ import importlib.util
 import inspect
 import re
 import sys
-import traceback
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, overload
 
-import jinja2
 import sqlglot
 from pydantic import ValidationError
 from sqlglot import TokenType, exp
 
 from andon.config import NAME_RE, SourceConfig, StepConfig, validate
 from andon.engines.duckdb import placeholder_sql
-from andon.errors import ConfigError, SqlError, did_you_mean
+from andon.errors import ConfigError, SqlError
+from andon.templates import render
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 StepKind = Literal["sql", "python", "source"]
@@ -286,57 +285,6 @@ def split_header(text: str, path: Path) -> tuple[YamlDoc | None, str, int]:
     body_line = text[: m.end()].count("\n") + 1
     # keep line numbers of the body true to the file
     return doc, "\n" * (body_line - 1) + text[m.end():], body_line
-
-
-SECRET_RE = re.compile(r"__andon_secret_([A-Za-z_][A-Za-z0-9_.-]*)__")
-
-
-def secret_placeholder(name: str) -> str:
-    """``{{ secret('name') }}`` renders a placeholder: the value is put in only when the step
-    runs, so it is never in a fingerprint, a plan or a log."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", str(name)):
-        raise ValueError(f"invalid secret name {name!r}")
-    return f"__andon_secret_{name}__"
-
-
-def secrets_used(sql: str) -> list[str]:
-    return sorted(set(SECRET_RE.findall(sql)))
-
-
-def render(
-    template: str, params: Mapping[str, Any], path: Path, step_name: str | None = None
-) -> str:
-    """Render a SQL step's Jinja: ``{{ name }}`` and ``{{ params.name }}`` are parameters."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    try:
-        return env.from_string(template).render(
-            {**params, "params": dict(params), "secret": secret_placeholder}
-        )
-    except jinja2.UndefinedError as e:
-        missing = re.search(r"'(\w+)' is undefined", str(e)) or re.search(
-            r"has no attribute '(\w+)'", str(e)
-        )
-        name = missing.group(1) if missing else None
-        hint = did_you_mean(name, params) if name else ""
-        line = next(
-            (f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
-             if f.filename == "<template>"),
-            None,
-        )
-        raise ConfigError(
-            f"unknown parameter {name!r}" if name else f"template error: {e.message}",
-            file=path,
-            line=line,
-            step=step_name,
-            hint=hint or "define it under 'params:' in andon.yaml or pass --param NAME=VALUE",
-        ) from None
-    except jinja2.TemplateSyntaxError as e:
-        raise ConfigError(
-            f"template syntax error: {e.message}", file=path, line=e.lineno, step=step_name
-        ) from None
-    except ValueError as e:  # e.g. an invalid secret name
-        raise ConfigError(str(e), file=path, step=step_name,
-                          hint="secret names: letters, digits, '_', '-', '.'") from None
 
 
 _MISSING_RE = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")

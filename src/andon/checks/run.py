@@ -170,17 +170,7 @@ def evaluate(audit: Audit, table: str, checks: Sequence[Check], *,
             valid.append((c, ctx))
         except AndonError as e:
             out.append((_error(c, manifest, e.message), ctx, True))
-    cur = audit.engine.cursor()
-    # "now" is UTC: timestamps without a zone are read as UTC, whatever the machine's time
-    # zone (freshness does the same in Python)
-    utc = any(c.type == "temporal_order" and not c.spec.allow_future for c, _ in valid)
-    if utc:
-        cur.execute("SET TimeZone = 'UTC'")
-    try:
-        _evaluate_todo(audit, table, manifest, valid, cur, need_profile, out)
-    finally:
-        if utc:
-            cur.execute("RESET TimeZone")
+    _evaluate_todo(audit, table, manifest, valid, audit.engine.cursor(), need_profile, out)
     return out
 
 
@@ -224,7 +214,8 @@ def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Chec
     exprs: list[tuple[str, str]] = [("c__total", "count(*)")]
     for i, (c, _) in enumerate(scanned):
         kind = CHECK_TYPES[c.type].kind
-        sql = f"count(*) FILTER (WHERE {predicate(c)})" if kind == "row" else aggregate(c)
+        sql = (f"count(*) FILTER (WHERE {predicate(c, manifest.schema)})" if kind == "row"
+               else aggregate(c))
         exprs.append((f"c{i}", sql))
     known: dict[str, Any] = {}
     if need_profile:
@@ -316,7 +307,8 @@ def _judge_scanned(audit: Audit, c: Check, manifest: Manifest, value: Any, total
         sample: list[dict[str, Any]] = []
         if failing and not ok:
             if kind == "row":
-                sample = _sample(audit, c, cur, f"SELECT * FROM {src} WHERE {predicate(c)}")
+                sample = _sample(audit, c, cur, f"SELECT * FROM {src} WHERE "
+                                                f"{predicate(c, manifest.schema)}")
             else:
                 cols = ", ".join(q(x) for x in c.columns)
                 # one column: nulls are not counted as duplicates, so not shown either

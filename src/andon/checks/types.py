@@ -8,6 +8,7 @@ balance, custom SQL) run as their own queries; meta and history checks need no s
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -165,8 +166,17 @@ def pattern_of(spec: CheckSpec) -> str:
     return PATTERNS.get(spec.pattern, spec.pattern)
 
 
-def predicate(check: Check) -> str:
-    """SQL that is true for a failing row (row checks)."""
+def now_for(sql_type: str) -> str:
+    """"Now" comparable with a column of ``sql_type``, in UTC whatever the session's time zone:
+    an instant for a column with a zone, UTC wall-clock time for one without."""
+    if "TIME ZONE" in sql_type.upper() or sql_type.upper() == "TIMESTAMPTZ":
+        return "now()"
+    return "(now() AT TIME ZONE 'UTC')"
+
+
+def predicate(check: Check, schema: Sequence[tuple[str, str]] = ()) -> str:
+    """SQL that is true for a failing row (row checks); ``schema`` types "now" for
+    ``temporal_order``."""
     s = check.spec
     col = q(s.column) if s.column else ""
     if s.type == "not_null":
@@ -203,8 +213,9 @@ def predicate(check: Check) -> str:
         assert s.start and s.end
         cond = f"({q(s.start)} > {q(s.end)})"
         if not s.allow_future:
-            cond = (f"({cond} OR {q(s.start)} > current_timestamp::TIMESTAMP "
-                    f"OR {q(s.end)} > current_timestamp::TIMESTAMP)")
+            types = dict(schema)
+            cond = (f"({cond} OR {q(s.start)} > {now_for(types.get(s.start, ''))} "
+                    f"OR {q(s.end)} > {now_for(types.get(s.end, ''))})")
         return f"coalesce({cond}, false)"
     raise ValueError(f"{s.type} is not a row check")
 

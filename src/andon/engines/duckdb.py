@@ -76,10 +76,26 @@ def parquet_schema(path: Path) -> Schema | None:
     return tuple(out)
 
 
-class DuckDBEngine:
-    """One in-memory DuckDB database per process; one cursor per concurrent task."""
+def _confine(con: duckdb.DuckDBPyConnection, allowed: Sequence[Path]) -> None:
+    dirs = [str(p).rstrip("/") + "/" for p in allowed if not p.is_file()]
+    files = [str(p) for p in allowed if p.is_file()]
+    con.execute("SET allowed_directories = $1", [dirs])
+    con.execute("SET allowed_paths = $1", [files])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+
+class DuckDBEngine:
+    """One in-memory DuckDB database per process; one cursor per concurrent task.
+
+    With ``allowed`` (folders or files), SQL reads and writes only those: the database is
+    opened with external access off and its configuration locked, so a step or a query cannot
+    read a host file (``read_csv('/etc/passwd')``), a file of the project, or install
+    extensions, and cannot turn that back on."""
+
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None, *,
+                 allowed: Sequence[Path] | None = None) -> None:
+        self._allowed = None if allowed is None else tuple(allowed)
         config: dict[str, Any] = {}
         if threads:
             config["threads"] = threads
@@ -97,6 +113,8 @@ class DuckDBEngine:
         with self._lock:
             if self._con is None:
                 self._con = duckdb.connect(":memory:", config=self._config)
+                if self._allowed is not None:
+                    _confine(self._con, self._allowed)
             return self._con
 
     def cursor(self) -> duckdb.DuckDBPyConnection:

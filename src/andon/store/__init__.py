@@ -185,9 +185,8 @@ class Store:
         dead: list[tuple[int, float, str]] = []
         for r in running:
             lease = leases.get(r.id)
-            if r.host == here and r.pid is not None and r.pid != os.getpid():
-                if pid_alive(r.pid):
-                    continue
+            if (r.host == here and r.pid is not None and r.pid != os.getpid()
+                    and not pid_alive(r.pid)):
                 why = f"process {r.pid} on {r.host} is gone (killed?)"
             elif lease is not None and now - lease.heartbeat_at > stale_after:
                 why = (f"no heartbeat from process {r.pid} on {r.host} since "

@@ -23,6 +23,7 @@ def test_history_shows_one_environment_and_each_verdict_once(make_project: Proje
                                                               cli: Cli) -> None:
     root = counted(make_project)
     assert cli("run", "-p", root, "-q")[0] == 0
+    assert cli("env", "create", "dev", "-p", root)[0] == 0
     assert cli("run", "-p", root, "-q", "--env", "dev", "--param", "n=5")[0] == 0
     for env in ("prod", "prod", "dev"):  # re-tests of the same artifacts
         assert cli("test", "-p", root, "--env", env)[0] == 0

@@ -45,7 +45,8 @@ def test_distribution_drift_on_a_boolean_column(make_project: ProjectFactory, cl
     rare = "SELECT i AS id, i = 0 AS cancelled FROM range(60) t(i)\n"  # 1.7% true
     check = f"- {{name: drift, type: distribution_drift, column: cancelled, {W}}}"
     root = project(make_project, check, sql=half)
-    assert run(cli, root, "--env", "dev")[0] == 0
+    assert run(cli, root)[0] == 0
+    assert cli("env", "create", "dev", "-p", root)[0] == 0  # prod is protected: change in dev
     (root / "pipelines/p/people.sql").write_text(
         (root / "pipelines/p/people.sql").read_text().replace(half, rare))
     code, result, err = run(cli, root, "--env", "dev")

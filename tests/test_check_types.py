@@ -188,8 +188,9 @@ def test_history_checks_compare_with_the_previous_artifact(make_project: Project
     first = [(i, "a" if i % 2 else "b", float(i)) for i in range(1, 21)]
     root = project(make_project, HISTORY_CHECKS, sql=step_sql(first))
     step = root / "pipelines/p/people.sql"
-    code, result, err = run(cli, root, "--env", "dev")
+    code, result, err = run(cli, root)
     assert code == 0, err
+    assert cli("env", "create", "dev", "-p", root)[0] == 0  # prod is protected: change in dev
     checks = by_name(result)
     # nothing to compare with yet: recorded as passed, said so
     assert {c["status"] for c in checks.values()} == {"passed"}
@@ -306,6 +307,7 @@ name: t
 sources:
   orders:
     path: incoming/*.csv
+    max_reject_pct: 50                  # one planted reject in four rows
     columns:
       id: {type: integer, required: true}
       amount: double
@@ -365,6 +367,7 @@ def test_balance_against_another_environment(make_project: ProjectFactory, cli: 
     assert "not built in environment prod" in checks["same_as_prod"]["message"]
     step = root / "pipelines/p/a.sql"
     step.write_text(step.read_text().replace("range(3)", "range(4)"))
+    assert cli("env", "create", "dev", "-p", root)[0] == 0
     code, result, err = run(cli, root, "--env", "dev")
     assert code == 0, err
     assert statuses(result) == {"same_as_prod": "failed", "near_prod": "passed"}

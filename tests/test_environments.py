@@ -142,6 +142,7 @@ def test_runs_record_the_git_commit_and_whether_the_tree_was_dirty(
     assert cli("run", "-p", root, "-q")[0] == 0
     run = json.loads(cli("runs", "show", "latest", "-p", root, "--format", "json")[1])
     assert run["git_sha"] == sha and run["git_dirty"] is False
+    assert cli("env", "create", "dev", "-p", root)[0] == 0
     edit(root, "big", ">=", ">")
     assert cli("run", "-p", root, "-q", "--env", "dev")[0] == 0
     run = json.loads(cli("runs", "show", "latest", "-p", root, "--format", "json")[1])

@@ -160,6 +160,7 @@ def test_gc_deletes_nothing_while_a_run_is_in_progress(make_project, cli) -> Non
     root = make_project({"andon.yaml": "name: g\nretention: 1s\n",
                          "pipelines/p/a.sql": "SELECT 1 AS x"})
     assert cli("run", "-p", root, "-q")[0] == 0
+    assert cli("env", "create", "dev", "-p", root)[0] == 0
     (root / "pipelines/p/a.sql").write_text("SELECT 2 AS x")
     assert cli("run", "-p", root, "--env", "dev", "-q")[0] == 0
     project = andon.Project.load(root)

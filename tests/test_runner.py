@@ -103,6 +103,7 @@ def test_selection_builds_only_what_is_asked(flights: Path, cli: Cli) -> None:
 
 def test_environments_are_independent_pointers(flights: Path, cli: Cli) -> None:
     assert cli("run", "-p", flights, "-q")[0] == 0
+    assert cli("env", "create", "dev", "-p", flights)[0] == 0
     assert cli("run", "-p", flights, "--env", "dev", "-q")[0] == 0
     # dev reuses every artifact prod built: same fingerprints, nothing rebuilt
     assert published(cli, flights, "dev") == published(cli, flights)

@@ -137,6 +137,7 @@ def test_an_error_never_shows_the_value(
 
 
 def test_a_missing_secret_names_itself_and_the_step(proj: Path, cli: Cli) -> None:
+    assert cli("env", "create", "dev", "-p", proj)[0] == 0
     code, out, err = cli("run", "-p", proj, "--env", "dev")
     assert code != 0
     text = out + err
@@ -292,3 +293,21 @@ def test_redact_hides_escaped_and_partial_forms() -> None:
     assert redact("LINE 1: ...'it''s-a-very-long-secr", [secret]) == "LINE 1: ...'***"
     assert redact("a short b", ["short"]) == "a *** b"
     assert redact("no secret here", [secret]) == "no secret here"
+
+
+def test_a_lost_key_is_never_silently_replaced(
+    proj: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set_(cli, monkeypatch, proj, "api_token", VALUE)[0] == 0
+    key = key_file(proj)
+    saved = key.read_bytes()
+    key.unlink()
+    code, _, err = set_(cli, monkeypatch, proj, "other", "another-value")
+    assert code != 0 and "the secrets key is missing" in err and "1 stored secret" in err
+    assert "restore .andon/secrets.key" in err
+    assert not key.exists()
+    key.write_bytes(saved)  # restored: everything decrypts again
+    assert set_(cli, monkeypatch, proj, "other", "another-value")[0] == 0
+    project = andon.Project.load(proj)
+    assert get_secret(project.store, proj, "api_token", "prod") == VALUE
+    project.close()

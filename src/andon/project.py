@@ -15,6 +15,7 @@ from andon.config import NAME_RE, ProjectConfig, SourceConfig, validate
 from andon.dag import Dag
 from andon.errors import AndonError, ConfigError, DagError, ProjectInvalid
 from andon.params import resolve as resolve_params
+from andon.parsecache import ParseCache
 from andon.steps import Step, load_python_steps, load_sql_step, render, source_step
 from andon.store import Store, open_store
 from andon.yamlfile import load_yaml
@@ -102,12 +103,16 @@ class Project:
         problems: list[AndonError] = []
         broken: set[str] = set()  # names of step files that did not load
         if pipelines_dir.is_dir():
-            for file in sorted(pipelines_dir.rglob("*")):
-                try:
-                    steps.extend(_load_file(file, pipelines_dir, config, merged))
-                except AndonError as e:
-                    problems.append(e)
-                    broken.add(file.stem)
+            cache = ParseCache(root)
+            try:
+                for file in sorted(pipelines_dir.rglob("*")):
+                    try:
+                        steps.extend(_load_file(file, pipelines_dir, config, merged, cache))
+                    except AndonError as e:
+                        problems.append(e)
+                        broken.add(file.stem)
+            finally:
+                cache.save()
         elif config.pipelines != "pipelines":
             raise ConfigError(
                 f"pipelines folder {config.pipelines!r} does not exist",
@@ -198,7 +203,8 @@ def _render_path(source: SourceConfig, params: Mapping[str, Any], config_file: P
 
 
 def _load_file(
-    file: Path, pipelines_dir: Path, config: ProjectConfig, params: Mapping[str, Any]
+    file: Path, pipelines_dir: Path, config: ProjectConfig, params: Mapping[str, Any],
+    cache: ParseCache,
 ) -> list[Step]:
     if file.suffix not in (".sql", ".py") or file.name.startswith(("_", ".")):
         return []
@@ -218,7 +224,7 @@ def _load_file(
         )
     folder_zone = next((p for p in reversed(rel.parts[:-1]) if p in config.zones), None)
     loaded = (
-        [load_sql_step(file, pipeline, params)]
+        [load_sql_step(file, pipeline, params, cache)]
         if file.suffix == ".sql"
         else load_python_steps(file, pipeline)
     )

@@ -85,7 +85,7 @@ def set_secret(store: Store, root: Path, name: str, value: str, *, environment: 
         from andon.environments import check_name as check_environment
 
         check_environment(environment)
-    token = Fernet(load_key(root, create=True)).encrypt(value.encode()).decode()
+    token = Fernet(_key_to_set(store, root)).encrypt(value.encode()).decode()
     now = time.time()
     with store.engine.begin() as conn:
         where = (t.secrets.c.name == name) & (t.secrets.c.environment == environment)
@@ -96,6 +96,22 @@ def set_secret(store: Store, root: Path, name: str, value: str, *, environment: 
             conn.execute(insert(t.secrets).values(name=name, environment=environment,
                                                   ciphertext=token, updated_at=now,
                                                   updated_by=who))
+
+
+def _key_to_set(store: Store, root: Path) -> bytes:
+    """The key, created on first use only: with secrets stored, a missing key file is lost,
+    and a new key would leave every stored secret undecryptable."""
+    if os.environ.get(KEY_ENV) or key_file(root).exists():
+        return load_key(root, create=False)
+    stored = list_secrets(store)
+    if stored:
+        raise SecretError(
+            f"the secrets key is missing ({KEY_ENV} is not set and .andon/secrets.key does "
+            f"not exist), and {len(stored)} stored secret(s) were encrypted with it",
+            hint="restore .andon/secrets.key from a backup (or set "
+                 f"{KEY_ENV}); if the key is lost, remove the secrets (`andon secrets rm "
+                 "NAME --env ENV`) and set them again, which creates a new key")
+    return load_key(root, create=True)
 
 
 def list_secrets(store: Store) -> list[Row]:

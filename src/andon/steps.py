@@ -12,17 +12,17 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
-import sqlglot
 from pydantic import ValidationError
-from sqlglot import TokenType, exp
 
 from andon.config import NAME_RE, SourceConfig, StepConfig, validate
-from andon.engines.duckdb import placeholder_sql
 from andon.errors import ConfigError, SqlError
-from andon.templates import render
+from andon.parsecache import ParseCache, Parsed
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
+
+if TYPE_CHECKING:  # sqlglot, Jinja and the engine load only when a file must be parsed
+    from sqlglot import exp
 
 StepKind = Literal["sql", "python", "source"]
 
@@ -304,12 +304,18 @@ _TOKEN_RE = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+[^>]*>
 
 def _token_lines(sql: str) -> list[tuple[int, bool]]:
     """(line, is_semicolon) of each SQL token."""
+    import sqlglot
+    from sqlglot import TokenType
+
     tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql)
     return [(t.line, t.token_type == TokenType.SEMICOLON) for t in tokens]
 
 
 def parse_select(sql: str, path: Path, step_name: str) -> exp.Expression:
     """Parse one DuckDB SELECT; errors carry file, line, column and the SQL highlighted."""
+    import sqlglot
+    from sqlglot import exp
+
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except sqlglot.errors.ParseError as e:
@@ -380,6 +386,8 @@ def _highlight(sql: str, line: int | None, col: int | None) -> str:
 
 
 def table_refs(tree: exp.Expr, path: Path, step_name: str) -> tuple[TableRef, ...]:
+    from sqlglot import exp
+
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: list[TableRef] = []
     for table in tree.find_all(exp.Table):
@@ -400,15 +408,44 @@ def table_refs(tree: exp.Expr, path: Path, step_name: str) -> tuple[TableRef, ..
     return tuple(refs)
 
 
-def canonical_sql(tree: exp.Expr) -> str:
+def canonical_sql(tree: exp.Expr, *, copy: bool = True) -> str:
     """SQL without comments or formatting: reformatting a step does not change its fingerprint.
 
     Identifiers keep their case: ``AS Foo`` and ``AS foo`` name different output columns.
+    ``copy=False`` spares a deep copy of the tree, which the generator may then change.
     """
-    return tree.sql(dialect="duckdb", comments=False)
+    return tree.sql(dialect="duckdb", comments=False, copy=copy)
 
 
-def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
+def is_template(text: str) -> bool:
+    """Whether Jinja would change the text: without ``{{``, ``{%`` or ``{#`` it is left as
+    it is, and compiling it is the most expensive part of loading a small step."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def render(template: str, params: Mapping[str, Any], path: Path, step_name: str | None = None,
+           *, sql: bool = True) -> str:
+    """``templates.render``, imported (with Jinja) only when a file is a template."""
+    from andon.templates import render as render_template
+
+    return render_template(template, params, path, step_name, sql=sql)
+
+
+def parse_step_sql(sql: str, path: Path, step_name: str) -> Parsed:
+    """What a step's SQL gives: its canonical code, the tables it reads and the SQL with a
+    placeholder for each input. A pure function of the SQL text (errors aside, which name
+    the file): the parse cache keeps it."""
+    from andon.engines.duckdb import placeholder_sql
+
+    tree = parse_select(sql, path, step_name)
+    refs = table_refs(tree, path, step_name)
+    bound = placeholder_sql(tree)[0]  # works on its own copy
+    code = canonical_sql(tree, copy=False)  # last use of the tree
+    return Parsed(code, tuple((r.name, r.line, r.column) for r in refs), bound)
+
+
+def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any],
+                  cache: ParseCache | None = None) -> Step:
     name = path.stem
     text = path.read_text(encoding="utf-8")
     header, body, body_line = split_header(text, path)
@@ -422,20 +459,24 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any]) -> Step:
     if header is None and sidecar.exists():
         header = load_yaml(sidecar)
     config = validate(StepConfig, header, "the step header") if header else StepConfig()
-    sql = render(body, params, path, name)
-    tree = parse_select(sql, path, name)
+    sql = render(body, params, path, name) if is_template(body) else body
+    parsed = cache.get(sql) if cache is not None else None
+    if parsed is None:
+        parsed = parse_step_sql(sql, path, name)
+        if cache is not None:
+            cache.put(sql, parsed)
     return Step(
         name=name,
         kind="sql",
         pipeline=pipeline,
         file=path,
         config=config,
-        code=canonical_sql(tree),
-        refs=table_refs(tree, path, name),
+        code=parsed.code,
+        refs=tuple(TableRef(*r) for r in parsed.refs),
         sql=sql.strip(),
         line=body_line,
         template=body.strip(),
-        bound=placeholder_sql(tree)[0],
+        bound=parsed.bound,
     )
 
 

@@ -44,7 +44,7 @@ def placeholder_sql(tree: exp.Expression) -> tuple[str, tuple[str, ...]]:
         names.append(table.name)
         table.replace(exp.Table(this=exp.to_identifier(_PLACEHOLDER.format(table.name)),
                                 alias=exp.TableAlias(this=exp.to_identifier(alias))))
-    return tree.sql(dialect="duckdb"), tuple(dict.fromkeys(names))
+    return tree.sql(dialect="duckdb", copy=False), tuple(dict.fromkeys(names))  # our copy
 
 
 def bind_template(template: str, inputs: Mapping[str, Sequence[str | Path]]) -> str:

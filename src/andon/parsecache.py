@@ -1,0 +1,123 @@
+"""The parse cache: what parsing a SQL step gives (canonical code, tables read, SQL with input
+placeholders), kept in ``.andon/parse-cache.sqlite`` by the sha256 of the rendered SQL, so
+that loading a project parses only the files that changed.
+
+An entry is a pure function of the SQL text and of the code that parsed it: the file records
+andon's version, sqlglot's version and a digest of andon's parsing modules, and is emptied when
+any of them differ. The cache is an optimisation only: a file that cannot be read or written
+(read-only folder, another process holding the lock, a damaged file) means parsing again,
+never an error, and an entry that does not decode is a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from andon import __version__
+
+FILE = Path(".andon") / "parse-cache.sqlite"
+FORMAT = "1"
+# entries of files that no longer exist are dropped when the cache outgrows the project
+MIN_KEPT = 10_000
+# the modules whose code decides what an entry holds
+_PARSERS = ("steps.py", "engines/duckdb.py", "parsecache.py")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    code: str
+    refs: tuple[tuple[str, int | None, int | None], ...]
+    bound: str
+
+
+def _stamp() -> str:
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _PARSERS:
+        with contextlib.suppress(OSError):
+            digest.update((here / name).read_bytes())
+    try:
+        sqlglot = version("sqlglot")  # without importing it: a warm load does not need it
+    except PackageNotFoundError:
+        import sqlglot as module
+
+        sqlglot = str(getattr(module, "__version__", "unknown"))
+    return f"{FORMAT} andon {__version__} sqlglot {sqlglot} {digest.hexdigest()}"
+
+
+def key(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+class ParseCache:
+    """Entries read one by one while a project loads; new ones written in one transaction."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.path = project_root / FILE
+        self._db: sqlite3.Connection | None = None
+        self._new: dict[str, Parsed] = {}
+        self._used = 0
+        self._opened = False
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._opened:
+            return self._db
+        self._opened = True
+        if not self.path.parent.is_dir():
+            return None
+        try:
+            db = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, value TEXT)")
+            stamp = _stamp()
+            found = db.execute("SELECT value FROM meta WHERE name = 'stamp'").fetchone()
+            if found is None or found[0] != stamp:
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("DELETE FROM parsed")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
+        except sqlite3.Error:
+            return None
+        self._db = db
+        return db
+
+    def get(self, sql: str) -> Parsed | None:
+        self._used += 1
+        db = self._open()
+        if db is None:
+            return None
+        try:
+            found = db.execute("SELECT value FROM parsed WHERE key = ?", (key(sql),)).fetchone()
+            if found is None:
+                return None
+            code, refs, bound = json.loads(found[0])
+            return Parsed(str(code), tuple((str(n), ln, col) for n, ln, col in refs), str(bound))
+        except (sqlite3.Error, ValueError, TypeError):
+            return None
+
+    def put(self, sql: str, parsed: Parsed) -> None:
+        self._new[key(sql)] = parsed
+
+    def save(self) -> None:
+        """Write the new entries (one transaction) and close; failures are ignored."""
+        db = self._open() if self._new else self._db
+        if db is not None and self._new:
+            rows = [(k, json.dumps([p.code, p.refs, p.bound])) for k, p in self._new.items()]
+            with contextlib.suppress(sqlite3.Error):
+                count = db.execute("SELECT count(*) FROM parsed").fetchone()[0]
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    if count + len(rows) > max(MIN_KEPT, 4 * self._used):
+                        db.execute("DELETE FROM parsed")
+                    db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?)", rows)
+        self._new.clear()
+        if db is not None:
+            db.close()
+        self._db = None
+        self._opened = False

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from andon.checks.types import CHECK_TYPES
+from andon.checks.registry import BUILTIN as CHECK_TYPES
 from tests.conftest import Cli, ProjectFactory
 
 # five rows with one planted fault per column
@@ -437,7 +437,7 @@ def test_every_catalog_type_is_exercised_here() -> None:
 
 
 def test_every_check_type_is_documented() -> None:
-    from andon.checks.types import render_docs
+    from andon.checks.docs import render_docs
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "checks.md").read_text()
     headings = [line[3:].strip() for line in doc.splitlines() if line.startswith("## ")]
@@ -445,7 +445,7 @@ def test_every_check_type_is_documented() -> None:
     for t in CHECK_TYPES.values():
         section = doc.split(f"## {t.name}\n", 1)[1].split("\n## ", 1)[0]
         assert t.doc in section and t.example.strip().splitlines()[-1] in section
-    assert doc == render_docs(), "regenerate: python -m andon.checks.types > docs/checks.md"
+    assert doc == render_docs(), "regenerate: python -m andon.checks.docs > docs/checks.md"
 
 
 def test_documented_examples_are_valid_checks(tmp_path: Path) -> None:
@@ -453,7 +453,7 @@ def test_documented_examples_are_valid_checks(tmp_path: Path) -> None:
     from andon.yamlfile import parse_yaml
 
     for t in CHECK_TYPES.values():
-        if t.kind == "python":
+        if t.family == "python":
             continue
         spec = _spec(parse_yaml(t.example, tmp_path / "example.yaml"), "docs")
         assert spec.type == t.name

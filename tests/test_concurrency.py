@@ -173,7 +173,7 @@ def test_killed_mid_build_leaves_nothing_half_written_and_the_next_run_recovers(
         "pipelines/p/after.sql": "SELECT count(*) AS n FROM big",
     })
     # prod is protected (changed code goes through a branch environment): use dev
-    assert cli("env", "create", "dev", "-p", root)[0] == 0
+    assert cli("env", "create", "dev", "--empty", "-p", root)[0] == 0
     assert cli("run", "-p", root, "-q", "--env", "dev")[0] == 0
     before = published(cli, root, "dev")
     warehouse = root / ".andon/warehouse"

@@ -282,7 +282,7 @@ def test_a_step_can_ask_which_environment_and_run_it_is_in(make_project, cli) ->
             "    return pa.table({'env': [context['environment']], "
             "'run': [context['run_id']]})\n"),
     })
-    assert cli("env", "create", "dev", "-p", root)[0] == 0
+    assert cli("env", "create", "dev", "--empty", "-p", root)[0] == 0
     assert cli("run", "-p", root, "--env", "dev", "-q")[0] == 0
     out = cli("query", "SELECT env, run FROM whereabouts", "-p", root, "--env", "dev",
               "--format", "json")[1]

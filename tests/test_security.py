@@ -134,7 +134,7 @@ def test_jinja_in_a_step_is_sandboxed(make_project: ProjectFactory, cli: Cli) ->
             SELECT {{ who.__class__.__mro__[1].__subclasses__() | length }} AS n
         """,
     })
-    code, out, err = cli("plan", "-p", root)  # a read-only command loads the project too
+    code, _, err = cli("plan", "-p", root)  # a read-only command loads the project too
     assert code != 0
     assert "evil.sql" in err and "template" in err
 
@@ -154,3 +154,22 @@ def test_a_typo_of_an_environment_is_refused_not_created(make_project: ProjectFa
     assert "dve" not in out
     assert cli("env", "create", "qa", "-p", root)[0] == 0
     assert _run(cli, root, "--env", "qa")[0] == 0
+
+
+def test_a_yaml_alias_bomb_is_refused_with_its_line(make_project: ProjectFactory,
+                                                    cli: Cli) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]"
+               for i in range(8)]
+    root = make_project({"andon.yaml": "name: bomb\nparams:\n"
+                         + "".join(f"  {line}\n" for line in levels)})
+    code, _, err = cli("plan", "-p", root)
+    assert code != 0 and "alias expansions" in err and "andon.yaml:" in err
+
+
+def test_a_huge_yaml_file_is_refused(make_project: ProjectFactory, cli: Cli) -> None:
+    root = make_project({"andon.yaml": "name: big\n"})
+    with (root / "andon.yaml").open("a") as f:
+        f.write("# padding\n" * 1_100_000)
+    code, _, err = cli("plan", "-p", root)
+    assert code != 0 and "larger than 10 MB" in err

@@ -6,9 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from andon.engines.duckdb import DuckDBEngine
 from andon.errors import AndonError, EnvironmentNotFound, NotFound, SqlError, did_you_mean
 from andon.project import Project
 from andon.store import Row
@@ -69,6 +66,8 @@ def _table(project: Project, table: str, environment: str | None) -> Row:
 
 
 def show(project: Project, table: str, environment: str | None = None, limit: int = 10) -> Row:
+    from andon.engines.duckdb import DuckDBEngine
+
     art = _table(project, table, environment)
     step = project.dag.steps.get(table)
     wh = Warehouse(project.warehouse)
@@ -108,6 +107,10 @@ def query(project: Project, sql: str, environment: str | None = None,
           limit: int | None = None, *, as_of: str | None = None,
           commit: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL over an environment's tables; returns column names and rows."""
+    import duckdb
+
+    from andon.engines.duckdb import DuckDBEngine
+
     published = env_tables(project, environment, as_of=as_of, commit=commit)
     wh = Warehouse(project.warehouse)
     tables = {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
@@ -135,6 +138,8 @@ def query(project: Project, sql: str, environment: str | None = None,
 
 def _require_select(sql: str) -> None:
     """``andon query`` reads: one SELECT (or WITH … SELECT), as DuckDB itself parses it."""
+    import duckdb
+
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
@@ -201,6 +206,7 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
     """The profile of a table's current artifact (computed now if it was never profiled)."""
     from andon.checks import history
     from andon.checks.run import Audit, evaluate
+    from andon.engines.duckdb import DuckDBEngine
     from andon.runner import manifest_of
 
     art = _table(project, table, environment)
@@ -223,6 +229,7 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
 def suggest_checks(project: Project, table: str, environment: str | None = None) -> str:
     from andon.checks import history
     from andon.checks.suggest import MAX_CATEGORIES, suggest, to_yaml
+    from andon.engines.duckdb import DuckDBEngine
 
     prof = profile(project, table, environment)
     art = _table(project, table, environment)
@@ -250,7 +257,7 @@ def checks_list(project: Project) -> list[Row]:
         return f"{path}:{line}" if line else str(path)
 
     return [{"name": c.name, "table": c.table, "type": c.type, "severity": c.severity,
-             "spc": c.spec.spc is not None, "where": where(Path(c.file), c.line)}
+             "spc": c.spc is not None, "where": where(Path(c.file), c.line)}
             for c in project.checks]
 
 

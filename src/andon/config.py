@@ -180,7 +180,7 @@ class StepConfig(Model):
     @classmethod
     def _known_grain(cls, v: str | None) -> str | None:
         if v is not None:
-            from andon.incremental import parse_grain
+            from andon.grain import parse_grain
 
             parse_grain(v)
         return v

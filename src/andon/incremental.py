@@ -11,7 +11,6 @@ rebuild whenever an interval's rows come only from input rows that produce rows 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from andon.errors import ConfigError, did_you_mean
+from andon.grain import parse_grain
 from andon.project import Project
 from andon.store import Row
 from andon.warehouse import Manifest, Warehouse
@@ -27,24 +27,7 @@ from andon.warehouse import Manifest, Warehouse
 if TYPE_CHECKING:
     from andon.engines.duckdb import DuckDBEngine
 
-UNITS = ("minute", "hour", "day", "week", "month", "quarter", "year")
-_GRAIN_RE = re.compile(r"^\s*(\d+)\s+([a-z]+?)s?\s*$")
 TEMPORAL = ("DATE", "TIMESTAMP")  # type names a grain applies to (prefixes)
-
-
-def parse_grain(text: str) -> tuple[int, str]:
-    """``month`` → (1, "month"); ``15 minutes`` → (15, "minute"); ValueError otherwise."""
-    key = text.strip().lower()
-    count, unit = 1, key
-    m = _GRAIN_RE.match(key)
-    if m:
-        count, unit = int(m.group(1)), m.group(2)
-    if unit not in UNITS or count < 1:
-        hint = did_you_mean(unit, UNITS)
-        raise ValueError(
-            f"unknown grain {text!r}" + (f"; {hint}" if hint else "")
-            + f" (known: {', '.join(UNITS)}, or a count and a unit like '15 minutes')")
-    return count, unit
 
 
 def quote(name: str) -> str:

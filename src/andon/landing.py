@@ -166,50 +166,61 @@ def land(
     """Copy new files into the landing zone (read-only) and record them.
 
     Every file is checked first (``check_file``): when one cannot be ingested at all, none of
-    the batch lands, so that the sender can replace it. Returns the landed rows of all
-    ``arrivals``, in order, including files another run landed meanwhile.
+    the batch lands, so that the sender can replace it. Each file is hashed while it is copied
+    (it is read once), and the batch is recorded in one transaction. Returns the landed rows
+    of all ``arrivals``, in order, including files another run landed meanwhile.
     """
     for a in arrivals:
         if a.source is not None:
             check_file(a.source, a.path, a.path.name, name)
-    out: list[Row] = []
-    for a in arrivals:
-        now = time.time()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
-        folder = landing_root / name / f"{stamp.replace('.', '_')}-{a.sha256[:8]}"
-        target = folder / a.path.name
-        tmp = folder / f".{a.path.name}.part"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(a.path, tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise os_error(e, folder, name) from e
-        if sha256_file(target) != a.sha256:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise SourceError(
-                f"file changed while it was being landed: {a.path}",
-                step=name,
-                hint="wait until the file is completely written, then run again",
-            )
-        row = {
-            "source": name,
-            "sha256": a.sha256,
-            "original_path": str(a.path),
-            "landed_path": target.relative_to(landing_root).as_posix(),
-            "bytes": a.bytes,
-            "arrived_at": now,
-            "run_id": run_id,
-        }
-        if store.add_landed_file(row):
-            out.append(row)
-            continue
-        # the same bytes landed meanwhile (a run of another environment): use that copy
+    rows: list[Row] = []
+    try:
+        for a in arrivals:
+            rows.append(_copy_in(landing_root, name, a, run_id))
+        recorded = store.add_landed_files(rows)
+    except BaseException:
+        for row in rows:
+            shutil.rmtree((landing_root / row["landed_path"]).parent, ignore_errors=True)
+        raise
+    for row, kept in zip(rows, recorded, strict=True):
+        if kept is not row:  # the same bytes landed meanwhile (a run of another environment)
+            shutil.rmtree((landing_root / row["landed_path"]).parent, ignore_errors=True)
+    return recorded
+
+
+def _copy_in(landing_root: Path, name: str, a: Arrival, run_id: int) -> Row:
+    """Copy one file into its own folder of the landing zone, read-only, checking that the
+    bytes copied are the bytes hashed when it was found."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
+    folder = landing_root / name / f"{stamp.replace('.', '_')}-{a.sha256[:8]}"
+    target = folder / a.path.name
+    tmp = folder / f".{a.path.name}.part"
+    h = hashlib.sha256()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with a.path.open("rb") as src, tmp.open("wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                dst.write(chunk)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except OSError as e:
         shutil.rmtree(folder, ignore_errors=True)
-        prior = store.landed_file(name, a.sha256)
-        if prior is None:
-            raise SourceError(f"could not record the landed file {a.path.name}", step=name,
-                              hint="run again")
-        out.append(prior)
-    return out
+        raise os_error(e, folder, name) from e
+    if h.hexdigest() != a.sha256:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SourceError(
+            f"file changed while it was being landed: {a.path}",
+            step=name,
+            hint="wait until the file is completely written, then run again",
+        )
+    return {
+        "source": name,
+        "sha256": a.sha256,
+        "original_path": str(a.path),
+        "landed_path": target.relative_to(landing_root).as_posix(),
+        "bytes": a.bytes,
+        "arrived_at": now,
+        "run_id": run_id,
+    }

@@ -1,6 +1,7 @@
 """The parse cache: what parsing a SQL step gives (canonical code, tables read, SQL with input
 placeholders), kept in ``.andon/parse-cache.sqlite`` by the sha256 of the rendered SQL, so
-that loading a project parses only the files that changed.
+that loading a project parses only the files that changed. A step that is a Jinja template
+also keeps its rendered SQL, by the sha256 of the template and of the parameters' values.
 
 An entry is a pure function of the SQL text and of the code that parsed it: the file records
 andon's version, sqlglot's version and a digest of andon's parsing modules, and is emptied when
@@ -15,9 +16,11 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from andon import __version__
 
@@ -26,7 +29,7 @@ FORMAT = "1"
 # entries of files that no longer exist are dropped when the cache outgrows the project
 MIN_KEPT = 10_000
 # the modules whose code decides what an entry holds
-_PARSERS = ("steps.py", "engines/duckdb.py", "parsecache.py")
+_PARSERS = ("steps.py", "templates.py", "engines/duckdb.py", "parsecache.py")
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,25 @@ def key(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()
 
 
+def render_key(template: str, params: Mapping[str, Any]) -> str | None:
+    """The key of a rendering: the template and the parameters' values with their types
+    (``1``, ``1.0``, ``'1'`` and ``true`` differ); None when a value has no stable text."""
+    try:
+        values = json.dumps(params, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return None
+    if " at 0x" in values:  # an object's repr naming its address says nothing of its value
+        return None
+    return "render " + key(f"{template}\0{values}")
+
+
 class ParseCache:
     """Entries read one by one while a project loads; new ones written in one transaction."""
 
     def __init__(self, project_root: Path) -> None:
         self.path = project_root / FILE
         self._db: sqlite3.Connection | None = None
-        self._new: dict[str, Parsed] = {}
+        self._new: dict[str, Parsed | str] = {}
         self._used = 0
         self._opened = False
 
@@ -69,9 +84,8 @@ class ParseCache:
         if self._opened:
             return self._db
         self._opened = True
-        if not self.path.parent.is_dir():
-            return None
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
             db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, value TEXT)")
@@ -82,7 +96,7 @@ class ParseCache:
                     db.execute("BEGIN IMMEDIATE")
                     db.execute("DELETE FROM parsed")
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
-        except sqlite3.Error:
+        except (OSError, sqlite3.Error):
             return None
         self._db = db
         return db
@@ -104,11 +118,28 @@ class ParseCache:
     def put(self, sql: str, parsed: Parsed) -> None:
         self._new[key(sql)] = parsed
 
+    def rendered(self, template: str, params: Mapping[str, Any]) -> str | None:
+        k = render_key(template, params)
+        db = self._open() if k is not None else None
+        if db is None:
+            return None
+        try:
+            found = db.execute("SELECT value FROM parsed WHERE key = ?", (k,)).fetchone()
+            return None if found is None else str(json.loads(found[0]))
+        except (sqlite3.Error, ValueError, TypeError):
+            return None
+
+    def put_rendered(self, template: str, params: Mapping[str, Any], sql: str) -> None:
+        k = render_key(template, params)
+        if k is not None:
+            self._new[k] = sql
+
     def save(self) -> None:
         """Write the new entries (one transaction) and close; failures are ignored."""
         db = self._open() if self._new else self._db
         if db is not None and self._new:
-            rows = [(k, json.dumps([p.code, p.refs, p.bound])) for k, p in self._new.items()]
+            rows = [(k, json.dumps(p if isinstance(p, str) else [p.code, p.refs, p.bound]))
+                    for k, p in self._new.items()]
             with contextlib.suppress(sqlite3.Error):
                 count = db.execute("SELECT count(*) FROM parsed").fetchone()[0]
                 with db:

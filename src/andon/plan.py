@@ -217,7 +217,7 @@ def _validate_checks(project: Project, names: set[str], known: dict[str, Row],
     from andon.schemas import infer
 
     tables = {c.table for c in checks}
-    tables |= {c.spec.to.split(".", 1)[0] for c in checks if c.spec.to}
+    tables |= {c.target for c in checks if c.target}
     sealed = {name: {str(a): str(b) for a, b in known[fp]["schema"]}
               for name, fp in fps.items() if fp in known}
     schemas = infer(project, tables, sealed)
@@ -225,8 +225,7 @@ def _validate_checks(project: Project, names: set[str], known: dict[str, Row],
         schema = schemas.get(c.table)
         if schema is None:
             continue
-        other = c.spec.to.split(".", 1)[0] if c.spec.to else None
-        validate_columns(c, schema, schemas.get(other) if other else None)
+        validate_columns(c, schema, schemas.get(c.target) if c.target else None)
 
 
 def active_landed(rows: list[Row], pattern: str | None = None,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from andon.checks.load import load_checks
 from andon.checks.model import Check
@@ -17,8 +17,10 @@ from andon.errors import AndonError, ConfigError, DagError, ProjectInvalid
 from andon.params import resolve as resolve_params
 from andon.parsecache import ParseCache
 from andon.steps import Step, load_python_steps, load_sql_step, render, source_step
-from andon.store import Store, open_store
 from andon.yamlfile import load_yaml
+
+if TYPE_CHECKING:
+    from andon.store import Store
 
 CONFIG_FILE = "andon.yaml"
 
@@ -162,6 +164,8 @@ class Project:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from andon.store import open_store  # SQLAlchemy: only for what reads the store
+
             url = os.environ.get("ANDON_STORE_URL") or self.config.store
             self._store = open_store(url, self.root)
         return self._store

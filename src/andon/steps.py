@@ -444,6 +444,16 @@ def parse_step_sql(sql: str, path: Path, step_name: str) -> Parsed:
     return Parsed(code, tuple((r.name, r.line, r.column) for r in refs), bound)
 
 
+def _render_step(body: str, params: Mapping[str, Any], path: Path, name: str,
+                 cache: ParseCache | None) -> str:
+    sql = cache.rendered(body, params) if cache is not None else None
+    if sql is None:
+        sql = render(body, params, path, name)
+        if cache is not None:
+            cache.put_rendered(body, params, sql)
+    return sql
+
+
 def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any],
                   cache: ParseCache | None = None) -> Step:
     name = path.stem
@@ -459,7 +469,7 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any],
     if header is None and sidecar.exists():
         header = load_yaml(sidecar)
     config = validate(StepConfig, header, "the step header") if header else StepConfig()
-    sql = render(body, params, path, name) if is_template(body) else body
+    sql = _render_step(body, params, path, name, cache) if is_template(body) else body
     parsed = cache.get(sql) if cache is not None else None
     if parsed is None:
         parsed = parse_step_sql(sql, path, name)

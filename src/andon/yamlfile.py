@@ -31,8 +31,30 @@ class YamlDoc:
         return None
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: int) -> Any:
+MAX_BYTES = 10 * 1024 * 1024
+MAX_EXPANSIONS = 1000  # uses of an anchored mapping or list (a "billion laughs" has millions)
+
+
+@dataclass
+class _Budget:
+    seen: set[int] = field(default_factory=set)
+    expansions: int = 0
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: int,
+          budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget()
     lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in budget.seen:  # an alias: the anchored node again
+            budget.expansions += 1
+            if budget.expansions > MAX_EXPANSIONS:
+                raise ConfigError(
+                    f"more than {MAX_EXPANSIONS} YAML alias expansions",
+                    file=file, line=node.start_mark.line + 1 + offset,
+                    hint="aliases (*name) here expand into a huge document; write the "
+                         "values out or use fewer nested aliases")
+        budget.seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -47,11 +69,12 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, offset: i
                     hint="keep one of them: YAML would silently use the last",
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*loc, key), lines, file, offset)
+            out[key] = _walk(value_node, (*loc, key), lines, file, offset, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _walk(item, (*loc, i), lines, file, offset) for i, item in enumerate(node.value)
+            _walk(item, (*loc, i), lines, file, offset, budget)
+            for i, item in enumerate(node.value)
         ]
     return _scalar(node)
 
@@ -67,7 +90,11 @@ def _scalar(node: yaml.Node) -> Any:
 
 
 def parse_yaml(text: str, file: str | Path, line_offset: int = 0) -> YamlDoc:
-    """Parse one YAML document; a syntax error names the file, line and column."""
+    """Parse one YAML document; a syntax error names the file, line and column. A document
+    over ``MAX_BYTES`` or expanding aliases more than ``MAX_EXPANSIONS`` times is refused."""
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"YAML larger than {MAX_BYTES // (1024 * 1024)} MB", file=file,
+                          hint="configuration files are small: move data to source files")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
@@ -87,6 +114,10 @@ def parse_yaml(text: str, file: str | Path, line_offset: int = 0) -> YamlDoc:
 
 def load_yaml(path: Path) -> YamlDoc:
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path.name} is larger than {MAX_BYTES // (1024 * 1024)} MB",
+                              file=path, hint="configuration files are small: move data to "
+                                              "source files")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ConfigError(f"{path.name} not found", file=path) from e

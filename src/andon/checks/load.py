@@ -9,24 +9,21 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlglot
 from pydantic import ValidationError
 
+from andon.checks.kinds.python import PythonSpec
 from andon.checks.model import Check, CheckSpec
-from andon.checks.patterns import PATTERNS
-from andon.checks.types import CHECK_TYPES, column_fits
+from andon.checks.registry import UnknownCheckType, check_types, get
 from andon.config import validate
 from andon.errors import ConfigError, did_you_mean
 from andon.steps import Step, import_file, split_header
 from andon.yamlfile import Loc, YamlDoc, load_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TEMPLATE_RE = re.compile(r"\{\{\s*(table|ref\(\s*(['\"])[A-Za-z0-9_]+\2\s*\))\s*\}\}")
 
 
 def check(*, table: str, name: str | None = None, severity: str = "error",
@@ -58,60 +55,32 @@ def _sub(doc: YamlDoc, prefix: Loc) -> YamlDoc:
 
 
 def _spec(doc: YamlDoc, where: str) -> CheckSpec:
+    """Validate one check against the spec model of its type (the discriminator ``type``)."""
     if not isinstance(doc.data, dict):
         raise ConfigError(f"a check in {where} must be a mapping with a 'type'", file=doc.file,
                           line=doc.line_of(()), hint="write e.g. {type: not_null, column: id}")
     ctype = doc.data.get("type")
-    if ctype not in CHECK_TYPES:
-        hint = did_you_mean(str(ctype), CHECK_TYPES) if ctype else ""
-        raise ConfigError(
-            f"unknown check type {ctype!r}" if ctype else "a check needs a 'type'",
-            file=doc.file, line=doc.line_of(("type",)),
-            hint=hint or f"check types: {', '.join(sorted(CHECK_TYPES))}",
-        )
-    spec = validate(CheckSpec, doc, f"check in {where}")
-    ctype_def = CHECK_TYPES[spec.type]
-    for req in ctype_def.requires:
-        if req == "column" and spec.type == "unique":
-            continue
-        if getattr(spec, req) in (None, [], {}):
-            raise ConfigError(
-                f"check type {spec.type!r} needs {req!r}", file=doc.file,
-                line=doc.line_of(()), hint=f"example: {ctype_def.example}",
-            )
-    if spec.type == "unique" and not (spec.column or spec.columns):
-        raise ConfigError("check type 'unique' needs 'column' or 'columns'", file=doc.file,
-                          line=doc.line_of(()), hint=f"example: {ctype_def.example}")
-    if spec.pattern is not None and spec.pattern not in PATTERNS:
-        looks_named = re.fullmatch(r"[a-z][a-z0-9_]*", spec.pattern) is not None
-        hint = did_you_mean(spec.pattern, PATTERNS) if looks_named else ""
-        from andon.checks.bind import regex_error
-
-        why = regex_error(spec.pattern)  # the engine's RE2, not Python's re, runs it
-        if why:
-            raise ConfigError(f"invalid regular expression {spec.pattern!r}: {why}",
-                              file=doc.file, line=doc.line_of(("pattern",)),
-                              hint=hint or "the syntax is RE2's (no lookarounds, no "
-                              f"backreferences); named patterns: {', '.join(sorted(PATTERNS))}")
-        if hint:
-            raise ConfigError(f"unknown pattern name {spec.pattern!r}", file=doc.file,
-                              line=doc.line_of(("pattern",)), hint=hint)
-    if spec.max_age is not None:
-        from andon.checks.types import parse_age
-
-        try:
-            parse_age(spec.max_age)
-        except ValueError as e:
-            raise ConfigError(str(e), file=doc.file, line=doc.line_of(("max_age",))) from None
-    if spec.sql is not None:
-        # {{ table }} and {{ ref('other') }} become table names for the syntax check
-        _parse_sql(_TEMPLATE_RE.sub("t", spec.sql), doc.file, (doc.line_of(("sql",)) or 1))
-    if spec.expr is not None:
-        _parse_sql(f"SELECT {spec.expr}", doc.file, doc.line_of(("expr",)) or 1)
+    if not ctype:
+        raise ConfigError("a check needs a 'type'", file=doc.file, line=doc.line_of(()),
+                          hint=f"check types: {', '.join(sorted(check_types()))}")
+    try:
+        kind = get(str(ctype))
+    except UnknownCheckType as e:
+        raise ConfigError(e.message, file=doc.file, line=doc.line_of(("type",)),
+                          hint=e.hint) from None
+    for req in kind.requires:
+        if doc.data.get(req) in (None, [], {}):
+            raise ConfigError(f"check type {kind.name!r} needs {req!r}", file=doc.file,
+                              line=doc.line_of(()), hint=f"example: {kind.example}")
+    spec = validate(kind.spec, doc, f"check in {where}")
+    kind.check_spec(spec, doc)
     return spec
 
 
-def _parse_sql(sql: str, file: str | Path, line: int) -> None:
+def parse_sql(sql: str, file: str | Path, line: int) -> None:
+    """Refuse SQL that does not parse (DuckDB's dialect), naming its file and line."""
+    import sqlglot
+
     try:
         sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError as e:
@@ -123,18 +92,6 @@ def _parse_sql(sql: str, file: str | Path, line: int) -> None:
         ) from None
 
 
-def default_name(table: str, spec: CheckSpec) -> str:
-    parts = [table, spec.type]
-    cols = spec.columns or ([spec.column] if spec.column else [])
-    if spec.start and spec.end:
-        cols = [spec.start, spec.end]
-    if cols:
-        parts.append("_".join(cols))
-    if spec.type == "balance" and spec.other:
-        parts.append(spec.other)
-    return ".".join(parts)
-
-
 def _from_list(doc: YamlDoc, table: str, prefix: Loc, where: str) -> list[Check]:
     items = _sub(doc, prefix)
     if not isinstance(items.data, list):
@@ -144,7 +101,8 @@ def _from_list(doc: YamlDoc, table: str, prefix: Loc, where: str) -> list[Check]
     for i in range(len(items.data)):
         one = _sub(items, (i,))
         spec = _spec(one, where)
-        out.append(Check(name=spec.name or default_name(table, spec), table=table, spec=spec,
+        out.append(Check(name=spec.name or get(spec.type).default_name(table, spec),
+                         table=table, spec=spec,
                          file=Path(doc.file), line=one.line_of(())))
     return out
 
@@ -185,20 +143,12 @@ def load_checks(root: Path, config_file: Path, config_doc: YamlDoc, steps: Mappi
             hint = did_you_mean(c.table, steps)
             raise ConfigError(f"check {c.name!r} is on unknown table {c.table!r}", file=c.file,
                               line=c.line, hint=hint or "tables are step and source names")
-        for other in (_other_table(c),):
-            if other and other not in steps:
+        for other in c.reads:
+            if other not in steps:
                 hint = did_you_mean(other, steps)
                 raise ConfigError(f"check {c.name!r} refers to unknown table {other!r}",
                                   file=c.file, line=c.line, hint=hint or "")
     return checks
-
-
-def _other_table(c: Check) -> str | None:
-    if c.spec.type == "relationship" and c.spec.to:
-        return c.spec.to.split(".", 1)[0]
-    if c.spec.type == "balance" and c.spec.other:
-        return c.spec.other
-    return None
 
 
 def _header_doc(step: Step) -> YamlDoc | None:
@@ -246,8 +196,8 @@ def _python_checks(file: Path) -> list[Check]:
         except OSError:
             line = 1
         try:
-            cspec = CheckSpec(type="python", name=meta["name"], severity=meta["severity"],
-                              description=meta["description"])
+            cspec = PythonSpec(type="python", name=meta["name"], severity=meta["severity"],
+                               description=meta["description"])
         except ValidationError as e:
             err = e.errors()[0]
             raise ConfigError(
@@ -274,83 +224,6 @@ def _unique_names(checks: list[Check]) -> None:
 
 def validate_columns(check_: Check, schema: Mapping[str, str],
                      other_schema: Mapping[str, str] | None = None) -> None:
-    """A check naming a missing column, or a column of the wrong type, fails here."""
-    ctype = CHECK_TYPES[check_.type]
-    cols = list(check_.columns)
-    if check_.spec.start:
-        cols.append(check_.spec.start)
-    if check_.spec.end:
-        cols.append(check_.spec.end)
-    for col in cols:
-        if col not in schema:
-            hint = did_you_mean(col, schema)
-            raise ConfigError(
-                f"check {check_.name!r}: table {check_.table!r} has no column {col!r}",
-                file=check_.file, line=check_.line,
-                hint=hint or f"columns: {', '.join(schema)}",
-            )
-        if ctype.column_kind and not column_fits(ctype.column_kind, schema[col]):
-            raise ConfigError(
-                f"check {check_.name!r} ({check_.type}) needs a {ctype.column_kind} column; "
-                f"{check_.table}.{col} is {schema[col]}",
-                file=check_.file, line=check_.line,
-                hint="cast the column in the step, or choose another check type",
-            )
-    _validate_constants(check_, schema)
-    if check_.type == "schema" and check_.spec.expected:
-        return
-    if check_.type == "relationship" and check_.spec.to and other_schema is not None:
-        target = check_.spec.to.split(".", 1)
-        if len(target) != 2 or target[1] not in other_schema:
-            hint = did_you_mean(target[-1], other_schema)
-            raise ConfigError(
-                f"check {check_.name!r}: to: {check_.spec.to!r} is not TABLE.COLUMN of an "
-                "existing column", file=check_.file, line=check_.line,
-                hint=hint or f"columns of {target[0]}: {', '.join(other_schema)}",
-            )
-
-
-def _validate_constants(check_: Check, schema: Mapping[str, str]) -> None:
-    """Values, bounds, ``expr`` and custom SQL must fit the table as the engine sees it."""
-    from andon.checks.bind import bind_error, cast_error
-    from andon.checks.types import is_numeric
-
-    s = check_.spec
-
-    def refuse(message: str, hint: str) -> None:
-        raise ConfigError(f"check {check_.name!r}: {message}", file=check_.file,
-                          line=check_.line, hint=hint)
-
-    col_type = schema.get(s.column or "", "")
-    if s.values and col_type:
-        for v in s.values:
-            why = cast_error(v, col_type) if v is not None else None
-            if why:
-                refuse(f"value {v!r} does not fit {check_.table}.{s.column} ({col_type}): {why}",
-                       "list values of the column's type; null means SQL NULL")
-    if s.type == "between" and col_type:
-        numeric = is_numeric(col_type)
-        for key in ("min", "max"):
-            bound = getattr(s, key)
-            if bound is None:
-                continue
-            if numeric != isinstance(bound, float):
-                what = "numbers" if numeric else ("strings" if col_type.upper() == "VARCHAR"
-                                                  else "dates or timestamps, e.g. 2013-01-31")
-                refuse(f"{key}: {bound!r} does not fit {check_.table}.{s.column} "
-                       f"({col_type})", f"bounds of a {col_type} column are {what}")
-            why = cast_error(bound, col_type) if not numeric else None
-            if why:
-                refuse(f"{key}: {bound!r} does not fit {check_.table}.{s.column} "
-                       f"({col_type}): {why}", "write e.g. 2013-01-31 or 2013-01-31 06:00")
-    sql = None
-    if s.expr is not None and check_.type == "expression":
-        sql = f"SELECT coalesce(({s.expr}), false)::BOOLEAN FROM {{{{ table }}}}"
-    elif s.sql is not None:
-        sql = s.sql
-    if sql is not None:
-        why = bind_error(sql, schema)
-        if why:
-            field_ = "expr" if check_.type == "expression" else "sql"
-            refuse(f"its {field_} does not fit table {check_.table!r}: {why}",
-                   f"columns of {check_.table}: {', '.join(schema)}")
+    """A check naming a missing column, a column of the wrong type, constants that do not fit
+    it or SQL that does not bind fails here (plan time)."""
+    check_.kind.validate(check_, schema, other_schema)

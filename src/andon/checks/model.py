@@ -1,4 +1,5 @@
-"""Checks as data: the YAML/header form (``CheckSpec``, pydantic) and the frozen ``Check``."""
+"""Checks as data: the fields common to every check type (``CheckSpec`` and its mixins,
+pydantic), the frozen ``Check`` and its ``CheckResult``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from andon.checks.kinds.base import CheckType
 
 _NUMBER_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 Severity = Literal["error", "warn", "info"]
@@ -32,7 +36,8 @@ class SpcSpec(BaseModel):
 
 
 class CheckSpec(BaseModel):
-    """One check as written in YAML. Which fields apply depends on ``type``."""
+    """The fields every check has; each check type extends it with its own (``type`` is the
+    discriminator: see ``andon.checks.registry``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,35 +45,6 @@ class CheckSpec(BaseModel):
     name: str | None = None
     severity: Severity = "error"
     description: str = ""
-    column: str | None = None
-    columns: list[str] | None = None
-    values: list[Any] | None = None
-    # numbers; between also takes dates, timestamps and strings (checked against the column)
-    min: float | str | None = None
-    max: float | str | None = None
-    pattern: str | None = None
-    expr: str | None = None
-    to: str | None = None
-    q: float | None = Field(default=None, ge=0, le=1)
-    max_age: str | None = None
-    max_change_pct: float | None = Field(default=None, ge=0)
-    start: str | None = None
-    end: str | None = None
-    allow_future: bool = True
-    expected: dict[str, str] | None = None
-    other: str | None = None
-    other_expr: str | None = None
-    other_env: str | None = None
-    plus_rejects: bool = False
-    tolerance: float = Field(default=0, ge=0)
-    method: Literal["psi", "ks"] | None = None
-    bins: int = Field(default=10, ge=2, le=100)
-    baseline: str | None = None
-    sql: str | None = None
-    metric: bool = False  # sql checks: the query returns one number, judged by min/max
-    max_failing: int | None = Field(default=None, ge=0)
-    max_failing_pct: float | None = Field(default=None, ge=0, le=100)
-    spc: SpcSpec | None = None
     owner: str | None = None
 
     @field_validator("name")
@@ -78,6 +54,41 @@ class CheckSpec(BaseModel):
             raise ValueError("a check name cannot be empty")
         return v
 
+
+def percent(v: Any) -> Any:
+    """A percentage written ``5`` or ``'5%'`` (for spec validators)."""
+    if isinstance(v, str) and _NUMBER_RE.match(v.strip().removesuffix("%")):
+        return float(v.strip().removesuffix("%"))
+    return v
+
+
+class WithSpc(CheckSpec):
+    """A check whose metric may be watched by statistical process control."""
+
+    spc: SpcSpec | None = None
+
+
+class WithFailing(WithSpc):
+    """A check counting failing rows, passed within ``max_failing`` / ``max_failing_pct``."""
+
+    max_failing: int | None = Field(default=None, ge=0)
+    max_failing_pct: float | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("max_failing_pct", mode="before")
+    @classmethod
+    def _pct(cls, v: Any) -> Any:
+        return percent(v)
+
+
+class WithRange(WithSpc):
+    """A check judging a metric against [min, max] (numbers unless ``text_bounds``)."""
+
+    text_bounds: ClassVar[bool] = False  # between: dates, timestamps and strings too
+    whole_bounds: ClassVar[bool] = False  # length_between: whole numbers of characters
+
+    min: float | str | None = None
+    max: float | str | None = None
+
     @field_validator("min", "max", mode="before")
     @classmethod
     def _bound(cls, v: Any) -> Any:
@@ -85,31 +96,30 @@ class CheckSpec(BaseModel):
             return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
         if isinstance(v, str) and _NUMBER_RE.match(v):
             return float(v)
-        return v
-
-    @field_validator("max_failing_pct", "max_change_pct", mode="before")
-    @classmethod
-    def _percent(cls, v: Any) -> Any:
-        # '5' and '5%' both mean five percent
-        if isinstance(v, str) and _NUMBER_RE.match(v.strip().removesuffix("%")):
-            return float(v.strip().removesuffix("%"))
+        if isinstance(v, int) and not isinstance(v, bool):
+            return float(v)
         return v
 
     @model_validator(mode="after")
-    def _ranges(self) -> CheckSpec:
+    def _ranges(self) -> Self:
         for key in ("min", "max"):
             v = getattr(self, key)
-            if isinstance(v, str) and self.type != "between":
+            if isinstance(v, str) and not self.text_bounds:
                 raise ValueError(f"{key} must be a number for check type {self.type!r}, "
                                  f"not {v!r}")
-            if self.type == "length_between" and isinstance(v, float) and not v.is_integer():
-                raise ValueError(f"{key} of length_between is a whole number of characters, "
+            if self.whole_bounds and isinstance(v, float) and not v.is_integer():
+                raise ValueError(f"{key} of {self.type} is a whole number of characters, "
                                  f"not {v}")
         lo, hi = self.min, self.max
         if (isinstance(lo, float) and isinstance(hi, float) and lo > hi) or (
                 isinstance(lo, str) and isinstance(hi, str) and lo > hi):
             raise ValueError(f"min ({lo}) is greater than max ({hi})")
         return self
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Numeric bounds (text bounds of ``between`` are compared in SQL only)."""
+        lo, hi = self.min, self.max
+        return (lo if isinstance(lo, float) else None, hi if isinstance(hi, float) else None)
 
 
 @dataclass(frozen=True)
@@ -129,14 +139,34 @@ class Check:
         return self.spec.type
 
     @property
+    def kind(self) -> CheckType[Any]:
+        """The check's type (a class of ``andon.checks.registry``)."""
+        from andon.checks.registry import get
+
+        return get(self.spec.type)
+
+    @property
+    def spc(self) -> SpcSpec | None:
+        return self.spec.spc if isinstance(self.spec, WithSpc) else None
+
+    @property
+    def reads(self) -> list[str]:
+        """The tables besides its own that the check reads."""
+        return self.kind.reads(self.spec, self.table)
+
+    @property
+    def target(self) -> str | None:
+        """The other table whose columns the check names (relationship's ``to``)."""
+        return self.kind.target(self.spec)
+
+    @property
     def severity(self) -> str:
         return self.spec.severity
 
     @property
     def columns(self) -> list[str]:
-        if self.spec.columns:
-            return list(self.spec.columns)
-        return [self.spec.column] if self.spec.column else []
+        """The columns of its table that the check names."""
+        return self.kind.columns(self.spec)
 
     @property
     def check_hash(self) -> str:

@@ -508,6 +508,27 @@ class Store:
         except IntegrityError:
             return False
 
+    def add_landed_files(self, rows: Sequence[Row]) -> list[Row]:
+        """Record landed files in one transaction. For each row, the row recorded: itself, or
+        the one with the same bytes for its source that another run recorded first."""
+        if not rows:
+            return []
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        lf = t.landed_files
+        dialect = sqlite if self.is_sqlite else postgresql
+        add_new = dialect.insert(lf).on_conflict_do_nothing(
+            index_elements=[lf.c.source, lf.c.sha256])
+        found: dict[tuple[str, str], Row] = {}
+        with self.engine.begin() as conn:
+            conn.execute(add_new, list(rows))
+            for source in {r["source"] for r in rows}:
+                shas = [r["sha256"] for r in rows if r["source"] == source]
+                q = select(lf).where(lf.c.source == source, lf.c.sha256.in_(shas))
+                found.update({(source, r.sha256): dict(r._mapping) for r in conn.execute(q)})
+        return [row if found[(row["source"], row["sha256"])]["landed_path"] == row["landed_path"]
+                else found[(row["source"], row["sha256"])] for row in rows]
+
     def withdraw_landed_file(self, source: str, sha256: str, *, who: str, why: str) -> bool:
         """Mark a landed file withdrawn; False when it was withdrawn already."""
         with self.engine.begin() as conn:

@@ -1,0 +1,142 @@
+"""What a check type sees while it runs: the ``Audit`` (the candidate's artifacts and the
+environment's history) and one table's ``Evaluation`` (cursor, scan source, row count), with
+the helpers every type uses to build its ``CheckResult``."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from andon.checks import history
+from andon.checks.model import Check, CheckResult
+from andon.checks.spc import judge as spc_judge
+from andon.engines.duckdb import DuckDBEngine, scan_sql
+from andon.store import Store
+from andon.warehouse import Manifest, Warehouse
+
+SAMPLE_SIZE = 5
+
+# Queries run per table, for tests and benchmarks: "scan" (the single aggregate scan of the
+# column checks and the profile) and "sample" (failing rows, only when a check fails).
+QUERIES: Counter[tuple[str, str]] = Counter()
+_QUERIES_LOCK = threading.Lock()
+
+
+def count_query(table: str, what: str) -> None:
+    with _QUERIES_LOCK:
+        QUERIES[(table, what)] += 1
+
+
+@dataclass
+class Audit:
+    """Everything checks may read: the candidate's artifacts and the environment's history."""
+
+    store: Store
+    engine: DuckDBEngine
+    warehouse: Warehouse
+    environment: str
+    run_id: int | None
+    manifests: Mapping[str, Manifest]  # table → artifact being checked (the candidate)
+    previous: Mapping[str, Manifest | None] = field(default_factory=dict)
+    pii: Callable[[str], set[str]] = lambda _t: set()
+    other_env_manifest: Callable[[str, str], Manifest | None] = lambda _t, _e: None
+    baseline_manifest: Callable[[str, str], Manifest | None] = lambda _t, _c: None
+    force: bool = False
+
+    def files(self, table: str, manifest: Manifest | None = None) -> list[str]:
+        m = manifest or self.manifests[table]
+        return [str(self.warehouse.path(f)) for f in m.files]
+
+    def source(self, table: str, manifest: Manifest | None = None) -> str:
+        return scan_sql(self.files(table, manifest))
+
+
+@dataclass
+class Evaluation:
+    """One table's checks being evaluated: ``src`` is its scan, ``total`` its row count."""
+
+    audit: Audit
+    manifest: Manifest
+    cur: duckdb.DuckDBPyConnection
+    src: str
+    total: int = 0
+
+    def result(self, c: Check, ok: bool | None, metric: float | None,
+               threshold: dict[str, Any], message: str, failing: int | None = None,
+               sample: Sequence[dict[str, Any]] = (), status: str | None = None
+               ) -> CheckResult:
+        """A result; ``ok`` sets the status by severity (``status`` overrides it)."""
+        if status is None:
+            status = "passed" if ok else ("failed" if c.severity != "info" else "recorded")
+        return CheckResult(
+            name=c.name, table=c.table, type=c.type, severity=c.severity, status=status,
+            metric=None if metric is None or (isinstance(metric, float) and math.isnan(metric))
+            else float(metric),
+            threshold=threshold, message=message, failing=failing, sample=tuple(sample),
+            fingerprint=self.manifest.fingerprint, check_hash=c.check_hash,
+        )
+
+    def error(self, c: Check, message: str) -> CheckResult:
+        return self.result(c, None, None, {}, message, status="error")
+
+    def sample(self, c: Check, sql: str) -> list[dict[str, Any]]:
+        """Up to ``SAMPLE_SIZE`` failing rows, the check's columns first, PII masked."""
+        count_query(c.table, "sample")
+        try:
+            res = self.cur.execute(sql)
+            cols = [d[0] for d in res.description or []]
+            rows = [dict(zip(cols, r, strict=False)) for r in res.fetchmany(SAMPLE_SIZE)]
+        except duckdb.Error:
+            return []
+        # the columns the check is about come first, so a short display shows them
+        rows = [{**{k: r[k] for k in c.columns if k in r}, **r} for r in rows]
+        return self.mask(c, rows)
+
+    def mask(self, c: Check, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        masked = self.audit.pii(c.table)
+        return [{k: ("***" if k in masked and v is not None else jsonable(v))
+                 for k, v in r.items()} for r in rows]
+
+    def with_spc(self, c: Check, r: CheckResult) -> CheckResult:
+        """Judge the result's metric by statistical process control, when the check asks."""
+        spc = c.spc
+        if spc is None or r.metric is None:
+            return r
+        past = history.baseline(self.audit.store, c.name, self.audit.environment, spc.window)
+        outcome = spc_judge(spc, past, r.metric, time.time())
+        judged = outcome.to_dict()
+        if not outcome.judged:
+            note = (f"; SPC: {outcome.history} of {spc.min_history} results needed before "
+                    "judging (recorded)")
+            return replace(r, message=r.message + note, spc=judged)
+        limits = f"limits {fmt(outcome.lower)}..{fmt(outcome.upper)}"
+        if outcome.violations:
+            status = "failed" if c.severity != "info" else "recorded"
+            return replace(r, status=status, spc=judged, message=f"{r.message}; SPC: "
+                           f"{', '.join(outcome.violations)} ({limits})")
+        return replace(r, spc=judged, message=f"{r.message}; SPC in control ({limits})")
+
+
+def replace(r: CheckResult, **kw: Any) -> CheckResult:
+    return CheckResult(**{**r.__dict__, **kw})
+
+
+def jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return str(v)
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "null"
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"

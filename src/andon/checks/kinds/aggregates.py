@@ -1,0 +1,163 @@
+"""Aggregate checks: one metric each from the table's single scan, judged in [min, max]."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, create_model
+
+from andon.checks.kinds.base import CheckType, Family, S
+from andon.checks.model import Check, CheckResult, WithRange, WithSpc
+from andon.checks.types import ColumnKind, judge_range, lit, parse_age, q
+from andon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from andon.checks.context import Evaluation
+    from andon.yamlfile import YamlDoc
+
+
+class Aggregate(CheckType[S]):
+    """A metric judged against [min, max]; ``sql`` computes it over the table's scan."""
+
+    family: ClassVar[Family] = "agg"
+    sql: ClassVar[str] = ""  # {col}: the quoted column
+
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+        return self.sql.format(col=q(c.columns[0]) if c.columns else "")
+
+    def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
+        from andon.checks.context import fmt
+
+        spec = self.of(c)
+        assert isinstance(spec, WithRange)
+        metric = None if value is None else float(value)
+        ok, threshold = judge_range(spec, metric)
+        msg = f"{c.type.removesuffix('_between').removesuffix('_max')} = {fmt(metric)}"
+        return ev.with_spc(c, ev.result(c, ok, metric, threshold, msg))
+
+
+class RowCountSpec(WithRange):
+    type: Literal["row_count"]
+
+
+class RowCount(Aggregate[RowCountSpec]):
+    name = "row_count"
+    spec = RowCountSpec
+    sql = "count(*)"
+    doc = "Number of rows within [min, max]."
+    example = "{type: row_count, min: 1}"
+
+
+class ColumnRangeSpec(WithRange):
+    column: str
+
+
+def _column_aggregate(type_name: str, sql: str, kind: ColumnKind, doc: str, example: str
+                      ) -> Aggregate[Any]:
+    """A column aggregate judged in [min, max]: its spec is the column and the range."""
+    spec = create_model(f"{type_name}_spec", __base__=ColumnRangeSpec,
+                        type=(Literal[type_name], ...))  # type: ignore[valid-type]
+    cls = type(type_name, (Aggregate,), {"name": type_name, "spec": spec, "sql": sql,
+                                         "column_kind": kind, "doc": doc, "example": example})
+    agg: Aggregate[Any] = cls()
+    return agg
+
+
+class QuantileSpec(ColumnRangeSpec):
+    type: Literal["quantile_between"]
+    q: float = Field(ge=0, le=1)
+
+
+class QuantileBetween(Aggregate[QuantileSpec]):
+    name = "quantile_between"
+    spec = QuantileSpec
+    column_kind = "numeric"
+    doc = "The q-quantile (0..1) within [min, max]."
+    example = "{type: quantile_between, column: arr_delay, q: 0.95, max: 180}"
+
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+        s = self.of(c)
+        return f"quantile_cont({q(s.column)}, {lit(s.q)})"
+
+
+class NullShareSpec(ColumnRangeSpec):
+    type: Literal["null_share_max"]
+    max: float | str
+
+
+class NullShareMax(Aggregate[NullShareSpec]):
+    name = "null_share_max"
+    spec = NullShareSpec
+    column_kind = "any"
+    sql = "coalesce(count(*) FILTER (WHERE {col} IS NULL) / nullif(count(*), 0), 0)"
+    doc = "Share of nulls (0..1) at most max."
+    example = "{type: null_share_max, column: tailnum, max: 0.02}"
+
+
+class FreshnessSpec(WithSpc):
+    type: Literal["freshness"]
+    column: str
+    max_age: str
+
+
+class Freshness(CheckType[FreshnessSpec]):
+    name = "freshness"
+    spec = FreshnessSpec
+    family = "agg"
+    column_kind = "temporal"
+    reuse = False  # it depends on the clock
+    doc = ("Age of the newest timestamp (now − max(column)) at most max_age (e.g. 36h, 2d, "
+           "90m); the column is a DATE, a TIMESTAMP (without a zone: read as UTC) or epoch "
+           "seconds. Judged on every run, never reused: it depends on the clock.")
+    example = "{type: freshness, column: updated_at, max_age: 36h}"
+
+    def check_spec(self, spec: FreshnessSpec, doc: YamlDoc) -> None:
+        try:
+            parse_age(spec.max_age)
+        except ValueError as e:
+            raise ConfigError(str(e), file=doc.file, line=doc.line_of(("max_age",))) from None
+
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+        return f"max({q(self.of(c).column)})"
+
+    def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
+        s = self.of(c)
+        threshold = {"max_age": s.max_age}
+        if value is None:
+            return ev.result(c, False, None, threshold, "no timestamps: the table is empty")
+        age = _age_seconds(value)
+        return ev.with_spc(c, ev.result(c, age <= parse_age(s.max_age), age, threshold,
+                                        f"newest {value} is {age / 3600:.1f}h old"))
+
+
+def _age_seconds(newest: Any) -> float:
+    if isinstance(newest, datetime):
+        now = datetime.now(newest.tzinfo) if newest.tzinfo else datetime.now(UTC)\
+            .replace(tzinfo=None)
+        return (now - newest).total_seconds()
+    if isinstance(newest, date):
+        return (datetime.now(UTC).date() - newest).days * 86400.0
+    return time.time() - float(newest)
+
+
+AGGREGATE_TYPES: tuple[CheckType[Any], ...] = (
+    RowCount(), Freshness(),
+    _column_aggregate("mean_between", "avg({col})", "numeric", "Mean within [min, max].",
+                      "{type: mean_between, column: dep_delay, min: 0, max: 30}"),
+    _column_aggregate("median_between", "median({col})", "numeric",
+                      "Median within [min, max].",
+                      "{type: median_between, column: distance, min: 500, max: 1500}"),
+    _column_aggregate("stddev_between", "stddev_samp({col})", "numeric",
+                      "Sample standard deviation in [min, max].",
+                      "{type: stddev_between, column: dep_delay, max: 100}"),
+    _column_aggregate("sum_between", "sum({col})", "numeric", "Sum within [min, max].",
+                      "{type: sum_between, column: seats, min: 0}"),
+    QuantileBetween(),
+    _column_aggregate("distinct_count_between", "approx_count_distinct({col})", "any",
+                      "Number of distinct values (approximate) within [min, max].",
+                      "{type: distinct_count_between, column: carrier, min: 10, max: 20}"),
+    NullShareMax(),
+)

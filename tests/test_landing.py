@@ -178,3 +178,34 @@ def test_a_bad_file_keeps_its_whole_batch_out_of_landing(
     assert e.value.file == "b.csv" and e.value.line == 1 and "id" in e.value.message
     assert p.store.landed_files("orders") == []
     assert not (tmp_path / "landing").exists()
+
+
+def test_a_batch_is_recorded_whole_or_not_at_all(
+    make_project: ProjectFactory, tmp_path: Path
+) -> None:
+    """The files of a batch are recorded in one transaction: when one of them changes while it
+    is being copied, none of the batch is recorded and no copy is left behind."""
+    root = project(make_project)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    source = SourceConfig.model_validate({"path": "incoming/*.csv", "columns": {"id": "integer"}})
+    arrivals = []
+    for name in ("a", "b", "c"):
+        path = root / f"incoming/{name}.csv"
+        path.write_text(f"id,name\n1,{name}\n")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        arrivals.append(Arrival(path, digest, path.stat().st_size, source))
+    (root / "incoming/c.csv").write_text("id,name\n1,c\n2,written after it was found\n")
+    landing_root = tmp_path / "landing"
+    with pytest.raises(andon.AndonError, match="changed while it was being landed"):
+        land(store, landing_root, "orders", tuple(arrivals), run_id=1)
+    assert store.landed_files("orders") == []
+    assert [p for p in landing_root.rglob("*") if p.is_file()] == []
+    # another run landed b meanwhile: a lands, b is the other run's copy
+    other = land(store, landing_root, "orders", (arrivals[1],), run_id=2)
+    rows = land(store, landing_root, "orders", tuple(arrivals[:2]), run_id=3)
+    assert [r["run_id"] for r in rows] == [3, 2]
+    assert rows[1]["landed_path"] == other[0]["landed_path"]
+    assert sorted(p.name for p in landing_root.rglob("*") if p.is_file()) == ["a.csv", "b.csv"]
+    for row in rows:
+        landed = landing_root / row["landed_path"]
+        assert hashlib.sha256(landed.read_bytes()).hexdigest() == row["sha256"]

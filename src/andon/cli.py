@@ -679,3 +679,15 @@ if __name__ == "__main__":
 
 # the verbs of the innovation pipeline and of the landing zone register themselves on `app`
 from andon import cli_env, cli_landing  # noqa: E402,F401
+
+
+def _plain_help(group: typer.Typer) -> None:
+    """Help and usage errors as plain text (as git prints them): Rich's panels take longer to
+    import and lay out than the rest of a command's start-up."""
+    group.rich_markup_mode = None
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _plain_help(sub.typer_instance)
+
+
+_plain_help(app)

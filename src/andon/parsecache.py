@@ -1,7 +1,9 @@
 """The parse cache: what parsing a SQL step gives (canonical code, tables read, SQL with input
 placeholders), kept in ``.andon/parse-cache.sqlite`` by the sha256 of the rendered SQL, so
 that loading a project parses only the files that changed. A step that is a Jinja template
-also keeps its rendered SQL, by the sha256 of the template and of the parameters' values.
+also keeps its rendered SQL, by the sha256 of the template and of the parameters' values, and
+the checks keep which of their SQL and regular expressions were found valid (``known_valid``:
+while a project loads, the cache is the current one).
 
 An entry is a pure function of the SQL text and of the code that parsed it: the file records
 andon's version, sqlglot's version and a digest of andon's parsing modules, and is emptied when
@@ -16,7 +18,8 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -29,7 +32,9 @@ FORMAT = "1"
 # entries of files that no longer exist are dropped when the cache outgrows the project
 MIN_KEPT = 10_000
 # the modules whose code decides what an entry holds
-_PARSERS = ("steps.py", "templates.py", "engines/duckdb.py", "parsecache.py")
+_PARSERS = ("steps.py", "templates.py", "engines/duckdb.py", "parsecache.py",
+            "checks/load.py", "checks/bind.py")
+_CURRENT: ContextVar[ParseCache | None] = ContextVar("andon_parse_cache", default=None)
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,31 @@ def _stamp() -> str:
     for name in _PARSERS:
         with contextlib.suppress(OSError):
             digest.update((here / name).read_bytes())
-    try:
-        sqlglot = version("sqlglot")  # without importing it: a warm load does not need it
-    except PackageNotFoundError:
-        import sqlglot as module
-
-        sqlglot = str(getattr(module, "__version__", "unknown"))
-    return f"{FORMAT} andon {__version__} sqlglot {sqlglot} {digest.hexdigest()}"
+    found = []
+    for package in ("sqlglot", "duckdb"):  # their versions, without importing them
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            module = __import__(package)
+            found.append(f"{package} {getattr(module, '__version__', 'unknown')}")
+    return f"{FORMAT} andon {__version__} {' '.join(found)} {digest.hexdigest()}"
 
 
 def key(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()
+
+
+def known_valid(kind: str, text: str) -> bool:
+    """Whether ``text`` (a check's SQL, a regular expression: ``kind``) was found valid
+    before, by the cache of the project loading now."""
+    cache = _CURRENT.get()
+    return cache is not None and cache.rendered(f"valid {kind}", {"text": text}) == "ok"
+
+
+def remember_valid(kind: str, text: str) -> None:
+    cache = _CURRENT.get()
+    if cache is not None:
+        cache.put_rendered(f"valid {kind}", {"text": text}, "ok")
 
 
 def render_key(template: str, params: Mapping[str, Any]) -> str | None:
@@ -100,6 +119,16 @@ class ParseCache:
             return None
         self._db = db
         return db
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[ParseCache]:
+        """Make this the cache ``known_valid`` uses, then save it."""
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+            self.save()
 
     def get(self, sql: str) -> Parsed | None:
         self._used += 1

@@ -104,29 +104,25 @@ class Project:
         pipelines_dir = root / config.pipelines
         problems: list[AndonError] = []
         broken: set[str] = set()  # names of step files that did not load
-        if pipelines_dir.is_dir():
-            cache = ParseCache(root)
-            try:
-                for file in sorted(pipelines_dir.rglob("*")):
-                    try:
-                        steps.extend(_load_file(file, pipelines_dir, config, merged, cache))
-                    except AndonError as e:
-                        problems.append(e)
-                        broken.add(file.stem)
-            finally:
-                cache.save()
-        elif config.pipelines != "pipelines":
+        if not pipelines_dir.is_dir() and config.pipelines != "pipelines":
             raise ConfigError(
                 f"pipelines folder {config.pipelines!r} does not exist",
                 file=config_file,
                 hint="create it or fix 'pipelines:' in andon.yaml",
             )
-        dag = _build_dag(steps, broken, problems)
-        checks: list[Check] = []
-        try:
-            checks = load_checks(root, config_file, doc, dag.steps, config.checks)
-        except AndonError as e:
-            problems.append(e)
+        with ParseCache(root).current() as cache:
+            for file in sorted(pipelines_dir.rglob("*")) if pipelines_dir.is_dir() else []:
+                try:
+                    steps.extend(_load_file(file, pipelines_dir, config, merged, cache))
+                except AndonError as e:
+                    problems.append(e)
+                    broken.add(file.stem)
+            dag = _build_dag(steps, broken, problems)
+            checks: list[Check] = []
+            try:
+                checks = load_checks(root, config_file, doc, dag.steps, config.checks)
+            except AndonError as e:
+                problems.append(e)
         project = Project(root=root, config=config, dag=dag, params=merged, checks=checks,
                           environment=environment, overrides=dict(params or {}),
                           param_sets=tuple(param_sets), problems=problems)

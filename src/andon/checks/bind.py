@@ -7,9 +7,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+from andon.parsecache import known_valid, remember_valid
+
+if TYPE_CHECKING:  # DuckDB is imported when a check is first tried, not when this loads
+    import duckdb
 
 _LOCK = threading.Lock()
 _CON: list[duckdb.DuckDBPyConnection] = []
@@ -22,6 +25,8 @@ def _q(name: str) -> str:
 
 
 def _run(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    import duckdb
+
     with _LOCK:
         if not _CON:
             _CON.append(duckdb.connect(":memory:"))
@@ -34,10 +39,15 @@ def _first_line(e: Exception) -> str:
 
 def regex_error(pattern: str) -> str | None:
     """Why RE2 (the engine's regex library) refuses a pattern, or None."""
+    if known_valid("regex", pattern):  # tried by an earlier load: DuckDB is not needed
+        return None
+    import duckdb
+
     try:
         _run("SELECT regexp_full_match('', ?)", [pattern])
     except duckdb.Error as e:
         return _first_line(e)
+    remember_valid("regex", pattern)
     return None
 
 
@@ -47,6 +57,8 @@ def cast_error(value: Any, sql_type: str) -> str | None:
         return f"{value!r} is not text: quote it"
     if isinstance(value, str) and is_number_type(sql_type):
         return f"{value!r} is not a number"
+    import duckdb
+
     try:
         _run(f"SELECT CAST(? AS {sql_type})", [value if isinstance(value, str) else str(value)])
     except duckdb.Error as e:
@@ -66,6 +78,8 @@ def bind_error(sql: str, schema: Mapping[str, str]) -> str | None:
     bound when the run reads them."""
     if _REF_RE.search(sql):
         return None
+    import duckdb
+
     cols = ", ".join(f"{_q(c)} {t}" for c, t in schema.items())
     with _LOCK:
         if not _CON:

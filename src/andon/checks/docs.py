@@ -50,6 +50,52 @@ def render_docs() -> str:
         "- **Custom SQL** reads `{{ table }}` and `{{ ref('other') }}` as views of the "
         "artifacts being checked.",
         "",
+        "Each type has its own fields: a field of another type (e.g. `values` on "
+        "`not_null`) is refused with the file and line, and an unknown type gets a \"did you "
+        "mean\".",
+        "",
+        "**Third-party check types.** A package adds check types by registering `andon.checks.CheckType` subclasses in "
+        "the `andon.checks` entry-point group; they are loaded the first time a check names "
+        "a type that is not built in:",
+        "",
+        "```toml",
+        "# pyproject.toml of the package",
+        "[project.entry-points.\"andon.checks\"]",
+        "positive = \"my_checks:Positive\"",
+        "```",
+        "",
+        "```python",
+        "# my_checks.py",
+        "from collections.abc import Sequence",
+        "from typing import Literal",
+        "",
+        "from andon.checks.kinds.rows import RowCheck",
+        "from andon.checks.model import Check, WithFailing",
+        "from andon.checks.types import q",
+        "",
+        "",
+        "class PositiveSpec(WithFailing):  # its own fields, plus name, severity, spc, max_failing",
+        "    type: Literal[\"positive\"]",
+        "    column: str",
+        "",
+        "",
+        "class Positive(RowCheck[PositiveSpec]):",
+        "    name = \"positive\"",
+        "    spec = PositiveSpec",
+        "    column_kind = \"numeric\"",
+        "    doc = \"Non-null values are greater than zero.\"",
+        "    example = \"{type: positive, column: amount}\"",
+        "",
+        "    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:",
+        "        return f\"{q(self.of(c).column)} <= 0\"  # true for a failing row",
+        "```",
+        "",
+        "A row check (`RowCheck`: `predicate`) or an aggregate (`Aggregate`: `sql`) joins "
+        "its table's single scan; any other type sets `family` and implements `run(ev, check)`"
+        ", returning `ev.result(...)`. `validate` (plan time) and `check_spec` (load time) "
+        "refuse what does not fit. The built-in types below are written the same way "
+        "(`andon.checks.kinds`).",
+        "",
     ]
     for t in BUILTIN.values():
         needs = ", ".join(f"`{r}`" for r in t.requires) or "nothing"

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from andon.checks.kinds.python import PythonSpec
 from andon.checks.model import Check, CheckSpec
-from andon.checks.registry import UnknownCheckType, check_types, get
+from andon.checks.registry import check_types, get
 from andon.config import validate
-from andon.errors import ConfigError, did_you_mean
+from andon.errors import AndonError, ConfigError, did_you_mean
+from andon.parsecache import known_valid, remember_valid
 from andon.steps import Step, import_file, split_header
 from andon.yamlfile import Loc, YamlDoc, load_yaml
 
@@ -65,20 +66,22 @@ def _spec(doc: YamlDoc, where: str) -> CheckSpec:
                           hint=f"check types: {', '.join(sorted(check_types()))}")
     try:
         kind = get(str(ctype))
-    except UnknownCheckType as e:
+    except AndonError as e:  # unknown, or an installed type that cannot be loaded
         raise ConfigError(e.message, file=doc.file, line=doc.line_of(("type",)),
                           hint=e.hint) from None
     for req in kind.requires:
         if doc.data.get(req) in (None, [], {}):
             raise ConfigError(f"check type {kind.name!r} needs {req!r}", file=doc.file,
                               line=doc.line_of(()), hint=f"example: {kind.example}")
-    spec = validate(kind.spec, doc, f"check in {where}")
+    spec: CheckSpec = validate(kind.spec, doc, f"check in {where}")
     kind.check_spec(spec, doc)
     return spec
 
 
 def parse_sql(sql: str, file: str | Path, line: int) -> None:
     """Refuse SQL that does not parse (DuckDB's dialect), naming its file and line."""
+    if known_valid("check sql", sql):  # parsed by an earlier load: sqlglot is not needed
+        return
     import sqlglot
 
     try:
@@ -90,6 +93,7 @@ def parse_sql(sql: str, file: str | Path, line: int) -> None:
             file=file, line=line + int(err.get("line", 1)) - 1, column=err.get("col"),
             hint="fix the SQL (dialect: DuckDB)",
         ) from None
+    remember_valid("check sql", sql)
 
 
 def _from_list(doc: YamlDoc, table: str, prefix: Loc, where: str) -> list[Check]:

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field
 
 from andon.checks.kinds.base import CheckType, Family, S
 from andon.checks.model import Check, CheckResult, WithRange, WithSpc
-from andon.checks.types import ColumnKind, judge_range, lit, parse_age, q
+from andon.checks.types import judge_range, lit, parse_age, q
 from andon.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,15 +55,69 @@ class ColumnRangeSpec(WithRange):
     column: str
 
 
-def _column_aggregate(type_name: str, sql: str, kind: ColumnKind, doc: str, example: str
-                      ) -> Aggregate[Any]:
-    """A column aggregate judged in [min, max]: its spec is the column and the range."""
-    spec = create_model(f"{type_name}_spec", __base__=ColumnRangeSpec,
-                        type=(Literal[type_name], ...))  # type: ignore[valid-type]
-    cls = type(type_name, (Aggregate,), {"name": type_name, "spec": spec, "sql": sql,
-                                         "column_kind": kind, "doc": doc, "example": example})
-    agg: Aggregate[Any] = cls()
-    return agg
+class MeanSpec(ColumnRangeSpec):
+    type: Literal["mean_between"]
+
+
+class MeanBetween(Aggregate[MeanSpec]):
+    name = "mean_between"
+    spec = MeanSpec
+    column_kind = "numeric"
+    sql = "avg({col})"
+    doc = "Mean within [min, max]."
+    example = "{type: mean_between, column: dep_delay, min: 0, max: 30}"
+
+
+class MedianSpec(ColumnRangeSpec):
+    type: Literal["median_between"]
+
+
+class MedianBetween(Aggregate[MedianSpec]):
+    name = "median_between"
+    spec = MedianSpec
+    column_kind = "numeric"
+    sql = "median({col})"
+    doc = "Median within [min, max]."
+    example = "{type: median_between, column: distance, min: 500, max: 1500}"
+
+
+class StddevSpec(ColumnRangeSpec):
+    type: Literal["stddev_between"]
+
+
+class StddevBetween(Aggregate[StddevSpec]):
+    name = "stddev_between"
+    spec = StddevSpec
+    column_kind = "numeric"
+    sql = "stddev_samp({col})"
+    doc = "Sample standard deviation in [min, max]."
+    example = "{type: stddev_between, column: dep_delay, max: 100}"
+
+
+class SumSpec(ColumnRangeSpec):
+    type: Literal["sum_between"]
+
+
+class SumBetween(Aggregate[SumSpec]):
+    name = "sum_between"
+    spec = SumSpec
+    column_kind = "numeric"
+    sql = "sum({col})"
+    doc = "Sum within [min, max]."
+    example = "{type: sum_between, column: seats, min: 0}"
+
+
+class DistinctCountSpec(ColumnRangeSpec):
+    type: Literal["distinct_count_between"]
+
+
+class DistinctCountBetween(Aggregate[DistinctCountSpec]):
+    name = "distinct_count_between"
+    spec = DistinctCountSpec
+    column_kind = "any"
+    sql = "approx_count_distinct({col})"
+    doc = "Number of distinct values (approximate) within [min, max]."
+    example = "{type: distinct_count_between, column: carrier, min: 10, max: 20}"
 
 
 class QuantileSpec(ColumnRangeSpec):
@@ -144,20 +198,5 @@ def _age_seconds(newest: Any) -> float:
 
 
 AGGREGATE_TYPES: tuple[CheckType[Any], ...] = (
-    RowCount(), Freshness(),
-    _column_aggregate("mean_between", "avg({col})", "numeric", "Mean within [min, max].",
-                      "{type: mean_between, column: dep_delay, min: 0, max: 30}"),
-    _column_aggregate("median_between", "median({col})", "numeric",
-                      "Median within [min, max].",
-                      "{type: median_between, column: distance, min: 500, max: 1500}"),
-    _column_aggregate("stddev_between", "stddev_samp({col})", "numeric",
-                      "Sample standard deviation in [min, max].",
-                      "{type: stddev_between, column: dep_delay, max: 100}"),
-    _column_aggregate("sum_between", "sum({col})", "numeric", "Sum within [min, max].",
-                      "{type: sum_between, column: seats, min: 0}"),
-    QuantileBetween(),
-    _column_aggregate("distinct_count_between", "approx_count_distinct({col})", "any",
-                      "Number of distinct values (approximate) within [min, max].",
-                      "{type: distinct_count_between, column: carrier, min: 10, max: 20}"),
-    NullShareMax(),
-)
+    RowCount(), Freshness(), MeanBetween(), MedianBetween(), StddevBetween(), SumBetween(),
+    QuantileBetween(), DistinctCountBetween(), NullShareMax())

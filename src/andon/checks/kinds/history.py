@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from andon.checks.kinds.base import CheckType, Family, S
-from andon.checks.model import Check, CheckResult, CheckSpec, WithFailing, WithRange, WithSpc, \
-    percent
+from andon.checks.model import (
+    Check,
+    CheckResult,
+    CheckSpec,
+    WithFailing,
+    WithRange,
+    WithSpc,
+    percent,
+)
 from andon.checks.types import is_numeric, judge_failing, judge_range, lit, q
 
 if TYPE_CHECKING:

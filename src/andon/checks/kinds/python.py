@@ -8,9 +8,6 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-
-from andon.checks.context import SAMPLE_SIZE
 from andon.checks.kinds.base import CheckType
 from andon.checks.model import Check, CheckResult, CheckSpec
 from andon.checks.types import judge_failing
@@ -65,6 +62,10 @@ class Python(CheckType[PythonSpec]):
         return table
 
     def _judge(self, ev: Evaluation, c: Check, out: Any) -> CheckResult:
+        import pyarrow as pa  # imported when checks run, not when the project loads
+
+        from andon.checks.context import SAMPLE_SIZE
+
         if getattr(out, "ndim", None) == 0 and hasattr(out, "item"):
             out = out.item()  # a numpy scalar (df["x"].sum(), (df["x"] > 0).all()) as Python's
         if isinstance(out, bool):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from andon.checks import profile
 from andon.checks.kinds.base import CheckType, Family, S
 from andon.checks.model import Check, CheckResult, WithFailing, WithRange, WithSpc
 from andon.checks.types import judge_failing, judge_range, q
@@ -68,6 +67,8 @@ class Relationship(QueryCheck[RelationshipSpec]):
         col = q(s.column)
         anti = (f"FROM {ev.src} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
                 f"(SELECT 1 FROM {osrc} AS p WHERE p.{q(ocol)} = c.{col})")
+        from andon.checks import profile  # PyArrow: only when checks run
+
         # counting reads the key column alone; its non-null count comes from the footers
         names = [n for n, _ in ev.manifest.schema]
         stats = profile.footer_stats(ev.audit.files(c.table), ev.manifest.schema)

@@ -58,6 +58,7 @@ def project(n: int) -> Path:
         shutil.rmtree(root, ignore_errors=True)
         write_project(root, {f"step_{i}": step_sql(i) for i in range(n)},
                       sources="params:\n  min_x: 0\n")
+        (root / ".andon").mkdir()  # as after a first run: the parse cache lives there
     return root
 
 

@@ -37,6 +37,12 @@ FILES = {
 }
 
 
+def cached_project(make_project, files: dict[str, str]) -> Path:
+    root = make_project(files)
+    (root / ".andon").mkdir()  # made by the first run; loading alone does not create it
+    return root
+
+
 def steps_of(root: Path, **params: object) -> dict[str, Step]:
     return dict(Project.load(root, params=params).dag.steps)
 
@@ -46,7 +52,7 @@ def parsed_fields(step: Step) -> tuple[object, ...]:
 
 
 def test_a_warm_load_gives_the_same_steps_as_a_cold_one(make_project) -> None:
-    root = make_project(FILES)
+    root = cached_project(make_project, FILES)
     cold = steps_of(root)
     assert (root / FILE).is_file()
     warm = steps_of(root)
@@ -60,7 +66,7 @@ def test_a_warm_load_gives_the_same_steps_as_a_cold_one(make_project) -> None:
 
 def test_a_warm_load_does_not_parse(make_project) -> None:
     """Without a change, loading needs neither sqlglot nor Jinja (nor DuckDB)."""
-    root = make_project(FILES)
+    root = cached_project(make_project, FILES)
     Project.load(root)
     probe = ("import sys\nfrom andon.project import Project\n"
              f"Project.load({str(root)!r})\n"
@@ -72,7 +78,7 @@ def test_a_warm_load_does_not_parse(make_project) -> None:
 
 
 def test_an_edited_file_or_parameter_is_parsed_again(make_project) -> None:
-    root = make_project(FILES)
+    root = cached_project(make_project, FILES)
     steps_of(root)
     (root / "pipelines/shop/big_orders.sql").write_text(
         "SELECT id FROM orders WHERE amount > {{ min_amount }}\n")
@@ -91,7 +97,8 @@ def test_renderings_are_kept_by_the_values_and_types_of_the_parameters() -> None
 
 
 def test_errors_are_reported_on_every_load(make_project) -> None:
-    root = make_project({**FILES, "pipelines/shop/broken.sql": "SELECT id FROM orders WHERE\n"})
+    root = cached_project(make_project,
+                          {**FILES, "pipelines/shop/broken.sql": "SELECT id FROM orders WHERE\n"})
     for _ in range(2):
         with pytest.raises(SqlError) as info:
             Project.load(root)
@@ -99,7 +106,7 @@ def test_errors_are_reported_on_every_load(make_project) -> None:
 
 
 def test_a_damaged_cache_is_only_a_slower_load(make_project) -> None:
-    root = make_project(FILES)
+    root = cached_project(make_project, FILES)
     cold = steps_of(root)
     with sqlite3.connect(root / FILE) as db:
         db.execute("UPDATE parsed SET value = 'not json'")
@@ -111,7 +118,7 @@ def test_a_damaged_cache_is_only_a_slower_load(make_project) -> None:
 
 
 def test_a_cache_of_another_andon_or_sqlglot_is_emptied(make_project) -> None:
-    root = make_project(FILES)
+    root = cached_project(make_project, FILES)
     steps_of(root)
     with sqlite3.connect(root / FILE) as db:
         db.execute("UPDATE meta SET value = 'andon 0.0.1 sqlglot 1.0'")
@@ -122,3 +129,9 @@ def test_a_cache_of_another_andon_or_sqlglot_is_emptied(make_project) -> None:
     assert big.parents == ("orders",) and "stale" not in big.code
     with sqlite3.connect(root / FILE) as db:
         assert "stale" not in json.dumps(db.execute("SELECT value FROM parsed").fetchall())
+
+
+def test_loading_alone_creates_no_state_folder(make_project) -> None:
+    root = make_project(FILES)
+    assert set(steps_of(root)) == {"orders", "big_orders"}
+    assert not (root / ".andon").exists()

@@ -152,12 +152,13 @@ def _require_role(project: Project, user: str, source: str) -> None:
     envs = {e["name"] for e in project.store.environments()}
     envs |= set(project.config.environments) | {project.config.default_environment}
     protected = sorted(e for e in envs if project.is_protected(e))
+    # the roles of running in those environments: a withdrawal changes what their next run reads
     if protected:
-        access.require(project.store, user, "landing_withdraw_protected",
+        access.require(project.store, user, "run_protected",
                        f"withdraw a landed file of source {source!r} (read by protected "
                        f"environment {', '.join(protected)})")
     else:
-        access.require(project.store, user, "landing_withdraw",
+        access.require(project.store, user, "run",
                        f"withdraw a landed file of {source!r}")
 
 

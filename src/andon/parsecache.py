@@ -1,6 +1,7 @@
 """The parse cache: what parsing a SQL step gives (canonical code, tables read, SQL with input
 placeholders), kept in ``.andon/parse-cache.sqlite`` by the sha256 of the rendered SQL, so
-that loading a project parses only the files that changed. A step that is a Jinja template
+that loading a project parses only the files that changed (once ``.andon/`` exists: loading
+never creates it). A step that is a Jinja template
 also keeps its rendered SQL, by the sha256 of the template and of the parameters' values, and
 the checks keep which of their SQL and regular expressions were found valid (``known_valid``:
 while a project loads, the cache is the current one).
@@ -103,8 +104,9 @@ class ParseCache:
         if self._opened:
             return self._db
         self._opened = True
+        if not self.path.parent.is_dir():  # the first run creates .andon/, not a load
+            return None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
             db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, value TEXT)")

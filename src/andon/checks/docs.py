@@ -54,9 +54,9 @@ def render_docs() -> str:
         "`not_null`) is refused with the file and line, and an unknown type gets a \"did you "
         "mean\".",
         "",
-        "**Third-party check types.** A package adds check types by registering `andon.checks.CheckType` subclasses in "
-        "the `andon.checks` entry-point group; they are loaded the first time a check names "
-        "a type that is not built in:",
+        "**Third-party check types.** A package adds check types by registering "
+        "`andon.checks.CheckType` subclasses in the `andon.checks` entry-point group; they "
+        "are loaded the first time a check names a type that is not built in:",
         "",
         "```toml",
         "# pyproject.toml of the package",

@@ -39,7 +39,8 @@ class CheckSpec(BaseModel):
     """The fields every check has; each check type extends it with its own (``type`` is the
     discriminator: see ``andon.checks.registry``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validators are built when a type is first used: start-up pays only for those in use
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     type: str
     name: str | None = None

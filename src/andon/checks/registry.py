@@ -42,6 +42,8 @@ BUILTIN: dict[str, CheckType[Any]] = {name: _ALL[name] for name in _ORDER}
 class UnknownCheckType(AndonError):
     """No built-in or installed check type has this name."""
 
+    kind = "not_found"
+
 
 @functools.cache
 def plugins() -> Mapping[str, CheckType[Any]]:
@@ -58,6 +60,12 @@ def plugins() -> Mapping[str, CheckType[Any]]:
         if not isinstance(kind, CheckType):
             raise AndonError(f"{where} is not a CheckType",
                              hint="point it at a subclass of andon.checks.CheckType")
+        needs = ("compile", "judge") if kind.scanned else ("run",)
+        missing = [m for m in needs if getattr(type(kind), m) is getattr(CheckType, m)]
+        if missing:
+            raise AndonError(f"{where}: check type {kind.name!r} ({kind.family}) does not "
+                             f"implement {' and '.join(missing)}",
+                             hint="scan families (row, agg) compile and judge; the others run")
         if kind.name in BUILTIN or kind.name in found:
             raise AndonError(f"{where} registers check type {kind.name!r}, which already "
                              "exists", hint="give the third-party check type another name")

@@ -21,6 +21,9 @@ def test_environment(project: Project, environment: str | None = None,
     published = env_tables(project, environment)
     manifests = {name: manifest_of(row) for name, row in published.items()}
     chosen = set(project.dag.select(selection)) if selection else set(manifests)
+    warehouse = Warehouse(project.warehouse)
+    for name in sorted(chosen & set(manifests)):  # a changed file fails the test, unread
+        warehouse.verify(manifests[name], full=True)
     store = project.store
     env = store.environment(environment)
     parent = store.commit(env["commit_id"]) if env and env["commit_id"] else None
@@ -34,7 +37,7 @@ def test_environment(project: Project, environment: str | None = None,
     manifest_at, in_env = artifact_lookups(store)
     engine = DuckDBEngine(threads=project.config.threads,
                           memory_limit=project.config.memory_limit)
-    audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
+    audit = Audit(store=store, engine=engine, warehouse=warehouse,
                   environment=environment, run_id=None, manifests=manifests, previous=previous,
                   pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=manifest_at,
                   force=True)

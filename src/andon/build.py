@@ -20,6 +20,7 @@ from andon import incremental
 from andon.engines.duckdb import DuckDBEngine, bind_template
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file, judge_rejects
+from andon.kinds import step_kind
 from andon.landing import land
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
@@ -57,14 +58,7 @@ class BuildContext:
 def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
     step = ctx.project.dag.steps[ps.name]
     try:
-        if step.kind == "source":
-            return _build_source(ctx, step, ps)
-        if step.kind == "sql":
-            try:
-                return _build_sql(ctx, step, ps)
-            finally:
-                _forget_secrets(ctx, step)
-        return _build_python(ctx, step, ps)
+        return step_kind(step.kind, file=step.file, line=step.line).build(ctx, step, ps)
     except AndonError:
         raise
     except OSError as e:
@@ -105,7 +99,7 @@ def _seal(ctx: BuildContext, ps: PlannedStep, staging: Path, files: list[str], r
 # sources ----------------------------------------------------------------------------------
 
 
-def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     assert step.source is not None and ps.landing is not None
     landed = list(ps.landing.landed)
     if ps.landing.arrivals:
@@ -185,6 +179,13 @@ def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Ste
 
 
 # SQL --------------------------------------------------------------------------------------
+
+
+def build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    try:
+        return _build_sql(ctx, step, ps)
+    finally:
+        _forget_secrets(ctx, step)
 
 
 def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
@@ -345,7 +346,7 @@ def _sql_runtime_error(step: Step, e: duckdb.Error, secrets: list[str] | None = 
 # Python -----------------------------------------------------------------------------------
 
 
-def _build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+def build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     assert step.function is not None
     func = step.function
     fps = _parent_fps(ctx, ps)
@@ -375,7 +376,12 @@ def _build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             detail=_user_traceback(e),
             hint="fix the function; the environment was not changed",
         ) from None
-    table = _convert_out(result, step)
+    return seal_table(ctx, ps, _convert_out(result, step))
+
+
+def seal_table(ctx: BuildContext, ps: PlannedStep, table: pa.Table) -> Built:
+    """Write ``table`` as the step's artifact and seal it (what a step kind's build ends
+    with when it computes its output in memory)."""
     with ctx.warehouse.staging(ps.name) as staging:
         rows = ctx.engine.write_arrow(table, staging / "part-0.parquet")
         manifest = _seal(ctx, ps, staging, [], rows, {})

@@ -38,12 +38,16 @@ def fingerprint(
 
 
 def data_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters that change a step's data.
+    """The parameters that change a step's data, as its kind says (SQL steps have their
+    parameters rendered into their code already)."""
+    from andon.kinds import step_kind
 
-    SQL steps have their parameters rendered into their code already. A Python step that takes
-    ``params`` depends on all of them.
-    """
-    if step.kind == "python" and step.function is not None:
+    return step_kind(step.kind).data_params(step, params)
+
+
+def python_data_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A Python step that takes ``params`` depends on all of them."""
+    if step.function is not None:
         import inspect
 
         if "params" in inspect.signature(step.function).parameters:

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from andon.errors import ConfigError, did_you_mean
 from andon.grain import parse_grain
+from andon.kinds import step_kind
 from andon.project import Project
 from andon.store import Row
 from andon.warehouse import Manifest, Warehouse
@@ -150,7 +151,8 @@ def validate(project: Project, names: Iterable[str], known: Mapping[str, Row],
     """An incremental step whose time_column is not in its output, or whose grain does not fit
     the column's type, fails here, before anything is built."""
     steps = [project.dag.steps[n] for n in names]
-    steps = [s for s in steps if s.kind == "sql" and s.config.materialized == "incremental"]
+    steps = [s for s in steps
+             if step_kind(s.kind).incremental and s.config.materialized == "incremental"]
     if not steps:
         return
     from andon.schemas import infer

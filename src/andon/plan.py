@@ -272,7 +272,7 @@ def _with(d: PlannedStep, action: Action, reason: str) -> PlannedStep:
 def _why(d: PlannedStep, prev: Row | None, base: dict[str, str], fps: dict[str, str],
          dag: Dag) -> str:
     if d.previous is None:
-        return "new step" if d.kind != "source" else _files_reason(d) or "first ingest"
+        return "new step" if d.landing is None else _files_reason(d) or "first ingest"
     if d.landing is not None:
         if _files_reason(d):
             return _files_reason(d)

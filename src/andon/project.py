@@ -14,9 +14,10 @@ from andon.checks.model import Check
 from andon.config import NAME_RE, ProjectConfig, SourceConfig, validate
 from andon.dag import Dag
 from andon.errors import AndonError, ConfigError, DagError, ProjectInvalid
+from andon.kinds import kind_for_file
 from andon.params import resolve as resolve_params
 from andon.parsecache import ParseCache
-from andon.steps import Step, load_python_steps, load_sql_step, render, source_step
+from andon.steps import Step, render, source_step
 from andon.yamlfile import load_yaml
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ def _load_file(
     file: Path, pipelines_dir: Path, config: ProjectConfig, params: Mapping[str, Any],
     cache: ParseCache,
 ) -> list[Step]:
-    if file.suffix not in (".sql", ".py") or file.name.startswith(("_", ".")):
+    kind = kind_for_file(file)
+    if kind is None or kind.load is None or file.name.startswith(("_", ".")):
         return []
     rel = file.relative_to(pipelines_dir)
     if len(rel.parts) < 2:
@@ -223,11 +225,7 @@ def _load_file(
             hint="use letters, digits and underscores, starting with a letter",
         )
     folder_zone = next((p for p in reversed(rel.parts[:-1]) if p in config.zones), None)
-    loaded = (
-        [load_sql_step(file, pipeline, params, cache)]
-        if file.suffix == ".sql"
-        else load_python_steps(file, pipeline)
-    )
+    loaded = kind.load(file, pipeline, params, cache)
     out = []
     for s in loaded:
         if s.config.zone is None and folder_zone is not None:

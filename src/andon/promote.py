@@ -126,6 +126,10 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
                 "longer has; nothing was changed",
                 hint=f"rebuild the branch on the current data: andon run --env {source}",
             )
+        warehouse = Warehouse(project.warehouse)
+        full = project.is_protected(target)  # a protected environment gets hashed files
+        for m in manifests.values():
+            warehouse.verify(m, full=full)
         results = _check(project, target, manifests, dst_map, record=not dry_run)
         failed = [r for r in results if r.stops_the_line]
         summary = {"passed": sum(1 for r in results if r.status == "passed"),

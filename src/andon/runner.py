@@ -22,10 +22,11 @@ from andon.engines.duckdb import DuckDBEngine
 from andon.environments import check_name, require_for_run
 from andon.errors import AndonError, LeaseError, StepError
 from andon.events import Listener, NullListener, RunResult, StepResult
+from andon.kinds import step_kind
 from andon.plan import Plan, PlannedStep, make_plan
 from andon.project import Project
 from andon.store import Row, Store
-from andon.warehouse import Manifest, Warehouse
+from andon.warehouse import ArtifactTampered, Manifest, Warehouse
 
 
 class CheckFailed(StepError):
@@ -383,7 +384,7 @@ class _Execution:
                         self._release(name, waiting, ready)
                     elif ps.action in ("reuse", "check"):  # check: rejected before
                         running[pool.submit(self._reuse_checked, ps)] = name
-                    elif not ready and not running and ps.kind == "sql":
+                    elif not ready and not running and step_kind(ps.kind).inline:
                         # the only work there is (a chain of SQL): build it here, no thread
                         # hop; DuckDB stops at once on Ctrl-C
                         self.listener.step_started(name, "build")
@@ -456,6 +457,8 @@ class _Execution:
 
     def _reuse_checked(self, ps: PlannedStep) -> StepResult:
         result = self._reused(ps)
+        if result.action == "failed":
+            return result
         m = self.artifacts.get(ps.fingerprint)
         failure = self._check_step(ps.name, m) if m is not None else None
         if failure is None:
@@ -528,6 +531,11 @@ class _Execution:
 
     def _reused(self, ps: PlannedStep) -> StepResult:
         m = self.artifacts.get(ps.fingerprint)
+        if m is not None:
+            try:  # by size on every reuse; by hash too before it reaches a protected env
+                self.warehouse.verify(m, full=self.project.is_protected(self.plan.environment))
+            except ArtifactTampered as e:
+                return StepResult(ps.name, "failed", ps.fingerprint, reason=ps.reason, error=e)
         return StepResult(ps.name, "reused", ps.fingerprint, rows=m.rows if m else None,
                           rejects=int(m.meta.get("rejects", 0)) if m else 0, reason=ps.reason)
 

@@ -3,12 +3,14 @@ empty tables shaped like its parents. Lets checks fail at plan time, not mid-run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import duckdb
 
 from andon.ingest import LANDED_FILE_COLUMN
+from andon.kinds import step_kind
 from andon.project import Project
+from andon.steps import Step
 
 Schema = dict[str, str]
 
@@ -37,23 +39,8 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
                 out[name] = dict(known[name])
                 return out[name]
             step = project.dag.steps[name]
-            result: Schema | None = None
-            if step.kind == "source" and step.source is not None:
-                result = {c: spec.duckdb_type for c, spec in step.source.columns.items()}
-                result[LANDED_FILE_COLUMN] = "VARCHAR"
-            elif step.kind == "sql":
-                parents = {p: schema_of(p) for p in step.parents}
-                if all(s is not None for s in parents.values()):
-                    con = connection()
-                    for p, s in parents.items():
-                        assert s is not None
-                        cols = ", ".join(f"{_q(c)} {t}" for c, t in s.items())
-                        con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(p)} ({cols})")
-                    try:
-                        rows = con.execute(f"DESCRIBE {step.sql}").fetchall()
-                        result = {str(r[0]): str(r[1]) for r in rows}
-                    except duckdb.Error:
-                        result = None  # the run reports the SQL error with its location
+            infer_schema = step_kind(step.kind).infer_schema
+            result = infer_schema(step, schema_of, connection) if infer_schema else None
             out[name] = result
             return result
 
@@ -63,3 +50,30 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
         for con in opened:
             con.close()
     return out
+
+
+def source_schema(step: Step) -> Schema | None:
+    """A source's schema is its contract, plus the file each row came from."""
+    if step.source is None:
+        return None
+    result = {c: spec.duckdb_type for c, spec in step.source.columns.items()}
+    result[LANDED_FILE_COLUMN] = "VARCHAR"
+    return result
+
+
+def sql_schema(step: Step, schema_of: Callable[[str], Schema | None],
+               connection: Callable[[], duckdb.DuckDBPyConnection]) -> Schema | None:
+    """DuckDB binds the step's SQL over empty tables shaped like its parents."""
+    parents = {p: schema_of(p) for p in step.parents}
+    if not all(s is not None for s in parents.values()):
+        return None
+    con = connection()
+    for p, s in parents.items():
+        assert s is not None
+        cols = ", ".join(f"{_q(c)} {t}" for c, t in s.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(p)} ({cols})")
+    try:
+        rows = con.execute(f"DESCRIBE {step.sql}").fetchall()
+    except duckdb.Error:
+        return None  # the run reports the SQL error with its location
+    return {str(r[0]): str(r[1]) for r in rows}

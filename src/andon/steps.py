@@ -24,8 +24,6 @@ from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
 if TYPE_CHECKING:  # sqlglot, Jinja and the engine load only when a file must be parsed
     from sqlglot import exp
 
-StepKind = Literal["sql", "python", "source"]
-
 _HEADER_RE = re.compile(
     r"\A(?:[ \t]*(?:--[^\n]*)?\n)*[ \t]*/\*\s*---[ \t]*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL
 )
@@ -45,7 +43,7 @@ class Step:
     """One node of work. ``code`` is its canonical code: what its fingerprint hashes."""
 
     name: str
-    kind: StepKind
+    kind: str  # a registered step kind (andon.kinds)
     pipeline: str
     file: Path
     config: StepConfig
@@ -64,7 +62,9 @@ class Step:
 
     @property
     def zone(self) -> str:
-        return self.config.zone or ("landing" if self.kind == "source" else "formatted")
+        from andon.kinds import step_kind
+
+        return self.config.zone or step_kind(self.kind).default_zone
 
     @property
     def code_hash(self) -> str:

@@ -4,12 +4,18 @@ A sealed artifact is a folder ``<step>/<fingerprint>/`` holding ``_manifest.json
 Parquet files; its manifest may also list files of older artifacts it shares (incremental
 steps, source ingests). Folders appear only by an atomic rename from ``_staging``, so a crash
 never leaves a half-written artifact visible.
+
+Sealing records each file's size and sha256 in the manifest (``meta["digests"]``); ``verify``
+compares the files with it before their rows are trusted (reuse, ``andon test``, promotion),
+so a file changed behind andon's back is reported instead of served.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -20,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from andon.errors import WarehouseError
+from andon.errors import Failed, WarehouseError
 from andon.hosts import pid_alive
 
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
+DIGESTS = "digests"  # meta key: {file: [size, sha256]}
+
+
+class ArtifactTampered(Failed):
+    """An artifact file differs from what its manifest recorded when it was sealed."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,13 @@ class Manifest:
             schema=tuple((str(a), str(b)) for a, b in d["schema"]),
             meta=dict(d.get("meta") or {}),
         )
+
+    @property
+    def digests(self) -> dict[str, tuple[int, str]]:
+        """Size and sha256 of each file, as sealed; empty for artifacts sealed before andon
+        recorded them (those are verified by their total size only)."""
+        raw = self.meta.get(DIGESTS) or {}
+        return {str(f): (int(v[0]), str(v[1])) for f, v in raw.items()}
 
 
 def os_error(e: OSError, where: Path, step: str | None = None) -> WarehouseError:
@@ -156,6 +174,8 @@ class Warehouse:
         """
         final = self.artifact_dir(manifest.step, manifest.fingerprint)
         try:
+            manifest = dataclasses.replace(
+                manifest, meta={**manifest.meta, DIGESTS: self._digests(staging, final, manifest)})
             (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
@@ -172,6 +192,70 @@ class Warehouse:
                     return existing
             raise os_error(e, final, manifest.step) from e
         return manifest
+
+    def _digests(self, staging: Path, final: Path, manifest: Manifest) -> dict[str, list[Any]]:
+        """Size and sha256 of every file: its own files are hashed just after being written
+        (from the page cache); a shared file's come from the manifest of the artifact that
+        sealed it."""
+        own = self.rel(final) + "/"
+        out: dict[str, list[Any]] = {}
+        for f in manifest.files:
+            if f.startswith(own):
+                path = staging / f[len(own):]
+            else:
+                known = self._sealed_digest(f)
+                if known is not None:
+                    out[f] = known
+                    continue
+                path = self.path(f)
+            out[f] = [path.stat().st_size, _sha256(path)]
+        return out
+
+    def _sealed_digest(self, rel: str) -> list[Any] | None:
+        try:
+            text = (self.path(rel).parent / MANIFEST).read_text(encoding="utf-8")
+            digest = Manifest.from_json(text).digests.get(rel)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+        return list(digest) if digest else None
+
+    def verify(self, manifest: Manifest, *, full: bool) -> None:
+        """Raise ``ArtifactTampered`` when a file of the artifact is not the one sealed: by
+        size always, by sha256 when ``full``. An artifact sealed before andon recorded
+        digests is verified by its total size."""
+        digests = manifest.digests
+        if not digests:
+            sizes = [self._size(manifest, f) for f in manifest.files]
+            if sum(sizes) != manifest.bytes:
+                raise self._tampered(manifest, manifest.files[0] if manifest.files else "",
+                                     f"its files hold {sum(sizes)} bytes, the manifest says "
+                                     f"{manifest.bytes} (sealed without digests: verified "
+                                     "by size only)")
+            return
+        for f in manifest.files:
+            size, sha = digests.get(f, (-1, ""))
+            now = self._size(manifest, f)
+            if now != size:
+                raise self._tampered(manifest, f, f"it has {now} bytes, the manifest says {size}")
+            if full and _sha256(self.path(f)) != sha:
+                raise self._tampered(manifest, f, "its sha256 differs from the manifest's")
+
+    def _size(self, manifest: Manifest, rel: str) -> int:
+        try:
+            return self.path(rel).stat().st_size
+        except OSError:
+            raise self._tampered(manifest, rel, "the file is missing") from None
+
+    def _tampered(self, manifest: Manifest, rel: str, why: str) -> ArtifactTampered:
+        where = self.artifact_dir(manifest.step, manifest.fingerprint) / MANIFEST
+        return ArtifactTampered(
+            f"artifact {manifest.fingerprint[:12]} of table {manifest.step!r} was changed "
+            f"after it was sealed: {why}; nothing was published",
+            file=self.path(rel) if rel else where,
+            step=manifest.step,
+            hint=f"restore the file from a backup (its size and sha256 are in {where}); "
+                 "until then no run, test or promotion will use this artifact",
+        )
 
     def read_manifest(self, step: str, fingerprint: str) -> Manifest | None:
         path = self.artifact_dir(step, fingerprint) / MANIFEST
@@ -197,6 +281,11 @@ class Warehouse:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry.name)
         return removed
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _host() -> str:

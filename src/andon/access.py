@@ -4,14 +4,10 @@ environments (the scheduler, the production engineer), viewers change nothing.""
 
 from __future__ import annotations
 
-import time
 from typing import Literal
-
-from sqlalchemy import delete, insert, select, update
 
 from andon.errors import AndonError, did_you_mean
 from andon.store import Row, Store
-from andon.store import schema as t
 
 Role = Literal["admin", "operator", "developer", "viewer"]
 ROLES: tuple[str, ...] = ("admin", "operator", "developer", "viewer")
@@ -49,18 +45,14 @@ class AccessDenied(AndonError):
 
 
 def users(store: Store) -> list[Row]:
-    with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(t.users).order_by(t.users.c.name))]
+    return [u.as_dict() for u in store.users.all()]
 
 
 def role_of(store: Store, user: str) -> str | None:
     """The user's role; ``admin`` while no users are configured."""
-    with store.engine.connect() as conn:
-        any_user = conn.execute(select(t.users.c.name).limit(1)).first()
-        if any_user is None:
-            return "admin"
-        row = conn.execute(select(t.users.c.role).where(t.users.c.name == user)).first()
-    return str(row[0]) if row else None
+    if not store.users.any():
+        return "admin"
+    return store.users.role(user)
 
 
 def require(store: Store, user: str, action: str, what: str) -> None:
@@ -90,11 +82,7 @@ def add_user(store: Store, name: str, role: str, *, by: str) -> None:
     if role != "admin" and [u["name"] for u in existing if u["role"] == "admin"] == [name]:
         raise AndonError(f"{name!r} is the last admin; nobody could manage users any more",
                          hint="make someone else an admin first")
-    with store.engine.begin() as conn:
-        if any(u["name"] == name for u in existing):
-            conn.execute(update(t.users).where(t.users.c.name == name).values(role=role))
-        else:
-            conn.execute(insert(t.users).values(name=name, role=role, created_at=time.time()))
+    store.users.put(name, role)
 
 
 def _last_admin(existing: list[Row], name: str) -> bool:
@@ -107,8 +95,6 @@ def remove_user(store: Store, name: str, *, by: str) -> None:
     if _last_admin(users(store), name):
         raise AndonError(f"{name!r} is the last admin; nobody could manage users any more",
                          hint="make someone else an admin first, or remove the other users")
-    with store.engine.begin() as conn:
-        gone = conn.execute(delete(t.users).where(t.users.c.name == name)).rowcount
-    if not gone:
+    if not store.users.remove(name):
         raise AndonError(f"no user named {name!r}",
                          hint=did_you_mean(name, [u["name"] for u in users(store)]))

@@ -11,6 +11,7 @@ from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
 from andon.project import Project
 from andon.runner import artifact_lookups, manifest_of
+from andon.secrets import stored_values
 from andon.warehouse import Manifest, Warehouse
 
 
@@ -40,7 +41,7 @@ def test_environment(project: Project, environment: str | None = None,
     audit = Audit(store=store, engine=engine, warehouse=warehouse,
                   environment=environment, run_id=None, manifests=manifests, previous=previous,
                   pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=manifest_at,
-                  force=True)
+                  force=True, secrets=stored_values(store, project.root))
     results: list[CheckResult] = []
     try:
         for table in project.dag.order:

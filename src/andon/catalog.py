@@ -208,6 +208,7 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
     from andon.checks.run import Audit, evaluate
     from andon.engines.duckdb import DuckDBEngine
     from andon.runner import manifest_of
+    from andon.secrets import stored_values
 
     art = _table(project, table, environment)
     found = history.profile_of(project.store, art["fingerprint"])
@@ -217,7 +218,8 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
             audit = Audit(store=project.store, engine=engine,
                           warehouse=Warehouse(project.warehouse),
                           environment=environment or project.config.default_environment,
-                          run_id=None, manifests={table: manifest_of(art)})
+                          run_id=None, manifests={table: manifest_of(art)},
+                          secrets=stored_values(project.store, project.root))
             evaluate(audit, table, [])
         finally:
             engine.close()

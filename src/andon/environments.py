@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-
-from andon.errors import AndonError, EnvironmentNotFound, LeaseError, did_you_mean
-from andon.store import Row, Store
-from andon.store import schema as t
+from andon.errors import AndonError, EnvironmentNotFound, did_you_mean
+from andon.store import Row, Store, StoreReader
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -39,7 +36,7 @@ def git_branch_name(branch: str) -> str:
     return check_name(name or "branch")
 
 
-def require(store: Store, name: str) -> Row:
+def require(store: StoreReader, name: str) -> Row:
     env = store.environment(name)
     if env is None:
         known = [e["name"] for e in store.environments()]
@@ -105,53 +102,25 @@ def resolve(store: Store, ref: str) -> Ref:
 def find_commit(store: Store, prefix: str) -> str | None:
     if not re.fullmatch(r"[0-9a-f]{6,64}", prefix):
         return None
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.commits.c.id).where(t.commits.c.id.like(f"{prefix}%"))
-                            .limit(2)).fetchall()
-    if len(rows) > 1:
+    ids = store.envs.commits_with_prefix(prefix, limit=2)
+    if len(ids) > 1:
         raise AndonError(f"commit prefix {prefix!r} is ambiguous", hint="give more characters")
-    return rows[0][0] if rows else None
+    return ids[0] if ids else None
 
 
 def commit_at(store: Store, environment: str, when: float) -> str | None:
     """The commit ``environment`` pointed at, at time ``when`` (time machine)."""
-    with store.engine.connect() as conn:
-        row = conn.execute(
-            select(t.ref_log.c.to_commit, t.ref_log.c.at)
-            .where(t.ref_log.c.environment == environment, t.ref_log.c.at <= when)
-            .order_by(t.ref_log.c.at.desc(), t.ref_log.c.id.desc()).limit(1)
-        ).first()
-        first = conn.execute(
-            select(t.ref_log.c.at).where(t.ref_log.c.environment == environment)
-            .order_by(t.ref_log.c.at).limit(1)
-        ).first()
+    row = store.envs.last_move_before(environment, when)
     if row is None:
-        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(first[0])) if first else None
+        first = store.envs.first_move(environment)
+        since = (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(first.at.timestamp()))
+                 if first else None)
         raise AndonError(
             f"environment {environment!r} did not exist yet at "
             f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(when))}",
             hint=f"its history starts at {since}" if since else "it has no history",
         )
-    return str(row[0]) if row[0] else None
-
-
-def move(store: Store, environment: str, *, expected: str | None, to_commit: str | None,
-         who: str, why: str, run_id: int | None = None) -> None:
-    """Compare-and-swap an existing environment to ``to_commit`` and log the move."""
-    now = time.time()
-    with store.engine.begin() as conn:
-        cond = (t.environments.c.commit_id == expected) if expected is not None \
-            else t.environments.c.commit_id.is_(None)
-        moved = conn.execute(
-            update(t.environments).where(t.environments.c.name == environment, cond)
-            .values(commit_id=to_commit, version=t.environments.c.version + 1, updated_at=now)
-        ).rowcount
-        if moved != 1:
-            raise LeaseError(f"environment {environment!r} moved meanwhile; nothing changed",
-                             hint="look at `andon env log` and try again")
-        conn.execute(insert(t.ref_log).values(environment=environment, from_commit=expected,
-                                              to_commit=to_commit, at=now, who=who, why=why,
-                                              run_id=run_id))
+    return row.to_commit
 
 
 def create(store: Store, name: str, *, source: str | None, who: str, protected: bool = False
@@ -163,17 +132,10 @@ def create(store: Store, name: str, *, source: str | None, who: str, protected: 
         raise EnvironmentError_(f"environment {name!r} exists already", kind="conflict",
                                 hint=f"pick another name, or `andon env reset {name}`")
     ref = resolve(store, source) if source else Ref(None, None)
-    now = time.time()
-    with store.engine.begin() as conn:
-        conn.execute(insert(t.environments).values(
-            name=name, commit_id=ref.commit_id, version=1, protected=protected,
-            base=ref.environment or source, owner=who, created_at=now, updated_at=now))
-        conn.execute(insert(t.ref_log).values(
-            environment=name, from_commit=None, to_commit=ref.commit_id, at=now, who=who,
-            why=f"created from {source}" if source else "created empty"))
-    env = store.environment(name)
-    assert env is not None
-    return env
+    return store.envs.create(
+        name, commit_id=ref.commit_id, base=ref.environment or source, who=who,
+        protected=protected,
+        why=f"created from {source}" if source else "created empty").as_dict()
 
 
 def delete_env(store: Store, name: str, *, protected: bool, who: str) -> None:
@@ -182,15 +144,7 @@ def delete_env(store: Store, name: str, *, protected: bool, who: str) -> None:
         raise EnvironmentError_(f"environment {name!r} is protected and cannot be deleted",
                                 kind="forbidden",
                                 hint="protected environments change only by promotion")
-    with store.engine.begin() as conn:
-        busy = conn.execute(select(t.leases).where(t.leases.c.environment == name)).first()
-        if busy is not None:
-            raise LeaseError(f"environment {name!r} is in use by {busy.holder}",
-                             hint="wait for it to finish")
-        conn.execute(delete(t.environments).where(t.environments.c.name == name))
-        conn.execute(insert(t.ref_log).values(environment=name, from_commit=env["commit_id"],
-                                              to_commit=None, at=time.time(), who=who,
-                                              why="deleted"))
+    store.envs.delete(name, expected=env["commit_id"], who=who)
 
 
 def reset(store: Store, name: str, to: str, *, who: str, protected: bool = False
@@ -212,12 +166,12 @@ def reset(store: Store, name: str, to: str, *, who: str, protected: bool = False
                 hint=f"roll back to one of its own commits (andon env log {name}), or "
                      f"promote the environment that holds it: andon promote ENV --to {name}",
             )
-    move(store, name, expected=env["commit_id"], to_commit=commit, who=who,
-         why=f"reset to {to}")
+    store.envs.move(name, expected=env["commit_id"], to_commit=commit, who=who,
+                    why=f"reset to {to}")
     return commit
 
 
-def listing(store: Store, protected_of: Any) -> list[Row]:
+def listing(store: StoreReader, protected_of: Any) -> list[Row]:
     out = []
     for e in store.environments():
         last = store.runs(e["name"], limit=1)
@@ -230,12 +184,13 @@ def listing(store: Store, protected_of: Any) -> list[Row]:
     return out
 
 
-def log(store: Store, name: str) -> list[Row]:
-    if not store.ref_log(name):
+def log(store: StoreReader, name: str) -> list[Row]:
+    moves = store.ref_log(name)
+    if not moves:
         require(store, name)
     return [{"at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(r["at"])), "who": r["who"],
              "why": r["why"], "from": r["from_commit"], "to": r["to_commit"], "run": r["run_id"]}
-            for r in store.ref_log(name)]
+            for r in moves]
 
 
 def ancestors(store: Store, commit_id: str | None) -> list[str]:
@@ -243,17 +198,13 @@ def ancestors(store: Store, commit_id: str | None) -> list[str]:
     out: list[str] = []
     frontier = [commit_id] if commit_id else []
     seen: set[str] = set()
-    with store.engine.connect() as conn:
-        while frontier:
-            cid = frontier.pop(0)
-            if cid in seen:
-                continue
-            seen.add(cid)
-            out.append(cid)
-            row = conn.execute(select(t.commits.c.parent_id, t.commits.c.merge_parent_id)
-                               .where(t.commits.c.id == cid)).first()
-            if row is not None:
-                frontier += [p for p in (row[0], row[1]) if p]
+    while frontier:
+        cid = frontier.pop(0)
+        if cid in seen:
+            continue
+        seen.add(cid)
+        out.append(cid)
+        frontier += store.envs.parents(cid)
     return out
 
 

@@ -9,12 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, select
-
 from andon.checks.types import parse_age
 from andon.errors import AndonError, ConfigError
 from andon.project import Project
-from andon.store import schema as t
 from andon.warehouse import MANIFEST, Warehouse
 
 PARTS = "_parts"
@@ -36,20 +33,13 @@ class GcReport:
 
 def live_commits(project: Project, cutoff: float) -> set[str]:
     store = project.store
-    out: set[str] = set()
-    with store.engine.connect() as conn:
-        out |= {r[0] for r in conn.execute(select(t.environments.c.commit_id)) if r[0]}
-        for frm, to in conn.execute(select(t.ref_log.c.from_commit, t.ref_log.c.to_commit)
-                                    .where(t.ref_log.c.at >= cutoff)):
-            out |= {c for c in (frm, to) if c}
-        # where each environment pointed when the retention window began
-        envs = {r[0] for r in conn.execute(select(t.ref_log.c.environment).distinct())}
-        for env in envs:
-            row = conn.execute(select(t.ref_log.c.to_commit).where(
-                t.ref_log.c.environment == env, t.ref_log.c.at < cutoff)
-                .order_by(t.ref_log.c.at.desc(), t.ref_log.c.id.desc()).limit(1)).first()
-            if row and row[0]:
-                out.add(row[0])
+    out = {e.commit_id for e in store.envs.all() if e.commit_id}
+    out |= store.envs.commits_moved_since(cutoff)
+    # where each environment pointed when the retention window began
+    for env in store.envs.logged_environments():
+        last = store.envs.last_move_before(env, cutoff, inclusive=False)
+        if last is not None and last.to_commit:
+            out.add(last.to_commit)
     return out
 
 
@@ -62,24 +52,19 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     cutoff = now - retention
     store = project.store
     commits = live_commits(project, cutoff)
-    with store.engine.connect() as conn:
-        live_fps: set[str] = set()
-        for cid in commits:
-            live_fps |= set(store.commit_steps(cid).values())
-        running = {r[0] for r in conn.execute(select(t.runs.c.id).where(
-            t.runs.c.status == "running"))}
-        holders = conn.execute(select(t.leases.c.holder)).fetchall()
+    live_fps: set[str] = set()
+    for cid in commits:
+        live_fps |= set(store.commit_steps(cid).values())
+    running = set(store.running_run_ids())
+    holders = store.lease_holders()
     if holders and not dry_run:
         # a run in progress may have planned to reuse any sealed artifact, referenced or not
         raise AndonError(
-            f"{len(holders)} run(s) or promotion(s) in progress ({holders[0][0]}); "
+            f"{len(holders)} run(s) or promotion(s) in progress ({holders[0]}); "
             "nothing was deleted",
             hint="run andon gc when they have finished (andon gc --dry-run works meanwhile)",
         )
-    with store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(select(
-            t.artifacts.c.fingerprint, t.artifacts.c.step, t.artifacts.c.files,
-            t.artifacts.c.created_at, t.artifacts.c.run_id, t.artifacts.c.path))]
+    rows = store.all_artifacts()
     kept = {r["fingerprint"] for r in rows if r["fingerprint"] in live_fps
             or r["created_at"] >= cutoff or r["run_id"] in running}
     keep = [r for r in rows if r["fingerprint"] in kept]
@@ -117,9 +102,5 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     if not dry_run:
         for p in doomed_files:  # source parts nobody reads
             p.unlink(missing_ok=True)
-        gone = [d.split("/", 1)[1] for d in deleted]
-        with store.engine.begin() as conn:
-            for i in range(0, len(gone), 500):
-                conn.execute(delete(t.artifacts).where(
-                    t.artifacts.c.fingerprint.in_(gone[i:i + 500])))
+        store.delete_artifacts([d.split("/", 1)[1] for d in deleted])
     return GcReport(tuple(deleted), len(doomed_files), size, len(keep), dry_run)

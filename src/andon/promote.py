@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
-
 from andon.checks.model import CheckResult
 from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
@@ -17,8 +15,8 @@ from andon.environments import merge_base, require
 from andon.errors import AndonError
 from andon.project import Project
 from andon.runner import artifact_lookups, manifest_of
+from andon.secrets import stored_values
 from andon.store import Row, Store
-from andon.store import schema as t
 from andon.warehouse import Manifest, Warehouse
 
 
@@ -50,16 +48,13 @@ class Promotion:
 
 
 def _record(store: Store, **values: Any) -> int:
-    with store.engine.begin() as conn:
-        res = conn.execute(insert(t.promotions).values(at=time.time(), **values))
-        return int(res.inserted_primary_key[0])  # type: ignore[index]
+    return store.promotions.start(**values)
 
 
 def _update(store: Store, pid: int | None, **values: Any) -> None:
     if pid is None:  # a dry run writes nothing
         return
-    with store.engine.begin() as conn:
-        conn.execute(update(t.promotions).where(t.promotions.c.id == pid).values(**values))
+    store.promotions.update(pid, **values)
 
 
 def promote(project: Project, source: str, target: str, *, dry_run: bool = False,
@@ -193,7 +188,8 @@ def _check(project: Project, target: str, manifests: dict[str, Manifest],
                           allowed=[project.warehouse])
     audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
                   environment=target, run_id=None, manifests=manifests, previous=previous,
-                  pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit)
+                  pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit,
+                  secrets=stored_values(store, project.root))
     results: list[CheckResult] = []
     try:
         for table in project.dag.order:
@@ -212,8 +208,4 @@ def _check(project: Project, target: str, manifests: dict[str, Manifest],
 
 
 def promotions(store: Store, limit: int = 50) -> list[Row]:
-    from sqlalchemy import select
-
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.promotions).order_by(t.promotions.c.id.desc()).limit(limit))
-        return [dict(r._mapping) for r in rows]
+    return [p.as_dict() for p in store.promotions.latest(limit)]

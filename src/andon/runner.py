@@ -25,6 +25,7 @@ from andon.events import Listener, NullListener, RunResult, StepResult
 from andon.kinds import step_kind
 from andon.plan import Plan, PlannedStep, make_plan
 from andon.project import Project
+from andon.secrets import stored_values
 from andon.store import Row, Store
 from andon.warehouse import ArtifactTampered, Manifest, Warehouse
 
@@ -483,6 +484,7 @@ class _Execution:
             environment=self.plan.environment, run_id=self.run_id, manifests=manifests,
             previous=previous, pii=self.project.pii_of, other_env_manifest=in_env,
             baseline_manifest=manifest_at,
+            secrets=stored_values(store, self.project.root),
         )
 
     def _check_step(self, table: str, manifest: Manifest, *, fresh: bool = False

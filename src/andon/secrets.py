@@ -7,18 +7,19 @@ The key comes from ``ANDON_SECRETS_KEY`` or from ``.andon/secrets.key`` (created
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import time
+from collections.abc import Callable
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, insert, select, update
 
 from andon.errors import AndonError, did_you_mean
 from andon.store import Row, Store
-from andon.store import schema as t
 
 KEY_ENV = "ANDON_SECRETS_KEY"
 ALL = "*"
@@ -86,16 +87,7 @@ def set_secret(store: Store, root: Path, name: str, value: str, *, environment: 
 
         check_environment(environment)
     token = Fernet(_key_to_set(store, root)).encrypt(value.encode()).decode()
-    now = time.time()
-    with store.engine.begin() as conn:
-        where = (t.secrets.c.name == name) & (t.secrets.c.environment == environment)
-        if conn.execute(select(t.secrets.c.name).where(where)).first():
-            conn.execute(update(t.secrets).where(where).values(
-                ciphertext=token, updated_at=now, updated_by=who))
-        else:
-            conn.execute(insert(t.secrets).values(name=name, environment=environment,
-                                                  ciphertext=token, updated_at=now,
-                                                  updated_by=who))
+    store.secrets.put(name, environment, token, who=who)
 
 
 def _key_to_set(store: Store, root: Path) -> bytes:
@@ -115,20 +107,14 @@ def _key_to_set(store: Store, root: Path) -> bytes:
 
 
 def list_secrets(store: Store) -> list[Row]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.secrets.c.name, t.secrets.c.environment,
-                                   t.secrets.c.updated_at, t.secrets.c.updated_by)
-                            .order_by(t.secrets.c.name, t.secrets.c.environment))
-        return [{"name": r.name, "environment": r.environment,
-                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(r.updated_at)),
-                 "by": r.updated_by} for r in rows]
+    return [{"name": r.name, "environment": r.environment,
+             "updated": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                      time.localtime(r.updated_at.timestamp())),
+             "by": r.updated_by} for r in store.secrets.all()]
 
 
 def remove_secret(store: Store, name: str, *, environment: str = ALL) -> None:
-    with store.engine.begin() as conn:
-        gone = conn.execute(delete(t.secrets).where(
-            t.secrets.c.name == name, t.secrets.c.environment == environment)).rowcount
-    if not gone:
+    if not store.secrets.remove(name, environment):
         hint = did_you_mean(name, [r["name"] for r in list_secrets(store)])
         raise SecretError(f"no secret {name!r} for environment {environment!r}", hint=hint)
 
@@ -136,10 +122,7 @@ def remove_secret(store: Store, name: str, *, environment: str = ALL) -> None:
 def get_secret(store: Store, root: Path, name: str, environment: str, *,
                step: str | None = None) -> str:
     """The value for ``environment`` (or for every environment), decrypted."""
-    with store.engine.connect() as conn:
-        rows = {r.environment: r.ciphertext for r in conn.execute(
-            select(t.secrets.c.environment, t.secrets.c.ciphertext).where(
-                t.secrets.c.name == name, t.secrets.c.environment.in_([environment, ALL])))}
+    rows = store.secrets.ciphertexts(name, [environment, ALL])
     token = rows.get(environment) or rows.get(ALL)
     if token is None:
         raise SecretError(
@@ -172,3 +155,40 @@ def redact(text: str, values: list[str]) -> str:
                 break
             text = text[:m.a] + "***" + text[m.a + m.size:]
     return text
+
+
+def stored_values(store: Store, root: Path) -> Callable[[], list[str]]:
+    """Every stored secret value the key decrypts, of every environment (an artifact built in
+    one environment is checked in another when promoted); read once, on first call, so
+    nothing is decrypted unless there is something to redact."""
+
+    @functools.cache
+    def values() -> list[str]:
+        tokens = [r.ciphertext for r in store.secrets.all()]
+        if not tokens:
+            return []
+        try:
+            fernet = Fernet(load_key(root, create=False))
+        except SecretError:
+            return []
+        out: list[str] = []
+        for token in tokens:
+            with contextlib.suppress(InvalidToken):
+                out.append(fernet.decrypt(token.encode()).decode())
+        return out
+
+    return values
+
+
+def redact_all(value: Any, values: list[str]) -> Any:
+    """``value`` (a string, or lists and dicts of them, as stored in JSON) with every form of
+    the secret values replaced by ``***``."""
+    if not values:
+        return value
+    if isinstance(value, str):
+        return redact(value, values)
+    if isinstance(value, dict):
+        return {redact_all(k, values): redact_all(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_all(v, values) for v in value)
+    return value

@@ -48,6 +48,7 @@ class Manifest:
     bytes: int
     schema: tuple[tuple[str, str], ...]
     meta: dict[str, Any]
+    format: str = "parquet"  # of its files: a name in andon.kinds.ARTIFACT_FORMATS
 
     def to_json(self) -> str:
         d = self.__dict__ | {"files": list(self.files), "schema": [list(c) for c in self.schema]}
@@ -65,6 +66,7 @@ class Manifest:
             bytes=int(d["bytes"]),
             schema=tuple((str(a), str(b)) for a, b in d["schema"]),
             meta=dict(d.get("meta") or {}),
+            format=str(d.get("format") or "parquet"),  # older manifests: all Parquet
         )
 
     @property

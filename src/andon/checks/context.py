@@ -18,6 +18,7 @@ from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.spc import judge as spc_judge
 from andon.engines.duckdb import DuckDBEngine, scan_sql
+from andon.secrets import redact_all
 from andon.store import Store
 from andon.warehouse import Manifest, Warehouse
 
@@ -49,6 +50,7 @@ class Audit:
     other_env_manifest: Callable[[str, str], Manifest | None] = lambda _t, _e: None
     baseline_manifest: Callable[[str, str], Manifest | None] = lambda _t, _c: None
     force: bool = False
+    secrets: Callable[[], list[str]] = lambda: []  # values never shown nor stored
 
     def files(self, table: str, manifest: Manifest | None = None) -> list[str]:
         m = manifest or self.manifests[table]
@@ -75,6 +77,10 @@ class Evaluation:
         """A result; ``ok`` sets the status by severity (``status`` overrides it)."""
         if status is None:
             status = "passed" if ok else ("failed" if c.severity != "info" else "recorded")
+        if sample or status != "passed":  # what a failure shows: no secret value in it
+            secrets = self.audit.secrets()
+            message = redact_all(message, secrets)
+            sample = [redact_all(r, secrets) for r in sample]
         return CheckResult(
             name=c.name, table=c.table, type=c.type, severity=c.severity, status=status,
             metric=None if metric is None or (isinstance(metric, float) and math.isnan(metric))

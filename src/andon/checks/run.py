@@ -14,6 +14,7 @@ from andon.checks.load import validate_columns
 from andon.checks.model import Check, CheckResult
 from andon.checks.types import q
 from andon.errors import AndonError
+from andon.secrets import redact_all
 from andon.warehouse import Manifest
 
 __all__ = ["QUERIES", "Audit", "Outcome", "evaluate", "ready"]
@@ -72,7 +73,7 @@ def _evaluate_todo(ev: Evaluation, table: str, valid: list[tuple[Check, str]],
             sample = profile.sample_stats(cur, audit.files(table), manifest.schema)
         except duckdb.Error:
             sample = {}
-        prof = profile.assemble(manifest.schema, values, sample)
+        prof = redact_all(profile.assemble(manifest.schema, values, sample), audit.secrets())
         history.save_profile(audit.store, manifest.fingerprint, table, audit.run_id,
                              manifest.rows, prof)
     for i, (c, ctx) in enumerate(scanned):

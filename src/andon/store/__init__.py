@@ -5,8 +5,6 @@ SQLite file by default, PostgreSQL by URL; both through SQLAlchemy Core.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import time
@@ -20,15 +18,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from andon.errors import LeaseError, StoreError
 from andon.hosts import pid_alive
 from andon.store import schema as t
+from andon.store.environments import EnvironmentRepository
 from andon.store.migrations import migrate
+from andon.store.promotions import PromotionRepository
+from andon.store.reader import ReadOnlyStore, Row, StoreReader
+from andon.store.secrets import SecretRepository
+from andon.store.users import UserRepository
 
-Row = dict[str, Any]
-
-__all__ = ["Row", "Store", "open_store"]
+__all__ = ["Row", "Store", "StoreReader", "open_store"]
 
 STALE_AFTER = 300.0  # seconds without a heartbeat after which a lease's holder counts as gone
-
-
 
 
 def open_store(url: str, project_root: Path | None = None) -> Store:
@@ -45,7 +44,10 @@ def open_store(url: str, project_root: Path | None = None) -> Store:
 
 
 class Store:
-    """Every read and write of metadata goes through this class."""
+    """Every read and write of metadata goes through this class: runs, artifacts, leases,
+    landing and rejects here; environments, users, secrets and promotions through its
+    repositories (``store.envs``, ``store.users``, ``store.secrets``, ``store.promotions``).
+    Commands that only read get ``store.reader()``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -60,6 +62,10 @@ class Store:
                 self.engine = create_engine(url, pool_pre_ping=True)
             with self.engine.begin() as conn:
                 migrate(conn, self.safe_url)
+            self.envs = EnvironmentRepository(self.engine)
+            self.users = UserRepository(self.engine)
+            self.secrets = SecretRepository(self.engine)
+            self.promotions = PromotionRepository(self.engine)
         except ModuleNotFoundError as e:
             raise StoreError(
                 f"cannot open the store at {self.safe_url}: {e}",
@@ -241,6 +247,12 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def running_run_ids(self) -> list[int]:
+        """The runs marked ``running``."""
+        with self.engine.connect() as conn:
+            return [int(r[0]) for r in conn.execute(
+                select(t.runs.c.id).where(t.runs.c.status == "running"))]
+
     def mark_abandoned(self, run_id: int, why: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -262,6 +274,20 @@ class Store:
                     out[r.fingerprint] = dict(r._mapping)
         return out
 
+    def all_artifacts(self) -> list[Row]:
+        """Every artifact's fingerprint, step, files, created_at, run_id and path."""
+        a = t.artifacts.c
+        q = select(a.fingerprint, a.step, a.files, a.created_at, a.run_id, a.path)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def delete_artifacts(self, fingerprints: Sequence[str]) -> None:
+        """Forget artifacts (their files are the caller's business), in one transaction."""
+        with self.engine.begin() as conn:
+            for i in range(0, len(fingerprints), 500):
+                conn.execute(delete(t.artifacts).where(
+                    t.artifacts.c.fingerprint.in_(fingerprints[i:i + 500])))
+
     def artifact(self, fingerprint: str) -> Row | None:
         return self.artifacts([fingerprint]).get(fingerprint)
 
@@ -276,33 +302,21 @@ class Store:
             r = conn.execute(q).first()
             return dict(r._mapping) if r else None
 
-    # commits and environments -------------------------------------------------------------
+    # commits and environments (see store/environments.py) -------------------------------
 
     def environment(self, name: str) -> Row | None:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.environments).where(t.environments.c.name == name)).first()
-            return dict(r._mapping) if r else None
+        env = self.envs.get(name)
+        return env.as_dict() if env else None
 
     def environments(self) -> list[Row]:
-        with self.engine.connect() as conn:
-            return [
-                dict(r._mapping)
-                for r in conn.execute(select(t.environments).order_by(t.environments.c.name))
-            ]
+        return [e.as_dict() for e in self.envs.all()]
 
     def commit_steps(self, commit_id: str | None) -> dict[str, str]:
-        if commit_id is None:
-            return {}
-        q = select(t.commit_steps.c.step, t.commit_steps.c.fingerprint).where(
-            t.commit_steps.c.commit_id == commit_id
-        )
-        with self.engine.connect() as conn:
-            return {r.step: r.fingerprint for r in conn.execute(q)}
+        return self.envs.commit_steps(commit_id)
 
     def commit(self, commit_id: str) -> Row | None:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.commits).where(t.commits.c.id == commit_id)).first()
-            return dict(r._mapping) if r else None
+        c = self.envs.commit(commit_id)
+        return c.as_dict() if c else None
 
     def publish(
         self,
@@ -323,90 +337,17 @@ class Store:
 
         Raises LeaseError when the environment moved since ``expected_commit`` was read.
         """
-        now = time.time()
-        body = json.dumps(
-            {"parent": expected_commit, "merge": merge_parent, "steps": sorted(steps.items()),
-             "run": run_id, "at": now}
-        )
-        commit_id = hashlib.sha256(body.encode()).hexdigest()[:20]
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(t.commits).values(
-                    id=commit_id,
-                    parent_id=expected_commit,
-                    merge_parent_id=merge_parent,
-                    created_at=now,
-                    author=author,
-                    git_sha=git_sha,
-                    params=dict(params),
-                    message=message,
-                    run_id=run_id,
-                    code=dict(code) if code is not None else None,
-                )
-            )
-            conn.execute(
-                insert(t.commit_steps),
-                [{"commit_id": commit_id, "step": s, "fingerprint": f} for s, f in steps.items()],
-            )
-            env = conn.execute(
-                select(t.environments).where(t.environments.c.name == environment)
-            ).first()
-            if env is None:
-                try:
-                    conn.execute(
-                        insert(t.environments).values(
-                            name=environment,
-                            commit_id=commit_id,
-                            version=1,
-                            protected=protected,
-                            owner=author,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                except IntegrityError as e:
-                    raise LeaseError(
-                        f"environment {environment!r} was created by someone else meanwhile",
-                        hint="run again: it will reuse every artifact already built",
-                    ) from e
-            else:
-                moved = conn.execute(
-                    update(t.environments)
-                    .where(
-                        t.environments.c.name == environment,
-                        t.environments.c.version == env.version,
-                        (t.environments.c.commit_id == expected_commit)
-                        if expected_commit is not None
-                        else t.environments.c.commit_id.is_(None),
-                    )
-                    .values(commit_id=commit_id, version=env.version + 1, updated_at=now)
-                ).rowcount
-                if moved != 1:
-                    raise LeaseError(
-                        f"environment {environment!r} moved while this run was going on",
-                        hint="run again: it will reuse every artifact already built",
-                    )
-            conn.execute(
-                insert(t.ref_log).values(
-                    environment=environment,
-                    from_commit=expected_commit,
-                    to_commit=commit_id,
-                    at=now,
-                    who=author,
-                    why=message,
-                    run_id=run_id,
-                )
-            )
-        return commit_id
+        return self.envs.publish(
+            environment, expected_commit=expected_commit, steps=steps, author=author,
+            git_sha=git_sha, params=params, message=message, run_id=run_id,
+            protected=protected, code=code, merge_parent=merge_parent)
 
     def ref_log(self, environment: str) -> list[Row]:
-        q = (
-            select(t.ref_log)
-            .where(t.ref_log.c.environment == environment)
-            .order_by(t.ref_log.c.id.desc())
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+        return [e.as_dict() for e in self.envs.log(environment)]
+
+    def reader(self) -> StoreReader:
+        """This store, for commands that only read: no method that writes."""
+        return ReadOnlyStore(self)
 
     # leases -------------------------------------------------------------------------------
 
@@ -465,6 +406,11 @@ class Store:
                         )
                     )
         raise LeaseError(f"could not take environment {environment!r}", hint="try again")
+
+    def lease_holders(self) -> list[str]:
+        """Who holds a lease now (a run or a promotion in progress), e.g. "run 12 (pid…)"."""
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(select(t.leases.c.holder))]
 
     def heartbeat(self, environment: str, run_id: int) -> None:
         with self.engine.begin() as conn:

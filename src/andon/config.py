@@ -113,8 +113,10 @@ DEFAULT_MAX_REJECT_PCT = 10.0
 
 
 class SourceConfig(Model):
-    """A file source: where files arrive and what they must contain."""
+    """A file source (``kind: files``, the default): where files arrive and what they must
+    contain."""
 
+    kind: str = Field(default="files", description="a registered source kind (andon.kinds)")
     path: str
     format: Literal["csv", "jsonl", "parquet"] | None = None
     columns: dict[str, ColumnSpec]
@@ -137,6 +139,21 @@ class SourceConfig(Model):
                 k: ({"type": v} if isinstance(v, str) else v) for k, v in data["columns"].items()
             }
         return data
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from andon.kinds import SOURCE_KINDS
+
+        known = SOURCE_KINDS.all()
+        if v not in known:
+            hint = did_you_mean(v, known)
+            raise ValueError(f"unknown source kind {v!r}" + (f"; {hint}" if hint else "")
+                             + f" (known: {', '.join(sorted(known))})")
+        if known[v].config is not cls:
+            raise ValueError(f"source kind {v!r} is not read from files: andon builds only "
+                             "'files' sources so far")
+        return v
 
     @field_validator("columns")
     @classmethod

@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from andon.config import SourceConfig
 from andon.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # the registry itself loads nothing heavy
@@ -217,6 +218,7 @@ STEP_KINDS.register(StepKind(
 STEP_KINDS.register(StepKind(
     "source", _build_source, default_zone="landing", infer_schema=_source_schema,
 ))
+SOURCE_KINDS.register(SourceKind("files", SourceConfig))
 
 
 def _parquet_write(table: pa.Table, out: Path) -> int:

@@ -64,7 +64,8 @@ class Step:
     def zone(self) -> str:
         from andon.kinds import step_kind
 
-        return self.config.zone or step_kind(self.kind).default_zone
+        return self.config.zone or step_kind(self.kind, file=self.file,
+                                             line=self.line).default_zone
 
     @property
     def code_hash(self) -> str:

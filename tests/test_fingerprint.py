@@ -16,13 +16,13 @@ ENRICHED = "pipelines/flights/exploitation/flights_enriched.sql"
 
 def plan_actions(cli, root: Path, *args: str) -> dict[str, str]:
     code, out, err = cli("plan", "-p", root, "--format", "json", *args)
-    assert code == 0, err
+    assert code == 0, err + out
     return {s["name"]: s["action"] for s in json.loads(out)["steps"]}
 
 
 def last_run_actions(cli, root: Path) -> dict[str, str]:
     code, out, err = cli("runs", "show", "latest", "-p", root, "--format", "json")
-    assert code == 0, err
+    assert code == 0, err + out
     run = json.loads(out)
     assert run["status"] == "succeeded"
     return {s["name"]: s["action"] for s in run["steps"]}
@@ -49,7 +49,7 @@ def code_hashes(root: Path, params: dict[str, object] | None = None) -> dict[str
 def ran_flights(flights: Path, cli) -> Path:
     unprotect(flights)  # these tests change code and re-run in place
     code, _, err = cli("run", "-p", flights, "-q")
-    assert code == 0, err
+    assert code == 0, err + out
     return flights
 
 
@@ -90,7 +90,9 @@ def test_changing_code_rebuilds_the_step_and_its_descendants_only(ran_flights: P
 def test_changing_the_case_of_an_alias_changes_the_fingerprint(ran_flights: Path, cli) -> None:
     # DuckDB keeps the case of an alias: the output column is renamed
     root = ran_flights
-    edit(root / "pipelines/flights/formatted/airlines.sql", ("AS name", "AS Name"))
+    # (the step's not_null check follows the rename: a check on a missing column fails at plan)
+    edit(root / "pipelines/flights/formatted/airlines.sql", ("AS name", "AS Name"),
+         ("column: name}", "column: Name}"))
     assert built(plan_actions(cli, root)) == {"airlines", "daily_carrier_kpis"}
     assert cli("run", "-p", root, "-q")[0] == 0
     code, out, _ = cli("show", "airlines", "-p", root, "--format", "json")
@@ -189,7 +191,7 @@ def py_project(make_project, cli) -> Path:
     })
     unprotect(root)
     code, _, err = cli("run", "-p", root, "-q")
-    assert code == 0, err
+    assert code == 0, err + out
     return root
 
 

@@ -108,7 +108,7 @@ def test_a_step_kind_from_another_package_runs_end_to_end(make_project: ProjectF
                                                           tmp_path: Path) -> None:
     env = _install_plugin(tmp_path / "site", "csvtext")
     root = make_project({
-        "andon.yaml": "name: k\n",
+        "andon.yaml": "name: k\nenvironments:\n  prod:\n    protected: false\n",
         "pipelines/p/numbers.txt": "n,label\n1,a\n2,b\n39,c\n",
         "pipelines/p/total.sql": "SELECT sum(n) AS total, count(*) AS rows FROM numbers\n",
     })

@@ -3,20 +3,25 @@ environments, the ref log, compare-and-swap, leases, landed files and rejects.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, func, select, update
 
-from andon.errors import LeaseError, StoreError
-from andon.store import Store, open_store
+from andon import environments
+from andon.errors import EnvironmentNotFound, LeaseError, StoreError
+from andon.store import Store, StoreReader, open_store
 from andon.store import schema as t
 from andon.store.migrations import LATEST, current_version
+from andon.store.reader import ReadOnlyStore
 from tests.conftest import Cli, ProjectFactory
 
 
@@ -166,6 +171,120 @@ def test_publish_with_a_stale_commit_changes_nothing(store: Store) -> None:
     assert store.environment("prod")["commit_id"] == c2  # type: ignore[index]
 
 
+def race(*moves: Callable[[], object]) -> list[BaseException | None]:
+    """Start the moves together, each in its own thread; what each raised (None: it won)."""
+    start = threading.Barrier(len(moves))
+    out: list[BaseException | None] = [None] * len(moves)
+
+    def go(i: int) -> None:
+        start.wait()
+        try:
+            moves[i]()
+        except BaseException as e:
+            out[i] = e
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(moves))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return out
+
+
+def test_two_concurrent_moves_one_wins_the_other_is_a_conflict(store: Store) -> None:
+    c1 = publish(store, "prod", None, {"a": "f1"})
+    c2 = publish(store, "dev", None, {"a": "f2"})
+    c3 = publish(store, "qa", None, {"a": "f3"})
+    outcomes = race(
+        lambda: store.envs.move("prod", expected=c1, to_commit=c2, who="ann", why="reset"),
+        lambda: store.envs.move("prod", expected=c1, to_commit=c3, who="bob", why="reset"))
+    assert sum(o is None for o in outcomes) == 1
+    lost = next(o for o in outcomes if o is not None)
+    assert isinstance(lost, LeaseError) and lost.kind == "conflict"
+    assert "moved meanwhile; nothing changed" in lost.message and "env log prod" in lost.hint
+    winner = c2 if outcomes[0] is None else c3
+    assert store.envs.get("prod").commit_id == winner  # type: ignore[union-attr]
+    moves = store.envs.log("prod")
+    assert [(m.from_commit, m.to_commit) for m in moves] == [(c1, winner), (None, c1)]
+
+
+def test_a_publish_and_a_reset_race_through_the_same_compare_and_swap(store: Store) -> None:
+    c1 = publish(store, "prod", None, {"a": "f1"})
+    c0 = publish(store, "prod", c1, {"a": "f0"})
+    outcomes = race(lambda: publish(store, "prod", c0, {"a": "f2"}),
+                    lambda: store.envs.move("prod", expected=c0, to_commit=c1, who="ann",
+                                            why="reset to " + c1))
+    assert sorted(type(o).__name__ for o in outcomes) == ["LeaseError", "NoneType"]
+    assert all(o is None or getattr(o, "kind", None) == "conflict" for o in outcomes)
+    head = store.envs.get("prod")
+    assert head is not None and head.version == 3
+    assert store.envs.log("prod")[0].from_commit == c0
+    assert head.commit_id == store.envs.log("prod")[0].to_commit
+
+
+def test_records_are_frozen_with_utc_times_and_convert_to_the_rows_of_before(
+        store: Store) -> None:
+    c1 = publish(store, "prod", None, {"a": "f1"}, run_id=3)
+    env = store.envs.get("prod")
+    commit = store.envs.commit(c1)
+    entry = store.envs.log("prod")[0]
+    store.users.put("ann", "admin")
+    store.secrets.put("token", "*", "ciphertext", who="ann")
+    pid = store.promotions.start(source="dev", target="prod", status="running", who="ann")
+    records = [env, commit, entry, store.users.all()[0], store.secrets.all()[0],
+               store.promotions.latest()[0]]
+    for record in records:
+        assert dataclasses.is_dataclass(record)
+        first = dataclasses.fields(record)[0].name  # type: ignore[arg-type]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, first, "changed")
+    assert env is not None and commit is not None
+    for when in (env.created_at, env.updated_at, commit.created_at, entry.at,
+                 records[3].created_at, records[4].updated_at,  # type: ignore[union-attr]
+                 records[5].at):  # type: ignore[union-attr]
+        assert when.tzinfo is UTC and abs(time.time() - when.timestamp()) < 60
+    assert env.as_dict() == store.environment("prod")
+    assert set(env.as_dict()) == {c.name for c in t.environments.columns}
+    assert commit.as_dict() == store.commit(c1) and commit.run_id == 3
+    assert set(commit.as_dict()) == {c.name for c in t.commits.columns}
+    assert entry.as_dict() == store.ref_log("prod")[0]
+    assert set(entry.as_dict()) == {c.name for c in t.ref_log.columns}
+    assert set(records[5].as_dict()) == {c.name for c in t.promotions.columns}
+    assert records[5].as_dict()["id"] == pid  # type: ignore[union-attr]
+
+
+WRITES = {"begin_run", "finish_run", "record", "close_dead_runs", "mark_abandoned", "publish",
+          "acquire_lease", "heartbeat", "release_lease", "add_landed_file", "add_landed_files",
+          "withdraw_landed_file", "add_rejects", "delete_artifacts", "move", "create", "delete",
+          "envs", "users", "secrets", "promotions", "engine", "close"}
+
+
+def test_the_reader_has_the_read_methods_and_no_write_method(store: Store) -> None:
+    reader = store.reader()
+    public = {n for n in dir(reader) if not n.startswith("_")}
+    protocol = {n for n in vars(StoreReader) if not n.startswith("_")}
+    assert public == protocol
+    assert not public & WRITES
+    assert WRITES - {"move", "create", "delete"} <= {n for n in dir(store)}  # real writers
+    assert isinstance(reader, ReadOnlyStore)
+
+
+def test_read_only_commands_work_on_a_reader(store: Store) -> None:
+    c1 = publish(store, "prod", None, {"a": "f1"})
+    environments.create(store, "dev", source="prod", who="bob")
+    reader = store.reader()
+    log = environments.log(reader, "dev")
+    assert [(m["from"], m["to"], m["who"], m["why"]) for m in log] == [
+        (None, c1, "bob", "created from prod")]
+    assert environments.log(reader, "dev") == environments.log(store, "dev")
+    listed = environments.listing(reader, lambda name: name == "prod")
+    assert [(e["name"], e["commit"], e["base"], e["protected"]) for e in listed] == [
+        ("dev", c1, "prod", False), ("prod", c1, None, True)]
+    assert environments.require(reader, "dev")["commit_id"] == c1
+    with pytest.raises(EnvironmentNotFound):
+        environments.log(reader, "nope")
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -256,6 +375,7 @@ def test_a_project_runs_end_to_end_on_postgresql(
               orders:
                 path: incoming/*.csv
                 columns: {id: {type: integer, required: true}, amount: double}
+                max_reject_pct: 50  # the planted reject is one row in three
         """,
         "pipelines/p/total.sql": "SELECT sum(amount) AS total, count(*) AS n FROM orders",
     })

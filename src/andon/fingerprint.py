@@ -42,7 +42,7 @@ def data_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:
     parameters rendered into their code already)."""
     from andon.kinds import step_kind
 
-    return step_kind(step.kind).data_params(step, params)
+    return step_kind(step.kind, file=step.file, line=step.line).data_params(step, params)
 
 
 def python_data_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:

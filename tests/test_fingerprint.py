@@ -16,13 +16,13 @@ ENRICHED = "pipelines/flights/exploitation/flights_enriched.sql"
 
 def plan_actions(cli, root: Path, *args: str) -> dict[str, str]:
     code, out, err = cli("plan", "-p", root, "--format", "json", *args)
-    assert code == 0, err + out
+    assert code == 0, err
     return {s["name"]: s["action"] for s in json.loads(out)["steps"]}
 
 
 def last_run_actions(cli, root: Path) -> dict[str, str]:
     code, out, err = cli("runs", "show", "latest", "-p", root, "--format", "json")
-    assert code == 0, err + out
+    assert code == 0, err
     run = json.loads(out)
     assert run["status"] == "succeeded"
     return {s["name"]: s["action"] for s in run["steps"]}
@@ -49,7 +49,7 @@ def code_hashes(root: Path, params: dict[str, object] | None = None) -> dict[str
 def ran_flights(flights: Path, cli) -> Path:
     unprotect(flights)  # these tests change code and re-run in place
     code, _, err = cli("run", "-p", flights, "-q")
-    assert code == 0, err + out
+    assert code == 0, err
     return flights
 
 
@@ -123,7 +123,7 @@ def test_header_description_and_owner_do_not_count_but_materialization_does(flig
          ("tags: [daily]", "tags: [daily, weather]"))
     assert code_hashes(flights) == before
     path.write_text(text)
-    edit(path, ("materialized: incremental\ntime_column: sched_dep_at\n", ""))
+    edit(path, ("materialized: incremental\ntime_column: sched_dep_at\ngrain: day\n", ""))
     after = code_hashes(flights)
     assert after["flights_enriched"] != before["flights_enriched"]
     assert {n for n in after if after[n] != before[n]} == {"flights_enriched"}
@@ -191,7 +191,7 @@ def py_project(make_project, cli) -> Path:
     })
     unprotect(root)
     code, _, err = cli("run", "-p", root, "-q")
-    assert code == 0, err + out
+    assert code == 0, err
     return root
 
 

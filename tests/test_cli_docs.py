@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from andon.cli_docs import reference
+from andon.cli.docs import reference
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 
 def test_cli_reference_is_current() -> None:
     assert DOC.read_text() == reference() + "\n", (
-        "docs/cli.md is stale: python -m andon.cli_docs > docs/cli.md")
+        "docs/cli.md is stale: python -m andon.cli.docs > docs/cli.md")
 
 
 def test_every_verb_is_documented() -> None:

@@ -1,5 +1,5 @@
 """The CLI reference (docs/cli.md), generated from the commands themselves so it cannot drift:
-``python -m andon.cli_docs > docs/cli.md``; a test checks the file is current."""
+``python -m andon.cli.docs > docs/cli.md``; a test checks the file is current."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from andon.cli import app
+from andon.cli.app import app
 
 
 def _commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
@@ -27,7 +27,7 @@ def _commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
 def reference() -> str:
     root = typer.main.get_command(app)
     lines = ["# Command reference", "",
-             "<!-- generated: python -m andon.cli_docs > docs/cli.md -->", ""]
+             "<!-- generated: python -m andon.cli.docs > docs/cli.md -->", ""]
     for name, cmd in _commands(root, "andon"):
         args = [p for p in cmd.params if p.param_type_name == "argument"]
         usage = " ".join([name, *(f"[{p.name.upper()}]" if not p.required

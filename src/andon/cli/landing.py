@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from andon.cli import EnvOpt, Format, FormatOpt, ProjectOpt, _dumps, _emit, _load, app, console
+from andon.cli.app import EnvOpt, Format, FormatOpt, ProjectOpt, _dumps, _emit, _load, app, console
 
 landing_app = typer.Typer(help="Landed files: list them, withdraw one.", no_args_is_help=True)
 app.add_typer(landing_app, name="landing")

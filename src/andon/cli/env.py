@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from andon.cli import (
+from andon.cli.app import (
     EnvOpt,
     Format,
     FormatOpt,

@@ -1,156 +1,37 @@
-"""The ``andon`` command: a thin shell over the Python API (Typer + Rich)."""
+"""CLI verbs of the value pipeline: init, run, plan, demo, runs, tables, show, query,
+lineage, rejects, test, profile and checks."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from andon.cli.app import (
+    EnvOpt,
+    Format,
+    FormatOpt,
+    ParamOpt,
+    ProjectOpt,
+    SetsOpt,
+    _emit,
+    _emit_obj,
+    _reader,
+    _session,
+    app,
+    checks_app,
+    console,
+    err_console,
+    runs_app,
+)
 from andon.errors import AndonError
 from andon.service import Session, local_user
-
-if TYPE_CHECKING:  # the rest is imported by the commands that use it: start-up stays cheap
-    from andon.project import Project
-
-app = typer.Typer(
-    name="andon",
-    help="andon: tested data pipelines. A failing check stops the line.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
-app.add_typer(runs_app, name="runs")
-checks_app = typer.Typer(help="Data checks: list, history, acknowledge, suggest.",
-                         no_args_is_help=True)
-app.add_typer(checks_app, name="checks")
-
-def _console(stderr: bool = False) -> Console:
-    # piped output keeps values whole (`andon tables | grep` must find names)
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 200)
-
-
-console = _console()
-err_console = _console(stderr=True)
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-ProjectOpt = Annotated[
-    Path | None, typer.Option("--project", "-p", help="project folder (default: search upwards)")
-]
-EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="environment (default: prod)")]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="output format")]
-ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", help="override a parameter: NAME=VALUE")
-]
-SetsOpt = Annotated[
-    list[str] | None, typer.Option("--params", help="apply a named parameter set")
-]
-
-
-def _params(values: Sequence[str] | None) -> dict[str, Any]:
-    from andon.params import parse_cli
-
-    return parse_cli(values or [])
-
-
-def _load(project: Path | None, params: Sequence[str] | None = None, env: str | None = None,
-          sets: Sequence[str] | None = None) -> Project:
-    from andon.project import Project
-
-    return Project.load(project, params=_params(params), environment=env,
-                        param_sets=tuple(sets or ()))
-
-
-def _reader(project: Path | None) -> Session:
-    """A session for a command that only reads: a file with a problem is left out and
-    reported as a warning on stderr (and under "problems" in JSON) instead of failing."""
-    from andon.project import Project
-
-    proj = Project.load(project, tolerant=True)
-    for p in proj.problems:
-        err_console.print(f"[yellow]warning:[/] {_escape(p.render())}")
-    return Session(proj, local_user())
-
-
-def _session(project: Path | None, params: Sequence[str] | None = None, env: str | None = None,
-             sets: Sequence[str] | None = None) -> Session:
-    """The project, acted on by the user at this keyboard (``ANDON_USER`` or the login)."""
-    return Session(_load(project, params, env, sets), local_user())
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, bytes):
-        return v.hex()
-    return str(v)
-
-
-def _finite(v: Any) -> Any:
-    """NaN and ±Infinity are not JSON: they are written as null."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite(x) for x in v]
-    return v
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(_finite(obj), default=_json_default, indent=2, allow_nan=False)
-
-
-def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None,
-          read: Project | None = None) -> None:
-    """Rows as a table, CSV or JSON. JSON is a list of rows, or ``{"rows": …, "problems": …}``
-    when files of the project ``read`` have problems."""
-    if fmt is Format.json:
-        problems = _problems(read)
-        sys.stdout.write(_dumps({"rows": rows, **problems} if problems else rows) + "\n")
-        return
-    columns = list(rows[0]) if rows else []
-    if fmt is Format.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow(["" if r[c] is None else r[c] for c in columns])
-        sys.stdout.write(buf.getvalue())
-        return
-    if not rows:
-        console.print(f"[dim]no {title or 'rows'}[/]")
-        return
-    table = Table(title=title, header_style="bold")
-    for c in columns:
-        table.add_column(str(c), overflow="fold")
-    for r in rows:
-        table.add_row(*("" if r[c] is None else str(r[c]) for c in columns))
-    console.print(table)
-
 
 # project ----------------------------------------------------------------------------------
 
@@ -229,19 +110,6 @@ def _show_plan(session: Session, env: str | None, selection: Sequence[str], fmt:
         return
     _emit(rows, fmt, title=f"plan for {p.environment}")
     console.print(f"{p.summary()} (dry run: nothing was changed)")
-
-
-def _emit_obj(obj: dict[str, Any], fmt: Format, read: Project | None = None) -> None:
-    if fmt is Format.csv:
-        _emit(obj.get("steps", []), fmt)
-    else:
-        sys.stdout.write(_dumps({**obj, **_problems(read)}) + "\n")
-
-
-def _problems(read: Project | None) -> dict[str, Any]:
-    if read is None or not read.problems:
-        return {}
-    return {"problems": [p.fields() for p in read.problems]}
 
 
 @app.command()
@@ -600,94 +468,3 @@ def checks_suggest(
     console.print(f"wrote {write}")
 
 
-def run_cli(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (tests call this in-process).
-
-    With ``--format json`` an error is JSON on stdout, ``{"error": {"kind", "message", "file",
-    "line", "hint", …}}``; otherwise message and hint go to stderr."""
-    args = list(argv) if argv is not None else sys.argv[1:]
-    try:
-        result = app(args=args, standalone_mode=False, prog_name="andon")
-        return result if isinstance(result, int) else 0
-    except AndonError as e:
-        if _wants_json(args):
-            sys.stdout.write(_dumps(e.to_dict()) + "\n")
-        else:
-            err_console.print(f"[bold red]error:[/] {_escape(e.render())}")
-        return e.exit_code
-    except typer.Exit as e:
-        return int(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted; nothing published was changed[/]")
-        return 130
-    except typer.Abort:
-        return 130
-    except _usage_errors() as e:
-        if _wants_json(args):
-            usage = AndonError(e.format_message(),  # type: ignore[attr-defined]
-                               hint="see: andon --help, or andon COMMAND --help")
-            sys.stdout.write(_dumps(usage.to_dict()) + "\n")
-        else:
-            e.show()  # type: ignore[attr-defined]
-        return int(e.exit_code)  # type: ignore[attr-defined]
-
-
-def _wants_json(args: Sequence[str]) -> bool:
-    """Whether the command line asks for ``--format json`` (read before parsing, so that
-    errors raised while parsing are JSON too)."""
-    for i, a in enumerate(args):
-        if a == "--":
-            return False
-        if a in ("--format", "-f") and i + 1 < len(args) and args[i + 1] == "json":
-            return True
-        if a in ("--format=json", "-fjson"):
-            return True
-    return False
-
-
-def _usage_errors() -> tuple[type[Exception], ...]:
-    """Usage errors: typer vendors click in new releases and depends on it in older ones."""
-    found: list[type[Exception]] = []
-    try:
-        from typer._click import exceptions as vendored
-
-        found.append(vendored.ClickException)
-    except ImportError:
-        pass
-    try:
-        import click
-
-        found.append(click.exceptions.ClickException)
-    except ImportError:
-        pass
-    return tuple(found)
-
-
-def main() -> None:
-    sys.exit(run_cli())
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-if __name__ == "__main__":
-    main()
-
-
-# the verbs of the innovation pipeline and of the landing zone register themselves on `app`
-from andon import cli_env, cli_landing  # noqa: E402,F401
-
-
-def _plain_help(group: typer.Typer) -> None:
-    """Help and usage errors as plain text (as git prints them): Rich's panels take longer to
-    import and lay out than the rest of a command's start-up."""
-    group.rich_markup_mode = None
-    for sub in group.registered_groups:
-        if sub.typer_instance is not None:
-            _plain_help(sub.typer_instance)
-
-
-_plain_help(app)

@@ -160,7 +160,7 @@ def build_project(root: Path, data: Path) -> None:
 
 def artifact_files(root: Path, table: str) -> list[str]:
     import andon
-    from andon.audit import env_tables
+    from andon.retest import env_tables
     from andon.runner import manifest_of
     from andon.warehouse import Warehouse
 
@@ -174,7 +174,7 @@ def artifact_files(root: Path, table: str) -> list[str]:
 
 def run_andon(root: Path, repeat: int) -> tuple[list[float], str]:
     import andon
-    from andon.audit import test_environment
+    from andon.retest import test_environment
 
     project = andon.Project.load(root)
 
@@ -394,10 +394,10 @@ def run_tool(name: str, orders: list[str], customers: list[str], threads: int,
 
 def run_profile(root: Path, repeat: int, threads: int) -> dict[str, Any]:
     import andon
-    from andon.audit import env_tables
     from andon.checks import history
     from andon.checks.run import Audit, evaluate
     from andon.engines.duckdb import DuckDBEngine
+    from andon.retest import env_tables
     from andon.runner import manifest_of
     from andon.warehouse import Warehouse
 

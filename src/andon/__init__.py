@@ -19,11 +19,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from andon.catalog import lineage, query, rejects, run_details, runs, show, tables
     from andon.errors import AndonError
     from andon.events import RunResult, StepResult
     from andon.plan import Plan, PlannedStep
     from andon.project import Project
+    from andon.published import lineage, query, rejects, run_details, runs, show, tables
     from andon.service import Session, plan, run
     from andon.steps import step
 
@@ -37,16 +37,16 @@ _HOMES = {
     "RunResult": "andon.events",
     "Session": "andon.service",
     "StepResult": "andon.events",
-    "lineage": "andon.catalog",
+    "lineage": "andon.published",
     "plan": "andon.service",
-    "query": "andon.catalog",
-    "rejects": "andon.catalog",
+    "query": "andon.published",
+    "rejects": "andon.published",
     "run": "andon.service",
-    "run_details": "andon.catalog",
-    "runs": "andon.catalog",
-    "show": "andon.catalog",
+    "run_details": "andon.published",
+    "runs": "andon.published",
+    "show": "andon.published",
     "step": "andon.steps",
-    "tables": "andon.catalog",
+    "tables": "andon.published",
 }
 
 __all__ = [

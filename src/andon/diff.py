@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from andon.catalog import env_tables
 from andon.engines.duckdb import DuckDBEngine, scan_sql
 from andon.errors import AndonError, did_you_mean
 from andon.project import Project
+from andon.published import env_tables
 from andon.store import Row
 from andon.warehouse import Warehouse
 

@@ -106,7 +106,7 @@ class Session:
     def test(self, environment: str | None = None,
              selection: Sequence[str] = ()) -> list[CheckResult]:
         """Every check against an environment's current tables, without rebuilding."""
-        from andon.audit import test_environment
+        from andon.retest import test_environment
 
         return test_environment(self.project, self._env(environment), selection)
 
@@ -272,22 +272,22 @@ class Session:
         return tables(self.project, environment)
 
     def show(self, table: str, environment: str | None = None, rows: int = 5) -> Row:
-        from andon import catalog
+        from andon import published
 
-        return catalog.show(self.project, table, environment, limit=rows)
+        return published.show(self.project, table, environment, limit=rows)
 
     def query(self, sql: str, environment: str | None = None, *, limit: int | None = None,
               as_of: str | None = None, commit: str | None = None
               ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        from andon import catalog
+        from andon import published
 
-        return catalog.query(self.project, sql, environment, limit=limit, as_of=as_of,
+        return published.query(self.project, sql, environment, limit=limit, as_of=as_of,
                              commit=commit)
 
     def lineage(self, table: str) -> dict[str, Any]:
-        from andon import catalog
+        from andon import published
 
-        return catalog.lineage(self.project, table)
+        return published.lineage(self.project, table)
 
     def runs(self, environment: str | None = None, limit: int = 20) -> list[RunSummary]:
         from andon.records import runs
@@ -300,30 +300,30 @@ class Session:
         return run_details(self.project, run_ref)
 
     def rejects(self, source: str, limit: int = 100) -> list[Row]:
-        from andon import catalog
+        from andon import published
 
-        return catalog.rejects(self.project, source, limit)
+        return published.rejects(self.project, source, limit)
 
     def profile(self, table: str, environment: str | None = None) -> Row:
-        from andon import catalog
+        from andon import published
 
-        return catalog.profile(self.project, table, environment)
+        return published.profile(self.project, table, environment)
 
     def checks_list(self) -> list[Row]:
-        from andon import catalog
+        from andon import published
 
-        return catalog.checks_list(self.project)
+        return published.checks_list(self.project)
 
     def checks_history(self, name: str, environment: str | None = None,
                        limit: int = 30) -> list[Row]:
-        from andon import catalog
+        from andon import published
 
-        return catalog.check_history(self.project, name, self._env(environment), limit)
+        return published.check_history(self.project, name, self._env(environment), limit)
 
     def checks_suggest(self, table: str, environment: str | None = None) -> str:
-        from andon import catalog
+        from andon import published
 
-        return catalog.suggest_checks(self.project, table, environment)
+        return published.suggest_checks(self.project, table, environment)
 
 
 def run(project: Project, environment: str | None = None, selection: Sequence[str] = (), *,

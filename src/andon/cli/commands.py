@@ -131,7 +131,7 @@ def demo(
         "andon-flights-demo"),
 ) -> None:
     """Create the flights example, then land its months batch by batch, running after each."""
-    from andon import catalog
+    from andon import published
     from andon.examples import (
         BROKEN_MONTH,
         break_file,
@@ -172,14 +172,14 @@ def demo(
         if not result.ok:  # the display printed what failed
             console.print("[yellow]the line stopped: prod still shows the data before this "
                           "batch. The sender re-sends a corrected file…[/]")
-    cols, rows = catalog.query(
+    cols, rows = published.query(
         proj,
         "SELECT airline, sum(flights) AS flights, round(avg(on_time_share), 3) AS on_time "
         "FROM daily_carrier_kpis GROUP BY airline ORDER BY flights DESC LIMIT 5",
     )
     _emit([dict(zip(cols, r, strict=True)) for r in rows], Format.table,
           title="top carriers of 2013 (prod)")
-    total = catalog.query(proj, "SELECT count(*) FROM flights")[1][0][0]
+    total = published.query(proj, "SELECT count(*) FROM flights")[1][0][0]
     console.print(
         f"published {total:,} flights to prod in {time.perf_counter() - t0:.1f}s.\n"
         f"try: cd {directory} && andon tables && andon show daily_carrier_kpis && andon runs"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from andon.catalog import env_tables
 from andon.checks import history
 from andon.checks.model import CheckResult
 from andon.checks.run import Audit, evaluate, ready
 from andon.engines.duckdb import DuckDBEngine
 from andon.project import Project
+from andon.published import env_tables
 from andon.runner import artifact_lookups, manifest_of
 from andon.secrets import stored_values
 from andon.warehouse import Manifest, Warehouse

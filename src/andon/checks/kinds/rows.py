@@ -25,7 +25,7 @@ class RowCheck(CheckType[S]):
     what: ClassVar[str] = "failing rows"
 
     def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        raise NotImplementedError
+        raise NotImplementedError(f"row check type {self.name!r} defines no predicate")
 
     def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
         return f"count(*) FILTER (WHERE {self.predicate(c, schema)})"

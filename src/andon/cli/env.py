@@ -152,12 +152,12 @@ def promote(
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
         return
-    failed_warn = [c for c in result.checks if c.status == "failed" and c.severity == "warn"]
+    from andon.checks.summary import tally
+
     verb = "would promote" if dry_run else "promoted"
     console.print(f"[green]✔ {verb}[/] {source} → {to}: {len(result.changed)} changed step(s)"
                   f" ({', '.join(sorted(result.changed)) or 'none'}), "
-                  f"{len(result.checks)} checks passed"
-                  + (f" ({len(failed_warn)} warn)" if failed_warn else "")
+                  f"checks: {tally(result.checks)}"
                   + ("" if dry_run else f"; {to} → commit {result.candidate_commit}")
                   + f" in {result.seconds:.2f}s")
 

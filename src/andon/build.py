@@ -17,6 +17,7 @@ import pyarrow as pa
 
 import andon
 from andon import incremental
+from andon.engines.base import EngineError, Interrupted
 from andon.engines.duckdb import DuckDBEngine, bind_template
 from andon.errors import AndonError, SqlError, StepError
 from andon.ingest import MAX_REJECTS_STORED, ingest_file, judge_rejects
@@ -213,9 +214,9 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         out = staging / "part-0.parquet"
         try:
             rows = ctx.engine.copy_to_parquet(_with_secrets(ctx, step, sql, values), out)
-        except duckdb.InterruptException:
+        except Interrupted:
             raise
-        except duckdb.Error as e:
+        except EngineError as e:
             full = write_error(e, staging, ps.name)  # a full or read-only disk, not bad SQL
             if full is not None:
                 raise full from None
@@ -274,9 +275,9 @@ def _touched(ctx: BuildContext, step: Step, ps: PlannedStep, prev: Manifest,
                                  secrets) for p, d in deltas.items()]
         try:
             values = incremental.touched(ctx.engine, queries, tc, grain, step.config.lookback)
-        except duckdb.InterruptException:
+        except Interrupted:
             raise
-        except duckdb.Error as e:
+        except EngineError as e:
             raise _sql_runtime_error(step, e, secrets) from None
     meta["intervals"] = len(values)
     return incremental.inside_sql(tc, grain, values)
@@ -330,7 +331,7 @@ def _forget_secrets(ctx: BuildContext, step: Step) -> None:
         cur.execute(f'RESET VARIABLE "{SECRET_VAR}{name}"')
 
 
-def _sql_runtime_error(step: Step, e: duckdb.Error, secrets: list[str] | None = None
+def _sql_runtime_error(step: Step, e: Exception, secrets: list[str] | None = None
                        ) -> SqlError:
     text = redact(str(e), secrets or [])
     first = text.splitlines()[0] if text else type(e).__name__

@@ -96,7 +96,7 @@ def _data_diff(engine: DuckDBEngine, wh: Warehouse, la: Row, ra: Row,
 
     def rows(sql: str) -> list[dict[str, Any]]:
         res = cur.execute(sql)
-        names = [d[0] for d in res.description or []]
+        names = res.columns
         return [{k: (v if isinstance(v, int | float | str | bool) or v is None else str(v))
                  for k, v in zip(names, r, strict=False)} for r in res.fetchmany(SAMPLE)]
 

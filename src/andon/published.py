@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from andon.engines.base import EngineError, UnknownObject
 from andon.errors import AndonError, EnvironmentNotFound, NotFound, SqlError, did_you_mean
 from andon.project import Project
 from andon.store import Row
@@ -66,17 +67,20 @@ def _table(project: Project, table: str, environment: str | None) -> Row:
 
 
 def show(project: Project, table: str, environment: str | None = None, limit: int = 10) -> Row:
-    from andon.engines.duckdb import DuckDBEngine
+    from sqlglot import exp
+
+    from andon.engines import create
+    from andon.engines.sql import table as table_ref
 
     art = _table(project, table, environment)
     step = project.dag.steps.get(table)
     wh = Warehouse(project.warehouse)
-    engine = DuckDBEngine(threads=2)
+    engine = create(threads=2)
     try:
-        cur = engine.attach_tables({table: [str(wh.path(f)) for f in art["files"]]})
-        res = cur.execute(f'SELECT * FROM "{table}" LIMIT {int(limit)}')
-        cols = [d[0] for d in res.description]
-        sample = [dict(zip(cols, r, strict=True)) for r in res.fetchall()]
+        cur = engine.session({table: [str(wh.path(f)) for f in art["files"]]})
+        select = exp.select("*").from_(table_ref(table)).limit(int(limit))
+        res = cur.execute(select)
+        sample = [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
     finally:
         engine.close()
     return {
@@ -107,46 +111,40 @@ def query(project: Project, sql: str, environment: str | None = None,
           limit: int | None = None, *, as_of: str | None = None,
           commit: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL over an environment's tables; returns column names and rows."""
-    import duckdb
-
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import create
 
     published = env_tables(project, environment, as_of=as_of, commit=commit)
     wh = Warehouse(project.warehouse)
     tables = {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
     _require_select(sql)
-    engine = DuckDBEngine(threads=project.config.threads,  # reads only these tables' files
-                          allowed=[Path(f) for files in tables.values() for f in files])
+    engine = create(threads=project.config.threads,  # reads only these tables' files
+                    allowed=[Path(f) for files in tables.values() for f in files])
     try:
-        cur = engine.attach_tables(tables)
+        cur = engine.session(tables)
         try:
             res = cur.execute(sql)
-        except duckdb.CatalogException as e:
-            msg = str(e).splitlines()[0]
-            raise SqlError(f"query failed: {msg}",
+            cols = res.columns
+            rows = res.fetchmany(limit) if limit else res.fetchall()
+        except UnknownObject as e:
+            raise SqlError(f"query failed: {e.first_line}",
                            hint="tables: " + ", ".join(published) if published else "") from None
-        except duckdb.Error as e:
-            raise SqlError(f"query failed: {str(e).splitlines()[0]}") from None
-        if res.description is None:
-            return [], []
-        cols = [d[0] for d in res.description]
-        rows = res.fetchmany(limit) if limit else res.fetchall()
-        return cols, rows
+        except EngineError as e:
+            raise SqlError(f"query failed: {e.first_line}") from None
+        return (cols, rows) if cols else ([], [])
     finally:
         engine.close()
 
 
 def _require_select(sql: str) -> None:
-    """``andon query`` reads: one SELECT (or WITH … SELECT), as DuckDB itself parses it."""
-    import duckdb
+    """``andon query`` reads: one SELECT (or WITH … SELECT), as the engine parses it."""
+    from andon.engines.duckdb import statement_kinds
 
     try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as e:
-        raise SqlError(f"query failed: {str(e).splitlines()[0]}") from None
-    kinds = [s.type for s in statements]
-    if kinds != [duckdb.StatementType.SELECT]:
-        what = ", ".join(k.name for k in kinds) or "nothing"
+        kinds = statement_kinds(sql)
+    except EngineError as e:
+        raise SqlError(f"query failed: {e.first_line}") from None
+    if kinds != ["SELECT"]:
+        what = ", ".join(kinds) or "nothing"
         raise SqlError(f"andon query runs one SELECT statement, not {what}",
                        hint="queries only read the environment's tables; to change data, "
                             "write a step and run it")

@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.spc import judge as spc_judge
-from andon.engines.duckdb import DuckDBEngine, scan_sql
+from andon.engines.base import Engine, EngineError, Session
+from andon.engines.duckdb import scan_sql
 from andon.secrets import redact_all
 from andon.store import Store
 from andon.warehouse import Manifest, Warehouse
@@ -40,7 +39,7 @@ class Audit:
     """Everything checks may read: the candidate's artifacts and the environment's history."""
 
     store: Store
-    engine: DuckDBEngine
+    engine: Engine
     warehouse: Warehouse
     environment: str
     run_id: int | None
@@ -66,7 +65,7 @@ class Evaluation:
 
     audit: Audit
     manifest: Manifest
-    cur: duckdb.DuckDBPyConnection
+    cur: Session
     src: str
     total: int = 0
 
@@ -97,9 +96,9 @@ class Evaluation:
         count_query(c.table, "sample")
         try:
             res = self.cur.execute(sql)
-            cols = [d[0] for d in res.description or []]
+            cols = res.columns
             rows = [dict(zip(cols, r, strict=False)) for r in res.fetchmany(SAMPLE_SIZE)]
-        except duckdb.Error:
+        except EngineError:
             return []
         # the columns the check is about come first, so a short display shows them
         rows = [{**{k: r[k] for k in c.columns if k in r}, **r} for r in rows]

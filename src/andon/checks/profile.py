@@ -8,10 +8,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 
 from andon.checks.types import TEMPORAL_RE, is_numeric, q
+from andon.engines.base import Session
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SAMPLE_ROWS = 10_000
@@ -150,7 +150,7 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def sample_stats(cur: duckdb.DuckDBPyConnection, files: Sequence[str],
+def sample_stats(cur: Session, files: Sequence[str],
                  schema: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Quantiles, top values and a pattern guess per column, from a sample of rows spread
     through the table: a few small queries, whatever its size."""
@@ -175,7 +175,7 @@ def _shape_sql(col: str) -> str:
             f"'{'A' * 26}{'a' * 26}{'9' * 10}')")
 
 
-def _sample_stats(cur: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]]
+def _sample_stats(cur: Session, cols: list[tuple[str, str]]
                   ) -> dict[str, Any]:
     sample = "_andon_sample"
     parts = []

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
-
 from andon.checks import history, profile
 from andon.checks.context import QUERIES, Audit, Evaluation, count_query, replace
 from andon.checks.load import validate_columns
 from andon.checks.model import Check, CheckResult
 from andon.checks.types import q
+from andon.engines.base import EngineError, Session
 from andon.errors import AndonError
 from andon.secrets import redact_all
 from andon.warehouse import Manifest
@@ -71,7 +70,7 @@ def _evaluate_todo(ev: Evaluation, table: str, valid: list[tuple[Check, str]],
     if need_profile:
         try:
             sample = profile.sample_stats(cur, audit.files(table), manifest.schema)
-        except duckdb.Error:
+        except EngineError:
             sample = {}
         prof = redact_all(profile.assemble(manifest.schema, values, sample), audit.secrets())
         history.save_profile(audit.store, manifest.fingerprint, table, audit.run_id,
@@ -86,13 +85,13 @@ def _evaluate_todo(ev: Evaluation, table: str, valid: list[tuple[Check, str]],
             continue
         try:
             result = c.kind.run(ev, c)
-        except (duckdb.Error, AndonError, ValueError) as e:
+        except (EngineError, AndonError, ValueError) as e:
             msg = e.message if isinstance(e, AndonError) else str(e).splitlines()[0]
             result = ev.error(c, msg)
         out.append((result, ctx, True))
 
 
-def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Check, str]],
+def _one_scan(cur: Session, src: str, scanned: list[tuple[Check, str]],
               manifest: Manifest, need_profile: bool, table: str, files: list[str]
               ) -> tuple[dict[str, Any], int, dict[str, str]]:
     exprs: list[tuple[str, str]] = [("c__total", "count(*)")]
@@ -105,32 +104,31 @@ def _one_scan(cur: duckdb.DuckDBPyConnection, src: str, scanned: list[tuple[Chec
     errors: dict[str, str] = {}
     try:
         values = _select(cur, src, exprs, table)
-    except duckdb.Error:
+    except EngineError:
         # attribute the failure: evaluate each check alone, keep the ones that work
         values = {}
         base = [e for e in exprs if not e[0].startswith("c") or e[0] == "c__total"]
         try:
             values.update(_select(cur, src, base, table))
-        except duckdb.Error:
+        except EngineError:
             values.update(_select(cur, src, [("c__total", "count(*)")], table))
         for i, (c, _) in enumerate(scanned):
             try:
                 values.update(_select(cur, src, [exprs[i + 1]], table))
-            except duckdb.Error as e:
+            except EngineError as e:
                 errors[c.name] = f"the check could not run: {str(e).splitlines()[0]}"
     for key, value in known.items():
         values.setdefault(key, value)
     return values, int(values.get("c__total") or 0), errors
 
 
-def _select(cur: duckdb.DuckDBPyConnection, src: str, exprs: list[tuple[str, str]],
+def _select(cur: Session, src: str, exprs: list[tuple[str, str]],
             table: str) -> dict[str, Any]:
     count_query(table, "scan")
     sql = "SELECT " + ", ".join(f"{e} AS {q(a)}" for a, e in exprs) + f" FROM {src}"
     res = cur.execute(sql)
     row = res.fetchone()
-    cols = [d[0] for d in res.description or []]
-    return dict(zip(cols, row or (), strict=False))
+    return dict(zip(res.columns, row or (), strict=False))
 
 
 def _from_row(r: dict[str, Any]) -> CheckResult:

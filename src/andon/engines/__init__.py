@@ -1,5 +1,52 @@
-"""Engines run SQL and read/write artifacts. DuckDB in-process is the embedded default."""
+"""Engines run SQL and read/write artifacts (``andon.engines.base.Engine``). DuckDB
+in-process is the embedded default; ``andon.engines.sql`` builds andon's own SQL."""
 
-from andon.engines.duckdb import DuckDBEngine
+from __future__ import annotations
 
-__all__ = ["DuckDBEngine"]
+from typing import TYPE_CHECKING, Any
+
+from andon.engines.base import (
+    Engine,
+    EngineError,
+    Interrupted,
+    InvalidInput,
+    Location,
+    ReadFailed,
+    Schema,
+    UnknownObject,
+)
+
+if TYPE_CHECKING:
+    from andon.engines.duckdb import DuckDBEngine
+
+__all__ = [
+    "DuckDBEngine",
+    "Engine",
+    "EngineError",
+    "Interrupted",
+    "InvalidInput",
+    "Location",
+    "ReadFailed",
+    "Schema",
+    "UnknownObject",
+    "create",
+]
+
+
+def create(name: str = "duckdb", **options: Any) -> Engine:
+    """An engine by name (``duckdb`` today; PostgreSQL and Spark next)."""
+    if name == "duckdb":
+        from andon.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine(**options)
+    from andon.errors import ConfigError
+
+    raise ConfigError(f"unknown engine {name!r}", hint="andon runs on: duckdb")
+
+
+def __getattr__(name: str) -> Any:  # DuckDB is imported when an engine is first made
+    if name == "DuckDBEngine":
+        from andon.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine
+    raise AttributeError(name)

@@ -1,4 +1,8 @@
-"""The DuckDB engine: SQL steps stream from Parquet inputs to a Parquet output, in-process."""
+"""The DuckDB engine: SQL steps stream from Parquet inputs to a Parquet output, in-process.
+
+The only module that imports ``duckdb`` (with the Python step kind, which hands a step's
+function a DuckDB connection): it implements ``andon.engines.base.Engine`` and turns DuckDB's
+exceptions into ``EngineError`` kinds."""
 
 from __future__ import annotations
 
@@ -13,18 +17,127 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-Schema = tuple[tuple[str, str], ...]
+from andon.engines.base import (
+    EngineError,
+    Files,
+    Interrupted,
+    InvalidInput,
+    ReadFailed,
+    Schema,
+    UnknownObject,
+)
+
+DIALECT = "duckdb"
+Error = duckdb.Error  # for the Python step kind, whose functions get a DuckDB connection
+
+
+def translate(e: duckdb.Error) -> EngineError:
+    """DuckDB's exception as the engine interface's kind of error."""
+    if isinstance(e, duckdb.InterruptException):
+        kind: type[EngineError] = Interrupted
+    elif isinstance(e, duckdb.CatalogException | duckdb.BinderException):
+        kind = UnknownObject
+    elif isinstance(e, duckdb.IOException | duckdb.HTTPException):
+        kind = ReadFailed
+    elif isinstance(e, duckdb.ParserException | duckdb.ConversionException
+                    | duckdb.InvalidInputException | duckdb.OutOfRangeException):
+        kind = InvalidInput
+    else:
+        kind = EngineError
+    return kind(str(e))
+
+
+class DuckDBResult:
+    """The rows of one query (``andon.engines.base.Result``)."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cur
+
+    @property
+    def columns(self) -> list[str]:
+        return [d[0] for d in self._cur.description or []]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        try:
+            return self._cur.fetchone()
+        except duckdb.Error as e:
+            raise translate(e) from e
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        try:
+            return self._cur.fetchmany(size)
+        except duckdb.Error as e:
+            raise translate(e) from e
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        try:
+            return self._cur.fetchall()
+        except duckdb.Error as e:
+            raise translate(e) from e
+
+    def arrow(self) -> pa.Table:
+        try:
+            fetch = getattr(self._cur, "to_arrow_table", None)  # DuckDB 1.5; 1.4 has only:
+            return fetch() if fetch is not None else self._cur.fetch_arrow_table()
+        except duckdb.Error as e:
+            raise translate(e) from e
+
+
+class DuckDBSession:
+    """A DuckDB cursor behind the engine interface (``andon.engines.base.Session``)."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str | exp.Expression,
+                params: Sequence[Any] | Mapping[str, Any] | None = None) -> DuckDBResult:
+        text = sql if isinstance(sql, str) else sql.sql(dialect=DIALECT)
+        try:
+            self._cur.execute(text, params or [])
+        except duckdb.Error as e:
+            raise translate(e) from e
+        return DuckDBResult(self._cur)
+
+    def view(self, name: str, files: Files) -> None:
+        """Name a scan of an artifact's files in this session (a temporary view)."""
+        ident = '"' + name.replace('"', '""') + '"'
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {ident} AS SELECT * FROM {scan_sql(files)}")
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._cur.interrupt()
+
+    @property
+    def native(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection itself, for a Python step's function."""
+        return self._cur
+
+    def close(self) -> None:
+        self._cur.close()
 
 
 def _sql_list(files: Sequence[str | Path]) -> str:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
 
 
-def scan_sql(files: Sequence[str | Path]) -> str:
+def scan_sql(files: Files) -> str:
     """A DuckDB table expression reading the given Parquet files."""
     if len(files) == 1:  # one file has one schema: skip reconciling them
         return f"read_parquet({_sql_list(files)})"
     return f"read_parquet({_sql_list(files)}, union_by_name = true)"
+
+
+def scan(files: Files) -> exp.Expression:
+    """``scan_sql`` as an expression."""
+    args: list[exp.Expression] = [exp.Array(expressions=[exp.Literal.string(str(f))
+                                                         for f in files])]
+    if len(files) != 1:
+        args.append(exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
+    return exp.Anonymous(this="read_parquet", expressions=args)
 
 
 _PLACEHOLDER = "__andon_input_{}__"
@@ -93,6 +206,9 @@ class DuckDBEngine:
     read a host file (``read_csv('/etc/passwd')``), a file of the project, or install
     extensions, and cannot turn that back on."""
 
+    name = "duckdb"
+    dialect = DIALECT
+
     def __init__(self, threads: int | None = None, memory_limit: str | None = None, *,
                  allowed: Sequence[Path] | None = None) -> None:
         self._allowed = None if allowed is None else tuple(allowed)
@@ -104,7 +220,7 @@ class DuckDBEngine:
         self._config = config
         self._con: duckdb.DuckDBPyConnection | None = None
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._sessions: list[DuckDBSession] = []
         self._lock = threading.Lock()
 
     @property
@@ -112,47 +228,70 @@ class DuckDBEngine:
         """The database, opened on first use (a run that builds nothing never opens it)."""
         with self._lock:
             if self._con is None:
-                self._con = duckdb.connect(":memory:", config=self._config)
+                try:
+                    self._con = duckdb.connect(":memory:", config=self._config)
+                except duckdb.Error as e:
+                    raise translate(e) from e
                 if self._allowed is not None:
                     _confine(self._con, self._allowed)
             return self._con
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self.con.cursor()
-            self._local.cursor = cur
-            with self._lock:
-                self._cursors.append(cur)
-        return cur
+    def _new_session(self) -> DuckDBSession:
+        session = DuckDBSession(self.con.cursor())
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def cursor(self) -> DuckDBSession:
+        session: DuckDBSession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+        return session
+
+    def session(self, tables: Mapping[str, Files] | None = None) -> DuckDBSession:
+        """A new session where each table is a view over its artifact's files."""
+        session = self._new_session()
+        for name, files in (tables or {}).items():
+            session.view(name, files)
+        return session
+
+    attach_tables = session
 
     def interrupt(self) -> None:
-        """Stop every query in flight (Ctrl-C)."""
+        """Stop every query in flight (Ctrl-C, a cancelled run)."""
         with self._lock:
-            for cur in self._cursors:
-                with contextlib.suppress(duckdb.Error):
-                    cur.interrupt()
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.interrupt()
 
     def close(self) -> None:
         with self._lock:
-            for cur in self._cursors:
-                cur.close()
-            self._cursors.clear()
+            for session in self._sessions:
+                with contextlib.suppress(duckdb.Error):
+                    session.close()
+            self._sessions.clear()
+            self._local = threading.local()
             if self._con is not None:
                 self._con.close()
                 self._con = None
 
     # building -----------------------------------------------------------------------------
 
-    def copy_to_parquet(self, sql: str, out: Path) -> int:
+    @staticmethod
+    def scan(files: Files) -> exp.Expression:
+        return scan(files)
+
+    def materialize(self, query: str | exp.Expression, out: Path) -> int:
         """Stream a query into one Parquet file; returns the row count."""
+        sql = query if isinstance(query, str) else query.sql(dialect=DIALECT)
         target = str(out).replace("'", "''")
-        row = self.cursor().execute(
-            f"COPY ({sql}) TO '{target}' (FORMAT parquet)"
-        ).fetchone()
+        row = self.cursor().execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)").fetchone()
         return int(row[0]) if row else 0
 
-    def schema(self, files: Sequence[str | Path]) -> Schema:
+    copy_to_parquet = materialize
+
+    def schema(self, files: Files) -> Schema:
         if len(files) == 1:
             quick = parquet_schema(Path(files[0]))
             if quick is not None:
@@ -160,27 +299,42 @@ class DuckDBEngine:
         rows = self.cursor().execute(f"DESCRIBE SELECT * FROM {scan_sql(files)}").fetchall()
         return tuple((str(r[0]), str(r[1])) for r in rows)
 
-    def max_value(self, files: Sequence[str | Path], column: str) -> Any:
+    def max_value(self, files: Files, column: str) -> Any:
         col = '"' + column.replace('"', '""') + '"'
         row = self.cursor().execute(f"SELECT max({col}) FROM {scan_sql(files)}").fetchone()
         return row[0] if row else None
 
-    def read_arrow(self, files: Sequence[str | Path]) -> pa.Table:
-        return self.cursor().sql(f"SELECT * FROM {scan_sql(files)}").to_arrow_table()
+    def read_arrow(self, files: Files) -> pa.Table:
+        return self.cursor().execute(f"SELECT * FROM {scan_sql(files)}").arrow()
 
     @staticmethod
     def write_arrow(table: pa.Table, out: Path) -> int:
         pq.write_table(table, out, compression="zstd")
         return int(table.num_rows)
 
-    # reading ------------------------------------------------------------------------------
 
-    def attach_tables(
-        self, tables: Mapping[str, Sequence[str | Path]]
-    ) -> duckdb.DuckDBPyConnection:
-        """A cursor where each table is a view over its artifact's files."""
-        cur = self.con.cursor()
-        for name, files in tables.items():
-            ident = '"' + name.replace('"', '""') + '"'
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW {ident} AS SELECT * FROM {scan_sql(files)}")
-        return cur
+# plan-time validation ---------------------------------------------------------------------
+
+_SCRATCH: list[DuckDBSession] = []
+_SCRATCH_LOCK = threading.Lock()
+
+
+def scratch() -> DuckDBSession:
+    """A new session on a process-wide empty database with external access off, where
+    andon tries a check's constants and SQL before any work (casts, regexes, binding)."""
+    with _SCRATCH_LOCK:
+        if not _SCRATCH:
+            con = duckdb.connect(":memory:")
+            _confine(con, ())
+            _SCRATCH.append(DuckDBSession(con))
+        return DuckDBSession(_SCRATCH[0].native.cursor())
+
+
+def statement_kinds(sql: str) -> list[str]:
+    """The kind of each statement in SQL text (``SELECT``, ``INSERT`` ...), as DuckDB parses
+    it; raises ``InvalidInput`` when it does not parse."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise translate(e) from e
+    return [s.type.name for s in statements]

@@ -46,7 +46,7 @@ class Python(CheckType[PythonSpec]):
         return self._judge(ev, c, out)
 
     def _argument(self, ev: Evaluation, func: Any, param: str) -> Any:
-        table = ev.cur.sql(f"SELECT * FROM {ev.src}").to_arrow_table()
+        table = ev.cur.execute(f"SELECT * FROM {ev.src}").arrow()
         try:
             hints = typing.get_type_hints(func)
         except Exception:

@@ -128,9 +128,8 @@ class Sql(QueryCheck[SqlSpec]):
                 raise AndonError(f"ref('{name}'): {name} is not built",
                                  hint="build it first, or drop the ref from the check")
             files = ev.audit.files(name)
-            rel = ev.cur.read_parquet(files, union_by_name=len(files) > 1)
             alias = f"__andon_{name}"
-            rel.create_view(alias, replace=True)
+            ev.cur.view(alias, files)
             return q(alias)
 
         sql = _TABLE_RE.sub(lambda _m: view(c.table), self.of(c).sql)

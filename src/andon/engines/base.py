@@ -1,0 +1,125 @@
+"""The engine interface: what andon asks of a SQL engine, whichever it is.
+
+An engine runs queries over artifacts and writes new ones. andon's own SQL (checks,
+profiles, diffs, incremental filters, ingest) is built as sqlglot expressions
+(``andon.engines.sql``) and rendered in the engine's ``dialect``; a user's SQL step is parsed
+and rendered the same way. Nothing outside ``andon.engines`` imports a driver: errors come
+out as ``EngineError`` and its kinds, results as rows or Arrow tables.
+
+DuckDB in-process (``andon.engines.duckdb``) is the embedded default; other engines
+(PostgreSQL, Spark) implement the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlglot import exp
+
+Schema = tuple[tuple[str, str], ...]  # (column, engine type) in order
+Files = Sequence[str | Path]
+
+
+class EngineError(Exception):
+    """A query failed in the engine. ``str(e)`` is the engine's message; ``first_line`` is
+    what a user is shown next to the step or check that ran it."""
+
+    @property
+    def first_line(self) -> str:
+        text = str(self)
+        return text.splitlines()[0] if text else type(self).__name__
+
+
+class Interrupted(EngineError):
+    """The query was stopped (Ctrl-C, a cancelled run)."""
+
+
+class UnknownObject(EngineError):
+    """The query names a table, column or function the engine does not know."""
+
+
+class ReadFailed(EngineError):
+    """The engine could not read or write a file."""
+
+
+class InvalidInput(EngineError):
+    """The query or its values are malformed (syntax, a cast that fails, a bad pattern)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an artifact's data lives: files of a format under the warehouse, or a table of
+    the engine's own database."""
+
+    format: str = "parquet"
+    files: tuple[str, ...] = ()
+    table: str | None = None
+
+
+class Result(Protocol):
+    """The rows of a query that ran."""
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    def arrow(self) -> pa.Table: ...
+
+
+class Session(Protocol):
+    """One task's connection to the engine (one thread at a time)."""
+
+    def execute(self, sql: str | exp.Expression,
+                params: Sequence[Any] | Mapping[str, Any] | None = None) -> Result: ...
+
+    def view(self, name: str, files: Files) -> None:
+        """Name a scan of an artifact's files in this session (a temporary view)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A SQL engine andon can build and check artifacts with."""
+
+    name: str
+    dialect: str  # sqlglot dialect andon renders its SQL in
+
+    def scan(self, files: Files) -> exp.Expression:
+        """A table expression reading an artifact's files."""
+        ...
+
+    def cursor(self) -> Session:
+        """The calling thread's session (made on first use)."""
+        ...
+
+    def session(self, tables: Mapping[str, Files] | None = None) -> Session:
+        """A new session where each of ``tables`` is a view over its files."""
+        ...
+
+    def materialize(self, query: str | exp.Expression, out: Path) -> int:
+        """Run a query and write its rows as one artifact file; returns the row count."""
+        ...
+
+    def schema(self, files: Files) -> Schema: ...
+
+    def read_arrow(self, files: Files) -> pa.Table: ...
+
+    def write_arrow(self, table: pa.Table, out: Path) -> int: ...
+
+    def interrupt(self) -> None:
+        """Stop every query in flight."""
+        ...
+
+    def close(self) -> None: ...

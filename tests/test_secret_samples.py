@@ -53,3 +53,29 @@ def test_a_failing_checks_sample_shows_a_secret_as_stars(proj: Path, cli: Cli) -
     assert code == 0 and VALUE not in out + err
     # the secret is in the table's own Parquet file (the step put it there), nowhere else
     assert [Path(f).suffix for f in files_holding(proj, VALUE.encode())] == [".parquet"]
+
+
+def test_a_numeric_secret_read_as_a_number_shows_as_stars(
+        make_project: ProjectFactory, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANDON_SECRETS_KEY", raising=False)
+    monkeypatch.setenv("ANDON_USER", "alice")
+    root = make_project({
+        "andon.yaml": "name: pin\n",
+        "pipelines/p/door.sql": """
+            /* ---
+            checks:
+              - {type: accepted_values, name: door.pin_known, column: pin, values: [0],
+                 severity: warn}
+            --- */
+            SELECT 1 AS id, CAST({{ secret('door_pin') }} AS INTEGER) AS pin
+        """,
+    })
+    monkeypatch.setattr("sys.stdin", io.StringIO("480917\n"))
+    assert cli("secrets", "set", "door_pin", "-p", root)[0] == 0
+    code, out, err = cli("run", "-p", root, "--format", "json")
+    assert code == 0, out + err
+    assert "480917" not in out + err
+    failed = {c["name"]: c for c in json.loads(out)["checks"] if c["status"] == "failed"}
+    assert failed["door.pin_known"]["sample"][0]["pin"] == "***"
+    code, out, err = cli("profile", "door", "-p", root, "--format", "json")
+    assert code == 0 and "480917" not in out + err

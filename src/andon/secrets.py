@@ -7,6 +7,7 @@ The key comes from ``ANDON_SECRETS_KEY`` or from ``.andon/secrets.key`` (created
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import os
 import re
@@ -191,4 +192,16 @@ def redact_all(value: Any, values: list[str]) -> Any:
         return {redact_all(k, values): redact_all(v, values) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(redact_all(v, values) for v in value)
+    if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool) \
+            and any(_same_number(value, v) for v in values):
+        return "***"  # a numeric secret read as a number (a PIN cast to INTEGER)
     return value
+
+
+def _same_number(number: int | float | decimal.Decimal, secret: str) -> bool:
+    if len(secret.strip()) < 4:  # a one-digit "secret" would hide every count of 1
+        return False
+    try:
+        return decimal.Decimal(secret.strip()) == decimal.Decimal(str(number))
+    except (decimal.InvalidOperation, ValueError):
+        return False

@@ -256,7 +256,8 @@ def test_records_are_frozen_with_utc_times_and_convert_to_the_rows_of_before(
 WRITES = {"begin_run", "finish_run", "record", "close_dead_runs", "mark_abandoned", "publish",
           "acquire_lease", "heartbeat", "release_lease", "add_landed_file", "add_landed_files",
           "withdraw_landed_file", "add_rejects", "delete_artifacts", "move", "create", "delete",
-          "envs", "users", "secrets", "promotions", "engine", "close"}
+          "users", "secrets", "promotions", "engine", "close", "add", "acknowledge",
+          "save_profile"}
 
 
 def test_the_reader_has_the_read_methods_and_no_write_method(store: Store) -> None:
@@ -265,8 +266,14 @@ def test_the_reader_has_the_read_methods_and_no_write_method(store: Store) -> No
     protocol = {n for n in vars(StoreReader) if not n.startswith("_")}
     assert public == protocol
     assert not public & WRITES
-    assert WRITES - {"move", "create", "delete"} <= {n for n in dir(store)}  # real writers
+    assert WRITES - {"move", "create", "delete", "add", "acknowledge", "save_profile"
+                     } <= {n for n in dir(store)}  # real writers
     assert isinstance(reader, ReadOnlyStore)
+    # its environments and check history are read-only views of the repositories
+    for view, repo in ((reader.envs, store.envs), (reader.checks, store.checks)):
+        reads = {n for n in dir(view) if not n.startswith("_")}
+        assert reads and not reads & WRITES
+        assert {"move", "publish", "add", "acknowledge"} & {n for n in dir(repo)}
 
 
 def test_read_only_commands_work_on_a_reader(store: Store) -> None:

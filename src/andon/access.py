@@ -20,6 +20,7 @@ _ADMIN = ("admin",)
 # acting on a protected environment needs its ``…_protected`` entry. Reads need no role.
 CAN: dict[str, tuple[str, ...]] = {
     "run": _CHANGE, "run_protected": _OPERATE,
+    "cancel": _CHANGE, "cancel_protected": _OPERATE,  # cancel a run: who may start it
     "promote": _CHANGE, "promote_protected": _OPERATE,
     "env_create": _CHANGE, "env_create_protected": _OPERATE,
     "env_reset": _CHANGE, "env_reset_protected": _OPERATE,
@@ -44,6 +45,12 @@ class AccessDenied(AndonError):
     kind = "forbidden"
 
 
+class NotAuthenticated(AndonError):
+    """No identity, or one that does not hold: a missing, unknown or expired API token."""
+
+    kind = "forbidden"
+
+
 def users(store: Store) -> list[Row]:
     return [u.as_dict() for u in store.users.all()]
 
@@ -55,8 +62,11 @@ def role_of(store: Store, user: str) -> str | None:
     return store.users.role(user)
 
 
-def require(store: Store, user: str, action: str, what: str) -> None:
-    role = role_of(store, user)
+def require(store: Store, user: str, action: str, what: str, *,
+            role: str | None = None) -> None:
+    """Raise AccessDenied unless the user (acting with ``role`` when given, e.g. an API
+    token's, else their configured one) may do ``action``."""
+    role = role if role is not None else role_of(store, user)
     allowed = CAN[action]
     if role in allowed:
         return
@@ -68,13 +78,14 @@ def require(store: Store, user: str, action: str, what: str) -> None:
     )
 
 
-def add_user(store: Store, name: str, role: str, *, by: str) -> None:
+def add_user(store: Store, name: str, role: str, *, by: str, by_role: str | None = None
+             ) -> None:
     if role not in ROLES:
         hint = did_you_mean(role, ROLES)
         raise AndonError(f"unknown role {role!r}", hint=hint or f"roles: {', '.join(ROLES)}")
     existing = users(store)
     if existing:
-        require(store, by, "manage", "manage users")
+        require(store, by, "manage", "manage users", role=by_role)
     elif role != "admin":
         # anyone else first would leave nobody able to manage users, ever
         raise AndonError("the first user must be an admin",
@@ -90,8 +101,8 @@ def _last_admin(existing: list[Row], name: str) -> bool:
     return admins == [name] and len(existing) > 1
 
 
-def remove_user(store: Store, name: str, *, by: str) -> None:
-    require(store, by, "manage", "manage users")
+def remove_user(store: Store, name: str, *, by: str, by_role: str | None = None) -> None:
+    require(store, by, "manage", "manage users", role=by_role)
     if _last_admin(users(store), name):
         raise AndonError(f"{name!r} is the last admin; nobody could manage users any more",
                          hint="make someone else an admin first, or remove the other users")

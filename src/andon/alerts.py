@@ -75,6 +75,25 @@ def send_alerts(project: Project, run: RunResult, results: Sequence[CheckResult]
     return failures
 
 
+def send_notice(project: Project, message: dict[str, Any], severity: str = "error"
+                ) -> list[str]:
+    """Send a message that is not about one run (a late table: ``andon.schedule.sla``)
+    through every channel whose ``min_severity`` admits ``severity``. ``message`` has
+    ``text`` and ``steps`` (``[{"step", "owner"}]``: owners with an email address get the
+    email). Returns the failures (also logged); never raises."""
+    failures: list[str] = []
+    for channel in project.config.alerts:
+        if channel.min_severity == "error" and severity != "error":
+            continue
+        try:
+            _send(channel, message)
+        except Exception as e:  # a broken channel must not stop the caller
+            text = f"alert via {channel.type} failed: {type(e).__name__}: {e}"
+            log.warning(text)
+            failures.append(text)
+    return failures
+
+
 def _send(channel: AlertConfig, message: dict[str, Any]) -> None:
     if channel.type == "webhook":
         assert channel.url

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from andon.errors import ConfigError, did_you_mean
+from andon.schedule.model import ScheduleConfig, SensorConfig, SlaConfig
 from andon.yamlfile import YamlDoc
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,21 +124,18 @@ class CsvOptions(Model):
 DEFAULT_MAX_REJECT_PCT = 10.0
 
 
-class SourceConfig(Model):
-    """A file source (``kind: files``, the default): where files arrive and what they must
-    contain."""
+class SourceSpec(Model):
+    """What every kind of source declares: its ``kind:``, its contract (``columns``) and its
+    docs. Each kind (``andon.kinds.SOURCE_KINDS``) extends it with where its data comes
+    from; ``andon.yaml`` picks the kind's model by ``kind:`` (a discriminated union open to
+    other packages), ``files`` when it is left out."""
 
     kind: str = Field(default="files", description="a registered source kind (andon.kinds)")
-    path: str
-    format: Literal["csv", "jsonl", "parquet"] | None = None
     columns: dict[str, ColumnSpec]
-    csv: CsvOptions = Field(default_factory=CsvOptions)
     description: str = ""
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     zone: str = "landing"
-    # a file whose rows are mostly rejected stops the line; 100 turns the limit off
-    max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
     checks: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -140,27 +149,58 @@ class SourceConfig(Model):
             }
         return data
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        from andon.kinds import SOURCE_KINDS
-
-        known = SOURCE_KINDS.all()
-        if v not in known:
-            hint = did_you_mean(v, known)
-            raise ValueError(f"unknown source kind {v!r}" + (f"; {hint}" if hint else "")
-                             + f" (known: {', '.join(sorted(known))})")
-        if known[v].config is not cls:
-            raise ValueError(f"source kind {v!r} is not read from files: andon builds only "
-                             "'files' sources so far")
-        return v
-
     @field_validator("columns")
     @classmethod
     def _non_empty(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
         if not v:
             raise ValueError("a source needs at least one column in its contract")
         return v
+
+
+class SourceConfig(SourceSpec):
+    """A file source (``kind: files``, the default): where files arrive and what they must
+    contain."""
+
+    kind: Literal["files"] = Field(default="files", description="files arriving in a folder")
+    path: str
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    # a file whose rows are mostly rejected stops the line; 100 turns the limit off
+    max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
+
+
+def source_model(data: Any) -> type[SourceSpec] | None:
+    """The model of the source kind ``data`` names (``files`` when it names none); None when
+    no installed package provides that kind."""
+    from andon.kinds import SOURCE_KINDS
+
+    name = data.get("kind", "files") if isinstance(data, dict) else "files"
+    kind = SOURCE_KINDS.all().get(name) if isinstance(name, str) else None
+    return kind.config if kind is not None else None
+
+
+def _source_by_kind(data: Any, handler: ValidatorFunctionWrapHandler) -> SourceSpec:
+    """Validate a source with the model of its ``kind:``."""
+    if isinstance(data, SourceSpec):
+        return data
+    model = source_model(data)
+    if model is not None:
+        return model.model_validate(data)
+    from andon.kinds import SOURCE_KINDS
+
+    name = str(data.get("kind") if isinstance(data, dict) else data)
+    known = SOURCE_KINDS.all()
+    hint = did_you_mean(name, known)
+    msg = (f"unknown source kind {name!r}" + (f"; {hint}" if hint else "")
+           + f" (known: {', '.join(sorted(known))}; more come from packages declaring the "
+           "'andon.source_kinds' entry point)")
+    raise ValidationError.from_exception_data("source", [InitErrorDetails(
+        type=PydanticCustomError("source_kind", msg.replace("{", "(").replace("}", ")")),
+        loc=("kind",), input=name)])
+
+
+# A source of any registered kind, chosen by its ``kind:`` (see ``SourceSpec``).
+AnySource = Annotated[SerializeAsAny[SourceSpec], WrapValidator(_source_by_kind)]
 
 
 class StepConfig(Model):
@@ -252,7 +292,9 @@ class ProjectConfig(Model):
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 4GB")
     default_environment: str = "prod"
     params: dict[str, Any] = Field(default_factory=dict)
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    sources: dict[str, AnySource] = Field(
+        default_factory=dict,
+        description="where raw data comes from, by kind (files unless 'kind:' says otherwise)")
     checks: str = Field(default="checks", description="folder of check files")
     profile: Literal["all", "checked", "none"] = Field(
         default="all", description="profile every built artifact, only those with checks, or "
@@ -266,10 +308,17 @@ class ProjectConfig(Model):
     zones: list[str] = Field(
         default_factory=lambda: ["landing", "formatted", "exploitation", "features", "models"]
     )
+    schedules: dict[str, ScheduleConfig] = Field(
+        default_factory=dict, description="cron schedules of runs (andon scheduler)")
+    sensors: dict[str, SensorConfig] = Field(
+        default_factory=dict, description="file-arrival sensors on sources (andon scheduler)")
+    sla: dict[str, SlaConfig] = Field(
+        default_factory=dict, description="per table: fresh_by (HH:MM) or max_age; a late "
+        "table alerts once per breach (andon scheduler)")
 
     @field_validator("sources")
     @classmethod
-    def _names(cls, v: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+    def _names(cls, v: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
         for name in v:
             if not NAME_RE.match(name):
                 raise ValueError(f"source name {name!r} must be a SQL identifier")
@@ -289,22 +338,35 @@ def validate(model: type[M], doc: YamlDoc, what: str) -> M:
         raise _config_error(model, doc, e, what) from None
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """The field names allowed at ``loc`` (for "did you mean" on unknown keys)."""
-    current: Any = model
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...], data: Any = None
+               ) -> list[str]:
+    """The field names allowed at ``loc`` of ``data`` (for "did you mean" on unknown keys):
+    a source's are those of its kind."""
+    current: Any = _by_kind(model, data)
     for part in loc:
+        data = data.get(part) if isinstance(data, dict) else None
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
             if field is None:
                 return []
-            current = field.annotation
+            current = _by_kind(field.annotation, data)
         else:
             # dict[str, X] / list[X]: step into the value type
             args = getattr(current, "__args__", ())
-            current = args[-1] if args else None
+            current = _by_kind(args[-1], data) if args else None
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
+
+
+def _by_kind(annotation: Any, data: Any) -> Any:
+    """``AnySource`` is the model of the kind ``data`` names; other annotations are
+    themselves."""
+    if annotation is AnySource or (get_origin(annotation) is Annotated and any(
+            isinstance(m, WrapValidator) and m.func is _source_by_kind
+            for m in getattr(annotation, "__metadata__", ()))):
+        return source_model(data) or SourceSpec
+    return annotation
 
 
 # unknown keys first: a misspelt key (``colums:``) also makes its real key look missing
@@ -321,7 +383,7 @@ def _config_error(
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        allowed = _fields_at(model, loc[:-1])
+        allowed = _fields_at(model, loc[:-1], doc.data)
         hint = did_you_mean(key, allowed)
         return ConfigError(
             f"unknown key {dotted!r} in {what}",

@@ -99,7 +99,7 @@ def resolve(store: Store, ref: str) -> Ref:
     return Ref(env_name, commit_at(store, env_name, parse_time(at)))
 
 
-def find_commit(store: Store, prefix: str) -> str | None:
+def find_commit(store: StoreReader, prefix: str) -> str | None:
     if not re.fullmatch(r"[0-9a-f]{6,64}", prefix):
         return None
     ids = store.envs.commits_with_prefix(prefix, limit=2)
@@ -108,7 +108,7 @@ def find_commit(store: Store, prefix: str) -> str | None:
     return ids[0] if ids else None
 
 
-def commit_at(store: Store, environment: str, when: float) -> str | None:
+def commit_at(store: StoreReader, environment: str, when: float) -> str | None:
     """The commit ``environment`` pointed at, at time ``when`` (time machine)."""
     row = store.envs.last_move_before(environment, when)
     if row is None:

@@ -17,13 +17,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from andon.config import SourceConfig
+from andon.config import SourceConfig, SourceSpec
 from andon.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # the registry itself loads nothing heavy
     import duckdb
     import pyarrow as pa
-    from pydantic import BaseModel
 
     from andon.build import BuildContext, Built
     from andon.parsecache import ParseCache
@@ -68,22 +67,35 @@ class StepKind:
 
 @dataclass(frozen=True)
 class SourceKind:
-    """A kind of source in ``andon.yaml``: its ``kind:`` name and the pydantic model of its
-    settings (the model's ``kind`` field is a ``Literal`` of that name)."""
+    """A kind of source in ``andon.yaml``: its ``kind:`` name, the pydantic model of its
+    settings (a ``SourceSpec`` whose ``kind`` field is a ``Literal`` of that name), and how
+    a source of the kind becomes a step (``step(name, spec, andon.yaml path)``; the step's
+    kind builds it)."""
 
     name: str
-    config: type[BaseModel]
+    config: type[SourceSpec]
+    step: Callable[[str, SourceSpec, Path], Step]
 
 
 @dataclass(frozen=True)
 class ArtifactFormat:
-    """How an artifact's files are written, read and described."""
+    """How an artifact's files are written, read and described. The warehouse seals the
+    files named ``*<suffix>`` in a staging folder, records each one's ``digest`` (a hashlib
+    algorithm) in the manifest, and reads an artifact's schema with ``schema``."""
 
     name: str
     suffix: str
     write: Callable[[pa.Table, Path], int]  # → rows written
     scan: Callable[[Sequence[str | Path]], str]  # → the engine's table expression over files
     schema: Callable[[Path], tuple[tuple[str, str], ...] | None]  # None: ask the engine
+    digest: str = "sha256"  # hashlib algorithm of each file, as sealed and verified
+
+    def hash_file(self, path: Path) -> str:
+        """The digest of one file's bytes, read in chunks."""
+        import hashlib
+
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, self.digest).hexdigest()
 
 
 K = TypeVar("K", StepKind, SourceKind, ArtifactFormat)
@@ -187,6 +199,12 @@ def _build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     return build_source(ctx, step, ps)
 
 
+def _files_step(name: str, spec: SourceSpec, config_file: Path) -> Step:
+    from andon.steps import files_source_step
+
+    return files_source_step(name, spec, config_file)
+
+
 def _python_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:
     from andon.fingerprint import python_data_params
 
@@ -218,7 +236,7 @@ STEP_KINDS.register(StepKind(
 STEP_KINDS.register(StepKind(
     "source", _build_source, default_zone="landing", infer_schema=_source_schema,
 ))
-SOURCE_KINDS.register(SourceKind("files", SourceConfig))
+SOURCE_KINDS.register(SourceKind("files", SourceConfig, _files_step))
 
 
 def _parquet_write(table: pa.Table, out: Path) -> int:

@@ -1,8 +1,9 @@
-"""Plan: the frozen list of what a run will do. The runner and ``--dry-run`` both walk it."""
+"""Plan: the frozen stages of what a run will do (``andon.stages``). The runner walks them;
+``--dry-run`` explains them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
@@ -12,6 +13,16 @@ from andon.fingerprint import data_params, fingerprint
 from andon.incremental import validate as validate_incremental
 from andon.landing import LandingState, landing_state
 from andon.project import CONFIG_FILE, Project
+from andon.stages import (
+    BuildStage,
+    CheckStage,
+    LandStage,
+    PlannedCheck,
+    PublishStage,
+    Stage,
+    planned_checks,
+    publish_stage,
+)
 from andon.store import Row, Store
 from andon.warehouse import Warehouse
 
@@ -32,6 +43,18 @@ class PlannedStep:
     previous: str | None = None  # the environment's artifact for this step before the run
     landing: LandingState | None = field(default=None, compare=False)
     template_hash: str = ""
+    checks: tuple[PlannedCheck, ...] = ()  # its check stage
+
+    def stages(self) -> tuple[Stage, ...]:
+        """land (a source's files), build (or reuse), check (when it has checks)."""
+        out: list[Stage] = []
+        if self.landing is not None:
+            out.append(LandStage(self.name, tuple(str(a.path) for a in self.landing.arrivals),
+                                 tuple(str(x.path) for x in self.landing.duplicates)))
+        out.append(BuildStage(self.name, self.action, self.reason, self.fingerprint))
+        if self.checks:
+            out.append(CheckStage(self.name, self.checks))
+        return tuple(out)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -45,6 +68,8 @@ class PlannedStep:
         if self.landing is not None:
             d["new_files"] = [str(a.path) for a in self.landing.arrivals]
             d["duplicate_files"] = [str(x.path) for x in self.landing.duplicates]
+        if self.checks:
+            d["checks"] = [c.to_dict() for c in self.checks]
         return d
 
 
@@ -57,16 +82,18 @@ class Plan:
     params: dict[str, Any]
     selection: tuple[str, ...]
     complete: bool  # the whole project is selected: the new commit drops deleted steps
+    publish: PublishStage  # the environment's move if every step succeeds
     backfill: tuple[str, str] | None = None
     known: dict[str, Row] = field(default_factory=dict, compare=False)  # sealed artifacts
     base_code: dict[str, str] = field(default_factory=dict)  # step → template hash
 
     def commit_code(self) -> dict[str, str]:
         """Step → template hash of the commit the run would publish."""
-        code = {} if self.complete else dict(self.base_code)
-        for s in self.steps:
-            code[s.name] = s.template_hash
-        return code
+        return _commit_code(self.complete, self.base_code, self.steps)
+
+    def stages(self) -> tuple[Stage, ...]:
+        """Every stage in the order the runner walks them: each step's, then publish."""
+        return (*(st for s in self.steps for st in s.stages()), self.publish)
 
     @property
     def by_name(self) -> dict[str, PlannedStep]:
@@ -74,10 +101,7 @@ class Plan:
 
     def commit_steps(self) -> dict[str, str]:
         """The step → artifact map the environment points at if the run succeeds."""
-        mapping = {} if self.complete else dict(self.base_steps)
-        for s in self.steps:
-            mapping[s.name] = s.fingerprint
-        return mapping
+        return _commit_steps(self.complete, self.base_steps, self.steps)
 
     def counts(self) -> dict[str, int]:
         out = {"build": 0, "reuse": 0, "check": 0, "keep": 0}
@@ -101,7 +125,25 @@ class Plan:
             "params": self.params,
             "steps": [s.to_dict() for s in self.steps],
             "counts": self.counts(),
+            "stages": [s.to_dict() for s in self.stages()],
+            "publish": self.publish.to_dict(),
         }
+
+
+def _commit_steps(complete: bool, base: dict[str, str],
+                  steps: tuple[PlannedStep, ...]) -> dict[str, str]:
+    mapping = {} if complete else dict(base)
+    for s in steps:
+        mapping[s.name] = s.fingerprint
+    return mapping
+
+
+def _commit_code(complete: bool, base_code: dict[str, str],
+                 steps: tuple[PlannedStep, ...]) -> dict[str, str]:
+    code = {} if complete else dict(base_code)
+    for s in steps:
+        code[s.name] = s.template_hash
+    return code
 
 
 def make_plan(
@@ -192,19 +234,53 @@ def make_plan(
                                           base, fps, dag)))
     _validate_checks(project, {d.name for d, _ in drafts}, known, fps)
     validate_incremental(project, [d.name for d in out if d.action == "build"], known, fps)
+    check_stages = planned_checks(project, store, environment,
+                                  [(s.name, s.action, s.fingerprint, s.previous) for s in out],
+                                  fps, known)
+    steps = tuple(replace(s, checks=check_stages[s.name]) if s.name in check_stages else s
+                  for s in out)
+    base_code = dict((store.commit(base_commit) or {}).get("code") or {}) if base_commit \
+        else {}
+    complete = not selection
+    refused = (code_changes(base_commit, base, base_code, steps, known, complete)
+               if project.is_protected(environment) else [])
     return Plan(
         environment=environment,
         base_commit=base_commit,
         base_steps=base,
-        steps=tuple(out),
+        steps=steps,
         params=dict(project.params),
         selection=tuple(selection),
-        complete=not selection,
+        complete=complete,
+        publish=publish_stage(environment, base_commit, base, base_code,
+                              _commit_steps(complete, base, steps),
+                              _commit_code(complete, base_code, steps), refused=refused),
         backfill=backfill,
         known=known,
-        base_code=dict((store.commit(base_commit) or {}).get("code") or {}) if base_commit
-        else {},
+        base_code=base_code,
     )
+
+
+def code_changes(base_commit: str | None, base_steps: dict[str, str],
+                 base_code: dict[str, str], steps: tuple[PlannedStep, ...],
+                 known: dict[str, Row], complete: bool) -> list[str]:
+    """The steps whose code differs from the environment's commit (for a protected
+    environment, which runs exactly the code of its last promotion)."""
+    if base_commit is None:
+        return []  # the first run creates the environment
+    changed = []
+    for s in steps:
+        if base_code:
+            if base_code.get(s.name) != s.template_hash:
+                changed.append(s.name)
+            continue
+        prev = known.get(s.previous) if s.previous else None
+        if s.previous is None or (prev is not None and prev["code_hash"] != s.code_hash):
+            changed.append(s.name)
+    if complete:
+        names = {s.name for s in steps}
+        changed += [n for n in base_steps if n not in names]
+    return sorted(changed)
 
 
 def _validate_checks(project: Project, names: set[str], known: dict[str, Row],

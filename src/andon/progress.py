@@ -162,6 +162,8 @@ def print_summary(console: Console, result: RunResult) -> None:
         return
     console.print(f"[bold red]✘ run {result.run_id} {result.status}[/] in {result.seconds:.2f}s: "
                   f"{text}; {result.environment} was not changed")
+    if result.status == "cancelled" and result.error is not None:  # who or what stopped it
+        console.print(Text(result.error.render(), style="yellow"))
     for s in result.steps:
         if s.action == "failed" and s.error is not None:
             console.print(Text(s.error.render(), style="red"))

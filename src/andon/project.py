@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from andon.checks.load import load_checks
 from andon.checks.model import Check
-from andon.config import NAME_RE, ProjectConfig, SourceConfig, validate
+from andon.config import NAME_RE, ProjectConfig, SourceConfig, SourceSpec, validate
 from andon.dag import Dag
 from andon.errors import AndonError, ConfigError, DagError, ProjectInvalid
 from andon.kinds import kind_for_file
@@ -21,7 +21,7 @@ from andon.steps import Step, render, source_step
 from andon.yamlfile import load_yaml
 
 if TYPE_CHECKING:
-    from andon.store import Store
+    from andon.store import Store, StoreReader
 
 CONFIG_FILE = "andon.yaml"
 
@@ -51,6 +51,7 @@ class Project:
     # files left out because they have a problem: reading commands warn, building refuses
     problems: list[AndonError] = field(default_factory=list)
     _store: Store | None = None
+    _read_store: Store | None = None  # opened by ``reader`` without migrating
 
     def checks_of(self, table: str) -> list[Check]:
         return [c for c in self.checks if c.table == table]
@@ -137,7 +138,7 @@ class Project:
             return self
         other = Project.load(self.root, self.overrides, environment=environment,
                              param_sets=self.param_sets, tolerant=bool(self.problems))
-        other._store = self._store
+        other._store, other._read_store = self._store, self._read_store
         return other
 
     def is_protected(self, environment: str) -> bool:
@@ -167,10 +168,26 @@ class Project:
             self._store = open_store(url, self.root)
         return self._store
 
+    @property
+    def reader(self) -> StoreReader:
+        """The store for commands that only read: opened without creating or migrating it
+        (a missing store, or one of another version, is a StoreError saying what to do)."""
+        if self._store is not None:
+            return self._store.reader()
+        if self._read_store is None:
+            from andon.store import open_store
+
+            url = os.environ.get("ANDON_STORE_URL") or self.config.store
+            self._read_store = open_store(url, self.root, migrate=False)
+        return self._read_store.reader()
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._read_store is not None:
+            self._read_store.close()
+            self._read_store = None
 
 
 def _build_dag(steps: list[Step], broken: set[str], problems: list[AndonError]) -> Dag:
@@ -193,11 +210,12 @@ def _build_dag(steps: list[Step], broken: set[str], problems: list[AndonError]) 
             steps = [s for s in steps if s.name != e.step]
 
 
-def _render_path(source: SourceConfig, params: Mapping[str, Any], config_file: Path
-                 ) -> SourceConfig:
+def _render_path(source: SourceSpec, params: Mapping[str, Any], config_file: Path
+                 ) -> SourceSpec:
     """A source path may use parameters (``{{ data_dir }}/flights/*.csv``), so that an
     environment reads other files, e.g. a sample in dev."""
-    if "{{" not in source.path and "{%" not in source.path:
+    if not isinstance(source, SourceConfig) or (
+            "{{" not in source.path and "{%" not in source.path):
         return source
     path = render(source.path, params, config_file, sql=False).strip()
     return source.model_copy(update={"path": path})

@@ -5,17 +5,16 @@ artifacts the branch built."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from andon.checks.model import CheckResult
-from andon.checks.run import Audit, evaluate, ready
-from andon.engines.duckdb import DuckDBEngine
 from andon.environments import merge_base, require
 from andon.errors import AndonError
+from andon.execution.artifacts import manifest_of
+from andon.execution.checking import check_artifacts, flatten
 from andon.project import Project
-from andon.runner import artifact_lookups, manifest_of
-from andon.secrets import stored_values
+from andon.stages import BuildStage, CheckStage, PlannedCheck, Stage, publish_stage
 from andon.store import Row, Store
 from andon.warehouse import Manifest, Warehouse
 
@@ -38,13 +37,15 @@ class Promotion:
     removed: list[str]
     checks: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
+    stages: tuple[Stage, ...] = ()  # the candidate's steps, their checks, and publish
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "source": self.source, "target": self.target,
                 "status": self.status, "base_commit": self.base_commit,
                 "commit": self.candidate_commit, "changed": sorted(self.changed),
                 "removed": self.removed, "seconds": round(self.seconds, 3),
-                "checks": [c.to_dict() for c in self.checks]}
+                "checks": [c.to_dict() for c in self.checks],
+                "stages": [s.to_dict() for s in self.stages]}
 
 
 def _record(store: Store, **values: Any) -> int:
@@ -141,13 +142,13 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
                 kind="failed",
             )
         commit_id: str | None = None
+        code = {**dst_code, **{s: src_code[s] for s in changed if s in src_code}}
+        for s in removed:
+            code.pop(s, None)
         if not dry_run:
             if candidate == dst_map and not changed:
                 commit_id = dst["commit_id"]
             else:
-                code = {**dst_code, **{s: src_code[s] for s in changed if s in src_code}}
-                for s in removed:
-                    code.pop(s, None)
                 commit_id = store.publish(
                     target, expected_commit=dst["commit_id"], steps=candidate, author=who,
                     git_sha=None, params={}, message=f"promotion {pid} of {source}",
@@ -155,8 +156,11 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
         status = "dry-run" if dry_run else "promoted"
         _update(store, pid, status=status, candidate_commit=commit_id, checks=summary,
                 **common)
+        publish = publish_stage(target, dst["commit_id"], dst_map, dst_code, candidate, code)
+        stages = (*_step_stages(project, source, candidate, changed, results),
+                  replace(publish, commit=commit_id))
         return Promotion(pid, source, target, status, base, commit_id, changed, removed,
-                         results, time.perf_counter() - started)
+                         results, time.perf_counter() - started, stages)
     except PromotionRefused:
         raise
     except Exception as e:
@@ -174,37 +178,38 @@ def _code(store: Store, commit_id: str | None) -> dict[str, str]:
 
 def _check(project: Project, target: str, manifests: dict[str, Manifest],
            dst_map: dict[str, str], *, record: bool = True) -> list[CheckResult]:
-    """Every check of the project on exactly the candidate; history checks compare with the
-    target's current artifacts. A dry run (``record=False``) leaves no check history."""
-    store = project.store
-    dst_rows = store.artifacts(dst_map.values())
+    """The check stage on exactly the candidate: every check of the project; history checks
+    compare with the target's current artifacts. A dry run (``record=False``) leaves no check
+    history."""
+    dst_rows = project.store.artifacts(dst_map.values())
     previous: dict[str, Manifest | None] = {
         s: manifest_of(dst_rows[fp]) for s, fp in dst_map.items()
         if fp in dst_rows and s in manifests and manifests[s].fingerprint != fp}
+    return flatten(check_artifacts(project, target, manifests, previous=previous,
+                                   record=record))
 
-    at_commit, in_env = artifact_lookups(store)
-    engine = DuckDBEngine(threads=project.config.threads,
-                          memory_limit=project.config.memory_limit,
-                          allowed=[project.warehouse])
-    audit = Audit(store=store, engine=engine, warehouse=Warehouse(project.warehouse),
-                  environment=target, run_id=None, manifests=manifests, previous=previous,
-                  pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit,
-                  secrets=stored_values(store, project.root))
-    results: list[CheckResult] = []
-    try:
-        for table in project.dag.order:
-            checks = [c for c in project.checks_of(table) if ready(audit, c)]
-            if table in manifests and checks:
-                from andon.checks import history
 
-                outcomes = evaluate(audit, table, checks, with_profile=False)
-                if record:
-                    history.record(store, [(r, ctx) for r, ctx, fresh in outcomes if fresh],
-                                   run_id=None, environment=target)
-                results += [r for r, _, _ in outcomes]
-    finally:
-        engine.close()
-    return results
+def _step_stages(project: Project, source: str, candidate: dict[str, str],
+                 changed: dict[str, str], results: list[CheckResult]) -> list[Stage]:
+    """Each step of the candidate: its artifact (taken from ``source``, or kept) and the
+    checks it got."""
+    by_table: dict[str, list[CheckResult]] = {}
+    for r in results:
+        by_table.setdefault(r.table, []).append(r)
+    out: list[Stage] = []
+    for name in project.dag.order:
+        if name not in candidate:
+            continue
+        if name in changed:
+            out.append(BuildStage(name, "reuse", f"changed in {source}: its artifact, not "
+                                                 "rebuilt", candidate[name]))
+        else:
+            out.append(BuildStage(name, "keep", "unchanged", candidate[name]))
+        if by_table.get(name):
+            out.append(CheckStage(name, tuple(
+                PlannedCheck(r.name, r.type, r.severity, "reused" if r.reused else "fresh",
+                             status=r.status) for r in by_table[name])))
+    return out
 
 
 def promotions(store: Store, limit: int = 50) -> list[Row]:

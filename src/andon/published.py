@@ -20,16 +20,17 @@ def env_tables(project: Project, environment: str | None = None, *,
     from andon.environments import commit_at, find_commit, parse_time
 
     environment = environment or project.config.default_environment
+    store = project.reader
     if commit is not None:
-        found = find_commit(project.store, commit)
+        found = find_commit(store, commit)
         if found is None:
             raise NotFound(f"no commit {commit!r}", hint="see commits with: andon env log ENV")
-        return _mapping_rows(project, project.store.commit_steps(found))
-    env = project.store.environment(environment)
-    if env is None and as_of is not None and project.store.ref_log(environment):
+        return _mapping_rows(project, store.commit_steps(found))
+    env = store.environment(environment)
+    if env is None and as_of is not None and store.ref_log(environment):
         env = {"commit_id": None}  # deleted since: its history stays readable
     if env is None:
-        known = [e["name"] for e in project.store.environments()]
+        known = [e["name"] for e in store.environments()]
         hint = did_you_mean(environment, known)
         raise EnvironmentNotFound(
             f"no environment named {environment!r}"
@@ -39,12 +40,12 @@ def env_tables(project: Project, environment: str | None = None, *,
         )
     commit_id = env["commit_id"]
     if as_of is not None:
-        commit_id = commit_at(project.store, environment, parse_time(as_of))
-    return _mapping_rows(project, project.store.commit_steps(commit_id))
+        commit_id = commit_at(store, environment, parse_time(as_of))
+    return _mapping_rows(project, store.commit_steps(commit_id))
 
 
 def _mapping_rows(project: Project, mapping: dict[str, str]) -> dict[str, Row]:
-    rows = project.store.artifacts(mapping.values())
+    rows = project.reader.artifacts(mapping.values())
     return {step: rows[fp] for step, fp in sorted(mapping.items()) if fp in rows}
 
 
@@ -188,7 +189,7 @@ def rejects(project: Project, source: str, limit: int = 100) -> list[Row]:
     return [
         {"file": r["file"], "line": r["line"], "column": r["column_name"], "reason": r["reason"],
          "raw": r["raw"]}
-        for r in project.store.rejects(source=source, limit=limit)
+        for r in project.reader.rejects(source=source, limit=limit)
     ]
 
 
@@ -223,7 +224,7 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
             engine.close()
         found = history.profile_of(project.store, art["fingerprint"])
     assert found is not None
-    return {"table": table, "fingerprint": art["fingerprint"], **found["profile"]}
+    return {"table": table, "fingerprint": art["fingerprint"], **found.profile}
 
 
 def suggest_checks(project: Project, table: str, environment: str | None = None) -> str:
@@ -247,7 +248,7 @@ def suggest_checks(project: Project, table: str, environment: str | None = None)
                     categories[name] = [r[0] for r in rows]
     finally:
         engine.close()
-    past = [int(r["rows"]) for r in history.profiles(project.store, table)]
+    past = [r.rows for r in history.profiles(project.store, table)]
     return to_yaml(table, suggest(table, prof, categories, past))
 
 
@@ -263,16 +264,13 @@ def checks_list(project: Project) -> list[Row]:
 
 def check_history(project: Project, name: str, environment: str | None = None,
                   limit: int = 50) -> list[Row]:
-    from andon.checks import history
-
-    if name not in {c.name for c in project.checks} and not history.series(project.store, name,
-                                                                          limit=1):
+    checks = project.reader.checks
+    if name not in {c.name for c in project.checks} and not checks.series(name, limit=1):
         hint = did_you_mean(name, [c.name for c in project.checks])
         raise NotFound(f"no check named {name!r}", hint=hint or "list them: andon checks list")
-    return [{"id": r["id"], "at": _ts(r["at"]), "run": r["run_id"],
-             "environment": r["environment"], "step": r["step"], "artifact": r["fingerprint"],
-             "threshold": r["threshold"], "failing": r["failing"],
-             "status": r["status"], "metric": r["metric"],
-             "severity": r["severity"], "incident": r["incident"],
-             "acknowledged": r["acknowledged"], "spc": r["spc"], "message": r["message"]}
-            for r in history.series(project.store, name, environment=environment, limit=limit)]
+    return [{"id": r.id, "at": _ts(r.at.timestamp()), "run": r.run_id,
+             "environment": r.environment, "step": r.step, "artifact": r.fingerprint,
+             "threshold": r.threshold, "failing": r.failing, "status": r.status,
+             "metric": r.metric, "severity": r.severity, "incident": r.incident,
+             "acknowledged": r.acknowledged, "spc": r.spc, "message": r.message}
+            for r in checks.series(name, environment=environment, limit=limit)]

@@ -134,10 +134,10 @@ def tables(project: Project, environment: str | None = None) -> list[TableInfo]:
     return out
 
 
-def runs(project: Project, environment: str | None = None, limit: int = 20
-         ) -> list[RunSummary]:
+def runs(project: Project, environment: str | None = None, limit: int = 20, *,
+         status: str | None = None, before: int | None = None) -> list[RunSummary]:
     out = []
-    for r in project.store.runs(environment, limit):
+    for r in project.reader.runs(environment, limit, status=status, before=before):
         counts = (r.get("summary") or {}).get("counts", {})
         out.append(RunSummary(
             id=r["id"], environment=r["environment"], status=r["status"],
@@ -150,7 +150,7 @@ def runs(project: Project, environment: str | None = None, limit: int = 20
 
 def _run_id(project: Project, run_ref: str | int) -> int:
     if str(run_ref) == "latest":
-        latest = project.store.latest_run_id()
+        latest = project.reader.latest_run_id()
         if latest is None:
             raise NotFound("no runs yet", hint="start one: andon run")
         return latest
@@ -161,7 +161,7 @@ def _run_id(project: Project, run_ref: str | int) -> int:
 
 
 def run_details(project: Project, run_ref: str | int) -> RunDetails:
-    store = project.store
+    store = project.reader
     run_id = _run_id(project, run_ref)
     run: Row | None = store.run(run_id)
     if run is None:

@@ -17,11 +17,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from andon.errors import AndonError
+from andon.errors import AndonError, NotFound, did_you_mean
 
 if TYPE_CHECKING:
     from andon.checks.model import CheckResult
     from andon.events import Listener, RunResult
+    from andon.execution.cancel import CancelToken
     from andon.gc import GcReport
     from andon.plan import Plan
     from andon.project import Project
@@ -39,14 +40,38 @@ def local_user() -> str:
 
 class Session:
     """``user`` acting on ``project``. Reads need no role; every verb that changes something
-    checks the user's role first and raises ``AccessDenied`` (kind ``forbidden``)."""
+    checks the user's role first and raises ``AccessDenied`` (kind ``forbidden``). ``role``
+    (an API token's) replaces the role configured for the user."""
 
-    def __init__(self, project: Project, user: str) -> None:
+    def __init__(self, project: Project, user: str, *, role: str | None = None) -> None:
         if not user:
             raise AndonError("a session needs the name of the acting user",
                              hint="pass user=..., e.g. andon.Session(project, user='alice')")
+        if role is not None:
+            from andon.access import ROLES
+
+            if role not in ROLES:
+                raise AndonError(f"unknown role {role!r}", hint=f"roles: {', '.join(ROLES)}")
         self.project = project
         self.user = user
+        self._role = role
+
+    @classmethod
+    def for_token(cls, project: Project, token: str) -> Session:
+        """The session of an API token's user, with the token's role; raises
+        ``NotAuthenticated`` for a token that is unknown (or revoked) or expired."""
+        from andon.access import NotAuthenticated
+
+        found = project.store.tokens.find(token)
+        if found is None:
+            raise NotAuthenticated("unknown API token",
+                                   hint="check the token, or ask an admin for one: "
+                                        "andon tokens create NAME --role ROLE")
+        if found.expired():
+            raise NotAuthenticated(f"API token {found.name!r} expired at "
+                                   f"{found.expires_at:%Y-%m-%d %H:%M} UTC",
+                                   hint="ask an admin for a new one: andon tokens create")
+        return cls(project, found.user, role=found.role)
 
     # authorisation ------------------------------------------------------------------------
 
@@ -55,7 +80,8 @@ class Session:
         """The user's role (``admin`` while no users are configured; None if not a user)."""
         from andon import access
 
-        return access.role_of(self.project.store, self.user)
+        return self._role if self._role is not None else access.role_of(self.project.store,
+                                                                         self.user)
 
     def _env(self, environment: str | None) -> str:
         return environment or self.project.environment or self.project.config.default_environment
@@ -69,8 +95,8 @@ class Session:
 
         store = self.project.store
         action = f"{verb}_protected" if protected and f"{verb}_protected" in access.CAN else verb
-        access.require(store, self.user, action, what)
-        role = access.role_of(store, self.user)
+        access.require(store, self.user, action, what, role=self._role)
+        role = self.role
         if environment is None or role not in access.OWN_ONLY.get(verb, ()):
             return
         env = store.environment(environment)
@@ -86,8 +112,11 @@ class Session:
 
     def run(self, environment: str | None = None, selection: Sequence[str] = (), *,
             listener: Listener | None = None, wait_for_lease: float = 0.0,
-            backfill: tuple[str, str] | None = None) -> RunResult:
-        """Build what changed, check it, and publish to ``environment`` (default: prod)."""
+            backfill: tuple[str, str] | None = None,
+            cancel: CancelToken | None = None) -> RunResult:
+        """Build what changed, check it, and publish to ``environment`` (default: prod).
+        ``cancel.cancel(reason)`` from another thread stops it: status ``cancelled``, nothing
+        published."""
         from andon import runner
 
         env = self._env(environment)
@@ -95,7 +124,26 @@ class Session:
         self._allow("run", f"run in {'protected ' if protected else ''}environment {env!r}",
                     protected=protected)
         return runner.run(self.project, env, selection, user=self.user, listener=listener,
-                          wait_for_lease=wait_for_lease, backfill=backfill)
+                          wait_for_lease=wait_for_lease, backfill=backfill, cancel=cancel)
+
+    def cancel_run(self, run_ref: str | int) -> Row:
+        """Ask a running run (an id, or ``latest``) to stop; whoever may run in its
+        environment may cancel it. Its process stops within seconds and records it as
+        ``cancelled``; a run that already ended is a conflict. Returns the run's record."""
+        from andon import runner
+        from andon.records import run_details
+
+        store = self.project.store
+        details = run_details(self.project, run_ref)  # "latest" or an id; NotFound if none
+        run_id, env = details.id, details.environment
+        protected = self.project.is_protected(env)
+        self._allow("cancel", f"cancel run {run_id} in {'protected ' if protected else ''}"
+                              f"environment {env!r}", protected=protected)
+        runner.cancel(store, run_id, who=self.user)
+        found = store.run(run_id)
+        if found is None:  # deleted meanwhile
+            raise NotFound(f"no run {run_id}", hint="list runs: andon runs")
+        return found
 
     def plan(self, environment: str | None = None, selection: Sequence[str] = ()) -> Plan:
         """What a run would do, without doing anything."""
@@ -156,12 +204,12 @@ class Session:
     def env_list(self) -> list[Row]:
         from andon import environments
 
-        return environments.listing(self.project.store, self.project.is_protected)
+        return environments.listing(self.project.reader, self.project.is_protected)
 
     def env_log(self, name: str) -> list[Row]:
         from andon import environments
 
-        return environments.log(self.project.store, name)
+        return environments.log(self.project.reader, name)
 
     def env_diff(self, a: str, b: str, *, data: bool = True, key: Sequence[str] = ()
                  ) -> dict[str, Any]:
@@ -213,7 +261,7 @@ class Session:
         from andon import access
 
         self._allow("users_add", "manage users")
-        access.add_user(self.project.store, name, role, by=self.user)
+        access.add_user(self.project.store, name, role, by=self.user, by_role=self._role)
 
     def users_list(self) -> list[Row]:
         from andon import access
@@ -224,7 +272,48 @@ class Session:
         from andon import access
 
         self._allow("users_rm", "manage users")
-        access.remove_user(self.project.store, name, by=self.user)
+        access.remove_user(self.project.store, name, by=self.user, by_role=self._role)
+
+    def tokens_create(self, name: str, role: str, *, user: str | None = None,
+                      expires: str | None = None) -> str:
+        """A new API token acting as ``user`` (default: ``name``) with ``role``, valid for
+        ``expires`` (e.g. 30d, 12h; default: until revoked). Returns the token: it is shown
+        this once, the store keeps only its hash."""
+        import time
+
+        from andon import access
+        from andon.checks.types import parse_age
+        from andon.environments import NAME_RE
+
+        self._allow("manage", "create API tokens")
+        if not NAME_RE.match(name):
+            raise AndonError(f"invalid token name {name!r}",
+                             hint="use letters, digits, '_', '-' or '.', starting with a "
+                                  "letter or digit, e.g. ci-bot")
+        if role not in access.ROLES:
+            raise AndonError(f"unknown role {role!r}",
+                             hint=did_you_mean(role, access.ROLES)
+                             or f"roles: {', '.join(access.ROLES)}")
+        expires_at = None
+        if expires:
+            try:
+                expires_at = time.time() + parse_age(expires)
+            except ValueError as e:
+                raise AndonError(f"--expires: {e}") from None
+        return self.project.store.tokens.create(name, user=user or name, role=role,
+                                                expires_at=expires_at, by=self.user)
+
+    def tokens_list(self) -> list[Row]:
+        """Every token's name, user, role, creation, expiry and last use (never the token)."""
+        return [tok.as_dict() for tok in self.project.store.tokens.all()]
+
+    def tokens_revoke(self, name: str) -> None:
+        self._allow("manage", "revoke API tokens")
+        tokens = self.project.store.tokens
+        if not tokens.revoke(name):
+            raise NotFound(f"no token named {name!r}",
+                           hint=did_you_mean(name, [tok.name for tok in tokens.all()])
+                           or "list them: andon tokens list")
 
     # operations ---------------------------------------------------------------------------
 
@@ -244,13 +333,13 @@ class Session:
         store = self.project.store
         rows = history.series(store, name, limit=1000)
         target = rows[-1] if rows and result_id is None else next(
-            (r for r in rows if r["id"] == result_id), None)
-        env = target["environment"] if target else None
+            (r for r in rows if r.id == result_id), None)
+        env = target.environment if target else None
         protected = env is None or self.project.is_protected(env)
         self._allow("checks_ack", f"acknowledge results of check {name!r}"
                     + (f" in environment {env!r}" if env else ""), protected=protected)
-        return history.acknowledge(store, name, result_id=target["id"] if target else result_id,
-                                   who=self.user, note=note)
+        return history.acknowledge(store, name, result_id=target.id if target else result_id,
+                                   who=self.user, note=note).as_dict()
 
     def landing_list(self, source: str | None = None) -> list[Row]:
         from andon import landed
@@ -289,10 +378,12 @@ class Session:
 
         return published.lineage(self.project, table)
 
-    def runs(self, environment: str | None = None, limit: int = 20) -> list[RunSummary]:
+    def runs(self, environment: str | None = None, limit: int = 20, *,
+             status: str | None = None, before: int | None = None) -> list[RunSummary]:
+        """The newest runs first; ``before`` a run id pages on."""
         from andon.records import runs
 
-        return runs(self.project, environment, limit)
+        return runs(self.project, environment, limit, status=status, before=before)
 
     def run_details(self, run_ref: str | int) -> RunDetails:
         from andon.records import run_details

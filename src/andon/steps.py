@@ -6,6 +6,7 @@ import ast
 import hashlib
 import importlib.util
 import inspect
+import json
 import re
 import sys
 import types
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from pydantic import ValidationError
 
-from andon.config import NAME_RE, SourceConfig, StepConfig, validate
+from andon.config import NAME_RE, SourceConfig, SourceSpec, StepConfig, validate
 from andon.errors import ConfigError, SqlError
 from andon.parsecache import ParseCache, Parsed
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
@@ -491,11 +492,25 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any],
     )
 
 
-def source_step(name: str, source: SourceConfig, config_file: Path) -> Step:
-    # what changes the ingested data; descriptions and tags do not
-    contract = source.model_dump_json(
-        include={"format": True, "columns": {"__all__": {"type", "required"}}, "csv": True}
-    )
+def source_step(name: str, source: SourceSpec, config_file: Path) -> Step:
+    """The step that ingests a source, made by its kind (``andon.kinds.SOURCE_KINDS``)."""
+    from andon.kinds import source_kind
+
+    return source_kind(source.kind, file=config_file).step(name, source, config_file)
+
+
+def files_source_step(name: str, source: SourceSpec, config_file: Path) -> Step:
+    """The step of a ``files`` source: it lands the files and ingests them by contract."""
+    if not isinstance(source, SourceConfig):
+        raise ConfigError(f"source {name!r} of kind {source.kind!r} is not a files source",
+                          file=config_file, hint="register its kind with a step function "
+                          "of its own (andon.kinds.SourceKind)")
+    # what changes the ingested data; descriptions and tags do not. The keys keep the order
+    # fingerprints have always hashed (format, columns, csv), whatever the models' order.
+    dumped = source.model_dump(mode="json", include={
+        "format": True, "columns": {"__all__": {"type", "required"}}, "csv": True})
+    contract = json.dumps({k: dumped[k] for k in ("format", "columns", "csv")},
+                          separators=(",", ":"), ensure_ascii=False)
     return Step(
         name=name,
         kind="source",

@@ -5,9 +5,11 @@ Parquet files; its manifest may also list files of older artifacts it shares (in
 steps, source ingests). Folders appear only by an atomic rename from ``_staging``, so a crash
 never leaves a half-written artifact visible.
 
-Sealing records each file's size and sha256 in the manifest (``meta["digests"]``); ``verify``
+Sealing records each file's size and digest in the manifest (``meta["digests"]``); ``verify``
 compares the files with it before their rows are trusted (reuse, ``andon test``, promotion),
-so a file changed behind andon's back is reported instead of served.
+so a file changed behind andon's back is reported instead of served. What a file is (its
+suffix, its digest, how its schema is read) comes from the artifact's format
+(``andon.kinds.ARTIFACT_FORMATS``; Parquet unless the manifest says otherwise).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -24,10 +25,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from andon.engines.base import Location
 from andon.errors import Failed, WarehouseError
 from andon.hosts import pid_alive
+
+if TYPE_CHECKING:
+    from andon.kinds import ArtifactFormat
 
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
@@ -68,6 +73,11 @@ class Manifest:
             meta=dict(d.get("meta") or {}),
             format=str(d.get("format") or "parquet"),  # older manifests: all Parquet
         )
+
+    @property
+    def location(self) -> Location:
+        """Where its data lives, in the engine's terms: files of its format."""
+        return Location(format=self.format, files=self.files)
 
     @property
     def digests(self) -> dict[str, tuple[int, str]]:
@@ -168,6 +178,21 @@ class Warehouse:
             if folder.exists():
                 shutil.rmtree(folder, ignore_errors=True)
 
+    @staticmethod
+    def format_of(manifest: Manifest) -> ArtifactFormat:
+        """The registered format of an artifact's files (ConfigError naming the known ones
+        when no installed package provides it)."""
+        from andon.kinds import artifact_format
+
+        return artifact_format(manifest.format)
+
+    def schema(self, manifest: Manifest) -> tuple[tuple[str, str], ...] | None:
+        """The schema its format reads from its first file (None: the format leaves it to
+        the engine, or the artifact has no files)."""
+        if not manifest.files:
+            return None
+        return self.format_of(manifest).schema(self.path(manifest.files[0]))
+
     def seal(self, staging: Path, manifest: Manifest) -> Manifest:
         """Write the manifest and move the folder into place atomically.
 
@@ -175,9 +200,18 @@ class Warehouse:
         same fingerprint was sealed meanwhile (by another run), that one is kept.
         """
         final = self.artifact_dir(manifest.step, manifest.fingerprint)
+        fmt = self.format_of(manifest)  # an unknown format fails before anything moves
+        own = self.rel(final) + "/"
+        stray = [f for f in manifest.files if f.startswith(own) and not f.endswith(fmt.suffix)]
+        if stray:
+            raise WarehouseError(
+                f"artifact of {manifest.step!r} lists {stray[0]!r}, which is not a "
+                f"{fmt.name} file ({fmt.suffix}); nothing was sealed",
+                step=manifest.step,
+                hint="write the artifact's files in its format, or set the manifest's format")
         try:
-            manifest = dataclasses.replace(
-                manifest, meta={**manifest.meta, DIGESTS: self._digests(staging, final, manifest)})
+            manifest = dataclasses.replace(manifest, meta={
+                **manifest.meta, DIGESTS: self._digests(staging, final, manifest, fmt)})
             (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
@@ -195,8 +229,9 @@ class Warehouse:
             raise os_error(e, final, manifest.step) from e
         return manifest
 
-    def _digests(self, staging: Path, final: Path, manifest: Manifest) -> dict[str, list[Any]]:
-        """Size and sha256 of every file: its own files are hashed just after being written
+    def _digests(self, staging: Path, final: Path, manifest: Manifest,
+                 fmt: ArtifactFormat) -> dict[str, list[Any]]:
+        """Size and digest of every file: its own files are hashed just after being written
         (from the page cache); a shared file's come from the manifest of the artifact that
         sealed it."""
         own = self.rel(final) + "/"
@@ -210,7 +245,7 @@ class Warehouse:
                     out[f] = known
                     continue
                 path = self.path(f)
-            out[f] = [path.stat().st_size, _sha256(path)]
+            out[f] = [path.stat().st_size, fmt.hash_file(path)]
         return out
 
     def _sealed_digest(self, rel: str) -> list[Any] | None:
@@ -223,9 +258,10 @@ class Warehouse:
 
     def verify(self, manifest: Manifest, *, full: bool) -> None:
         """Raise ``ArtifactTampered`` when a file of the artifact is not the one sealed: by
-        size always, by sha256 when ``full``. An artifact sealed before andon recorded
-        digests is verified by its total size."""
+        size always, by its format's digest when ``full``. An artifact sealed before andon
+        recorded digests is verified by its total size."""
         digests = manifest.digests
+        fmt = self.format_of(manifest) if full and digests else None
         if not digests:
             sizes = [self._size(manifest, f) for f in manifest.files]
             if sum(sizes) != manifest.bytes:
@@ -239,8 +275,8 @@ class Warehouse:
             now = self._size(manifest, f)
             if now != size:
                 raise self._tampered(manifest, f, f"it has {now} bytes, the manifest says {size}")
-            if full and _sha256(self.path(f)) != sha:
-                raise self._tampered(manifest, f, "its sha256 differs from the manifest's")
+            if fmt is not None and fmt.hash_file(self.path(f)) != sha:
+                raise self._tampered(manifest, f, f"its {fmt.digest} differs from the manifest's")
 
     def _size(self, manifest: Manifest, rel: str) -> int:
         try:
@@ -255,7 +291,7 @@ class Warehouse:
             f"after it was sealed: {why}; nothing was published",
             file=self.path(rel) if rel else where,
             step=manifest.step,
-            hint=f"restore the file from a backup (its size and sha256 are in {where}); "
+            hint=f"restore the file from a backup (its size and digest are in {where}); "
                  "until then no run, test or promotion will use this artifact",
         )
 
@@ -283,11 +319,6 @@ class Warehouse:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry.name)
         return removed
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _host() -> str:

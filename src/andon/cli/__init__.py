@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 import typer
 
-from andon.cli import commands, env, landing  # noqa: F401  (they register their verbs)
+from andon.cli import (  # noqa: F401  (they register their verbs)
+    commands,
+    env,
+    landing,
+    schedule,
+    server,
+)
 from andon.cli.app import _dumps, _escape, app, err_console
 from andon.errors import AndonError
 

@@ -90,7 +90,6 @@ def run(
     if result.status == "cancelled":
         # the run is recorded and the lease released; a Python step still sleeping in a
         # worker thread cannot be interrupted, so leave without waiting for it
-        err_console.print("[yellow]cancelled; the environment was not changed[/]")
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
@@ -99,12 +98,13 @@ def run(
 
 def _show_plan(session: Session, env: str | None, selection: Sequence[str], fmt: Format
                ) -> None:
+    from andon.stages import explain
+
     p = session.plan(env, selection)
     if fmt is Format.json:
         _emit_obj(p.to_dict(), fmt)
         return
-    rows = [{"step": s.name, "action": s.action, "reason": s.reason,
-             "fingerprint": s.fingerprint[:12]} for s in p.steps]
+    rows = explain(p.stages())
     if fmt is Format.csv:
         _emit(rows, fmt)
         return
@@ -227,6 +227,25 @@ def runs_show(
             console.print(f"[bold]{k}[/]: {v}")
     _emit([{k: v for k, v in s.items() if k != "fingerprint"} for s in details["steps"]],
           fmt, title="steps")
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="run id or 'latest'")],
+    project: ProjectOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Stop a running run (from any process): it ends as cancelled, nothing published."""
+    project = project or (ctx.obj or {}).get("project")
+    run = _session(project).cancel_run(run_id)
+    if fmt is not Format.table:
+        _emit_obj({"id": run["id"], "environment": run["environment"],
+                   "status": run["status"], "cancel_requested_by": run["cancel_requested_by"]},
+                  fmt)
+        return
+    console.print(f"cancel requested for run {run['id']} in {run['environment']}: it stops "
+                  "within seconds, and its environment is not changed")
 
 
 @app.command()

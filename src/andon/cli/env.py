@@ -154,6 +154,10 @@ def promote(
         return
     from andon.checks.summary import tally
 
+    if dry_run:
+        from andon.stages import explain
+
+        _emit(explain(result.stages), fmt, title=f"promotion of {source} → {to}")
     verb = "would promote" if dry_run else "promoted"
     console.print(f"[green]✔ {verb}[/] {source} → {to}: {len(result.changed)} changed step(s)"
                   f" ({', '.join(sorted(result.changed)) or 'none'}), "

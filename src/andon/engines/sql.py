@@ -87,4 +87,5 @@ def parse(sql: str, dialect: str = DEFAULT_DIALECT) -> exp.Expression:
     does not parse)."""
     import sqlglot
 
-    return sqlglot.parse_one(sql, read=dialect)
+    tree: exp.Expression = sqlglot.parse_one(sql, read=dialect)
+    return tree

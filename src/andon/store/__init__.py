@@ -15,41 +15,68 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from andon.errors import LeaseError, StoreError
+from andon.errors import Conflict, LeaseError, NotFound, StoreError
 from andon.hosts import pid_alive
 from andon.store import schema as t
+from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
-from andon.store.migrations import migrate
+from andon.store.migrations import migrate as upgrade
+from andon.store.migrations import require_current
 from andon.store.promotions import PromotionRepository
 from andon.store.reader import ReadOnlyStore, Row, StoreReader
 from andon.store.secrets import SecretRepository
+from andon.store.tokens import TokenRepository
 from andon.store.users import UserRepository
 
-__all__ = ["Row", "Store", "StoreReader", "open_store"]
+__all__ = ["Row", "Store", "StoreReader", "open_reader", "open_store"]
 
 STALE_AFTER = 300.0  # seconds without a heartbeat after which a lease's holder counts as gone
 
 
-def open_store(url: str, project_root: Path | None = None) -> Store:
-    """Open (and migrate) the store at ``url``; a relative sqlite path is under the project."""
+def open_store(url: str, project_root: Path | None = None, *, migrate: bool = True) -> Store:
+    """Open (and migrate) the store at ``url``; a relative sqlite path is under the project.
+    ``migrate=False`` creates and upgrades nothing: a store that does not exist yet, or has
+    another schema version, is a ``StoreError`` saying what to do (what readers open)."""
+    url = _resolve(url, project_root, create=migrate)
+    if not migrate and url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise StoreError(f"there is no andon store at {url} yet",
+                             hint="it is created by the first command that writes, "
+                                  "e.g. andon run")
+    return Store(url, migrate=migrate)
+
+
+def open_reader(url: str, project_root: Path | None = None) -> StoreReader:
+    """The store at ``url`` for reading only: opened without creating or migrating it."""
+    return open_store(url, project_root, migrate=False).reader()
+
+
+def _resolve(url: str, project_root: Path | None, *, create: bool) -> str:
+    """The SQLAlchemy URL: a relative sqlite path under the project (its folder made when
+    ``create``), PostgreSQL through psycopg 3."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and project_root:
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             path = (project_root / rel).resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{path}"
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return Store(url)
+    return url
 
 
 class Store:
     """Every read and write of metadata goes through this class: runs, artifacts, leases,
     landing and rejects here; environments, users, secrets and promotions through its
-    repositories (``store.envs``, ``store.users``, ``store.secrets``, ``store.promotions``).
+    repositories (``store.envs``, ``store.users``, ``store.secrets``, ``store.promotions``,
+    ``store.tokens``, ``store.checks``).
     Commands that only read get ``store.reader()``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """Open the store at ``url``; ``migrate=False`` (readers) creates and upgrades
+        nothing, and refuses a store of another schema version."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         try:
@@ -60,12 +87,18 @@ class Store:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             else:
                 self.engine = create_engine(url, pool_pre_ping=True)
-            with self.engine.begin() as conn:
-                migrate(conn, self.safe_url)
+            if migrate:
+                with self.engine.begin() as conn:
+                    upgrade(conn, self.safe_url)
+            else:
+                with self.engine.connect() as conn:
+                    require_current(conn, self.safe_url)
             self.envs = EnvironmentRepository(self.engine)
             self.users = UserRepository(self.engine)
             self.secrets = SecretRepository(self.engine)
             self.promotions = PromotionRepository(self.engine)
+            self.checks = CheckRepository(self.engine)
+            self.tokens = TokenRepository(self.engine)
         except ModuleNotFoundError as e:
             raise StoreError(
                 f"cannot open the store at {self.safe_url}: {e}",
@@ -215,11 +248,17 @@ class Store:
                 conn.execute(delete(t.leases).where(t.leases.c.run_id == run_id))
         return [d[0] for d in dead]
 
-    def runs(self, environment: str | None = None, limit: int = 20) -> list[Row]:
+    def runs(self, environment: str | None = None, limit: int = 20, *,
+             status: str | None = None, before: int | None = None) -> list[Row]:
+        """The newest runs first; ``before`` a run id pages on (keyset pagination)."""
         self.close_dead_runs()
         q = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
         if environment:
             q = q.where(t.runs.c.environment == environment)
+        if status:
+            q = q.where(t.runs.c.status == status)
+        if before is not None:
+            q = q.where(t.runs.c.id < before)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -260,6 +299,36 @@ class Store:
                 .where(t.runs.c.id == run_id, t.runs.c.status == "running")
                 .values(status="abandoned", ended_at=time.time(), error=why)
             )
+
+    def request_cancel(self, run_id: int, *, who: str) -> Row:
+        """Ask a running run to stop: its process polls this flag with its heartbeat and
+        cancels itself. A finished run is a Conflict; an unknown one, NotFound."""
+        self.close_dead_runs()  # a run whose process is gone is over, not cancellable
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.status == "running",
+                       t.runs.c.cancel_requested_at.is_(None))
+                .values(cancel_requested_at=time.time(), cancel_requested_by=who)
+            )
+            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}", hint="list runs: andon runs")
+        run = dict(row._mapping)
+        if done.rowcount == 0 and run["status"] != "running":
+            raise Conflict(f"run {run_id} already ended ({run['status']}); there is nothing "
+                           "to cancel", hint="only a running run can be cancelled: andon runs")
+        return run
+
+    def cancel_requested(self, run_id: int) -> str | None:
+        """Who asked this run to stop (None: nobody)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.runs.c.cancel_requested_at, t.runs.c.cancel_requested_by)
+                .where(t.runs.c.id == run_id)).first()
+        if row is None or row[0] is None:
+            return None
+        return str(row[1] or "someone")
 
     # artifacts ----------------------------------------------------------------------------
 

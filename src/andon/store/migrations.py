@@ -45,8 +45,41 @@ def _v5(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE landed_files ADD COLUMN {name} {kind}"))
 
 
+def _tokens(conn: Connection) -> None:
+    """API tokens of the server: only their sha256 is stored."""
+    schema.tokens.create(conn, checkfirst=True)
+
+
+def _run_cancel_flag(conn: Connection) -> None:
+    """A run can be cancelled from another process: who asked, and when."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("runs")}
+    for name, kind in (("cancel_requested_at", "FLOAT"), ("cancel_requested_by", "VARCHAR(128)")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
+
+
+def _schedules(conn: Connection) -> None:
+    """Schedules and sensors: their state and their ticks (one per unique run key); the SLA
+    breaches of tables (one per breach key)."""
+    schema.schedule_state.create(conn, checkfirst=True)
+    schema.schedule_ticks.create(conn, checkfirst=True)
+    schema.sla_breaches.create(conn, checkfirst=True)
+
+
+def _artifact_format(conn: Connection) -> None:
+    """Artifacts record the format of their files (older rows: NULL, read as Parquet)."""
+    from sqlalchemy import inspect
+
+    if "format" not in {c["name"] for c in inspect(conn).get_columns("artifacts")}:
+        conn.execute(text("ALTER TABLE artifacts ADD COLUMN format VARCHAR(32)"))
+
+
 # Append new migrations; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _tokens,
+                                                  _run_cancel_flag, _schedules,
+                                                  _artifact_format]
 LATEST = len(MIGRATIONS)
 
 
@@ -71,6 +104,25 @@ def lock(conn: Connection) -> None:
         raw = conn.connection.dbapi_connection
         if raw is not None and not getattr(raw, "in_transaction", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def require_current(conn: Connection, url: str) -> None:
+    """Refuse to read a store that is missing or of another schema version (a reader never
+    creates or upgrades one)."""
+    version = current_version(conn)
+    if version == 0:
+        raise StoreError(f"there is no andon store at {url} yet",
+                         hint="it is created by the first command that writes, e.g. andon run")
+    if version > LATEST:
+        raise StoreError(
+            f"the store at {url} has schema version {version}, newer than this andon ({LATEST})",
+            hint="upgrade andon (pip install -U andon)")
+    if version < LATEST:
+        raise StoreError(
+            f"the store at {url} has schema version {version}, older than this andon "
+            f"({LATEST}); reading it would need an upgrade, and reads change nothing",
+            hint="upgrade it with any command that writes (e.g. andon run), or read it with "
+                 "the andon that wrote it")
 
 
 def migrate(conn: Connection, url: str) -> int:

@@ -46,6 +46,9 @@ runs = Table(
     Column("commit_id", String(64)),
     Column("error", Text),
     Column("summary", JSON),
+    # another process asked the run to stop (andon runs cancel); its heartbeat polls this
+    Column("cancel_requested_at", Float),
+    Column("cancel_requested_by", String(128)),
     Index("ix_runs_env_started", "environment", "started_at"),
 )
 
@@ -80,6 +83,7 @@ artifacts = Table(
     Column("meta", JSON),  # e.g. incremental watermark, rejects count
     Column("created_at", Float, nullable=False),
     Column("run_id", Integer),
+    Column("format", String(32)),  # of its files (andon.kinds.ARTIFACT_FORMATS); NULL: parquet
     Index("ix_artifacts_step", "step", "created_at"),
 )
 
@@ -267,4 +271,71 @@ secrets = Table(
     Column("ciphertext", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(128)),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("user", String(128), nullable=False),  # who the token acts as
+    Column("role", String(16), nullable=False),  # admin|operator|developer|viewer
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex; never the token
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128)),
+    Column("expires_at", Float),  # None: never
+    Column("last_used_at", Float),
+)
+
+schedule_state = Table(
+    "schedule_state",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # schedule|sensor
+    Column("name", String(128), primary_key=True),
+    Column("spec", Text, nullable=False),  # cron + time zone, or the sensor's source path
+    Column("evaluated_at", Float, nullable=False),  # ticks up to here are decided
+    Column("cursor", JSON),  # sensor: {file: [size, mtime_ns]} of the files seen
+    Column("version", Integer, nullable=False),  # compare-and-swap between schedulers
+)
+
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_key", String(255), nullable=False),  # "nightly@2026-03-29T01:00:00Z"
+    Column("kind", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("scheduled_at", Float, nullable=False),
+    Column("environment", String(128), nullable=False),
+    Column("selection", JSON),
+    Column("param_sets", JSON),
+    Column("status", String(16), nullable=False),  # queued|starting|running|succeeded|failed|…
+    Column("run_id", Integer),
+    Column("claimed_by", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("cursor", JSON),  # sensor: the files seen, saved with the run it starts
+    Column("files", JSON),  # sensor: the new files that started it
+    Column("error", Text),
+    UniqueConstraint("run_key", name="uq_schedule_ticks_run_key"),
+    Index("ix_schedule_ticks_name", "kind", "name", "scheduled_at"),
+    Index("ix_schedule_ticks_status", "status", "environment"),
+)
+
+sla_breaches = Table(
+    "sla_breaches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # "daily_kpis@prod:fresh_by:2026-06-02": one breach, so one alert, however often it is seen
+    Column("breach_key", String(255), nullable=False),
+    Column("table_name", String(255), nullable=False),
+    Column("environment", String(128), nullable=False),
+    Column("rule", String(16), nullable=False),  # fresh_by|max_age
+    Column("due_at", Float, nullable=False),  # when the table had to be fresh
+    Column("last_refresh", Float),  # the table's last successful run then (None: never)
+    Column("detected_at", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("alert_errors", JSON),  # channels that failed
+    UniqueConstraint("breach_key", name="uq_sla_breaches_key"),
+    Index("ix_sla_breaches_table", "table_name", "detected_at"),
 )

@@ -1,0 +1,113 @@
+"""Tables an environment publishes: the list with each table's health, and one table's page
+(schema, sample rows, profile, lineage up and down, owner, latest check results)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from andon.server.api import Caller
+from andon.server.app import state_of
+from andon.server.names import checked
+from andon.store import Store
+from andon.store import schema as t
+
+router = APIRouter(tags=["tables"])
+
+_FAILING = ("failed", "error")
+
+
+def latest_checks(store: Store, fingerprints: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Artifact fingerprint → the latest result of each check judged on it."""
+    fps = list(set(fingerprints))
+    c = t.check_results.c
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(fps), 500):
+            q = (select(c.id, c.fingerprint, c.check_name, c.severity, c.status, c.metric,
+                        c.message, c.at, c.acknowledged)
+                 .where(c.fingerprint.in_(fps[i:i + 500])).order_by(c.id))
+            for r in conn.execute(q):
+                latest[(r.fingerprint, r.check_name)] = dict(r._mapping)  # the latest wins
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (fp, _name), row in sorted(latest.items()):
+        out.setdefault(fp, []).append(row)
+    return out
+
+
+def health(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``failing`` (an error check fails), ``warning`` (a warn check fails), ``ok`` or
+    ``unchecked``, with the count of results per status."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    failing = [r for r in results if r["status"] in _FAILING and not r["acknowledged"]]
+    if any(r["severity"] == "error" or r["status"] == "error" for r in failing):
+        state = "failing"
+    elif any(r["severity"] == "warn" for r in failing):
+        state = "warning"
+    else:
+        state = "ok" if results else "unchecked"
+    return {"state": state, "checks": counts}
+
+
+@router.get("/tables")
+def list_tables(caller: Caller, environment: str | None = None) -> dict[str, Any]:
+    """Every table of the environment (default: prod) with its artifact and health."""
+    env = checked(environment, "environment") if environment else None
+    infos = caller.tables(env)
+    results = latest_checks(caller.project.store, [i.fingerprint for i in infos])
+    now = time.time()
+    rows = []
+    for info in infos:
+        row = info.to_dict()
+        row["age_seconds"] = round(now - info.built_at.timestamp(), 1)
+        row["health"] = health(results.get(info.fingerprint, []))
+        rows.append(row)
+    return {"environment": env or caller.project.config.default_environment, "tables": rows}
+
+
+@router.get("/tables/{table}")
+def table_page(caller: Caller, request: Request, table: str, environment: str | None = None,
+               rows: int = Query(10, ge=0, le=1000),
+               profile: bool = Query(True, description="include the column profile")
+               ) -> dict[str, Any]:
+    """One table: what ``andon show``, ``andon profile`` and ``andon lineage`` print, with
+    the latest result of each check on its artifact."""
+    name = checked(table, "table")
+    env = checked(environment, "environment") if environment else None
+    published = {i.table: i.fingerprint for i in caller.tables(env)}
+    pages = state_of(request).pages
+    key = (name, env, published.get(name), rows, profile)
+    page = pages.get(key) if name in published else None
+    if page is None:
+        page = caller.show(name, env, rows=rows)  # NotFound (did you mean…) when not there
+        lineage = caller.lineage(name)
+        page["upstream"], page["downstream"] = lineage["upstream"], lineage["downstream"]
+        page["owners"] = [page["owner"]] if page.get("owner") else []
+        if profile:
+            prof = caller.profile(name, env)
+            page["profile"] = {k: v for k, v in prof.items()
+                               if k not in ("table", "fingerprint")}
+        pages.put(key, page)
+    checks = latest_checks(caller.project.store, [page["fingerprint"]])
+    results = checks.get(page["fingerprint"], [])
+    return {**page, "checks": results, "health": health(results)}
+
+
+@router.get("/tables/{table}/lineage")
+def table_lineage(caller: Caller, table: str) -> dict[str, Any]:
+    """Where the table comes from and what depends on it (``andon lineage``)."""
+    return caller.lineage(checked(table, "table"))
+
+
+@router.get("/tables/{table}/profile")
+def table_profile(caller: Caller, table: str, environment: str | None = None
+                  ) -> dict[str, Any]:
+    """Per column: type, nulls, distinct, range, mean, quantiles, top values."""
+    env = checked(environment, "environment") if environment else None
+    return caller.profile(checked(table, "table"), env)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -260,3 +264,38 @@ def test_cancel_a_running_run_and_see_it_end(make_project: ProjectFactory) -> No
             assert project.store.environment("prod") is None  # nothing was published
     finally:
         project.close()
+
+
+def test_andon_server_serves_the_api_until_stopped(project: Project) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "andon", "server", "-p", str(project.root),
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/api/tables")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["tables"]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/api" in out
+    assert "no users are configured" in err
+
+
+def test_without_the_server_extra_andon_server_says_what_to_install(project: Project) -> None:
+    # an interpreter where FastAPI cannot be imported, as without `andon[server]`
+    code = ("import sys; sys.modules['fastapi'] = None\n"
+            "from andon.cli import run_cli\n"
+            f"sys.exit(run_cli(['server', '-p', {str(project.root)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "needs fastapi" in done.stderr and "pip install 'andon[server]'" in done.stderr

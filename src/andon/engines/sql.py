@@ -13,6 +13,7 @@ import decimal
 import math
 from collections.abc import Iterable
 from typing import Any
+from typing import cast as cast_type
 
 from sqlglot import exp
 
@@ -87,5 +88,4 @@ def parse(sql: str, dialect: str = DEFAULT_DIALECT) -> exp.Expression:
     does not parse)."""
     import sqlglot
 
-    tree: exp.Expression = sqlglot.parse_one(sql, read=dialect)
-    return tree
+    return cast_type(exp.Expression, sqlglot.parse_one(sql, read=dialect))

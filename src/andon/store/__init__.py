@@ -21,7 +21,7 @@ from andon.store import schema as t
 from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
 from andon.store.migrations import migrate as upgrade
-from andon.store.migrations import require_current
+from andon.store.migrations import LATEST, require_current
 from andon.store.promotions import PromotionRepository
 from andon.store.reader import ReadOnlyStore, Row, StoreReader
 from andon.store.secrets import SecretRepository
@@ -35,8 +35,8 @@ STALE_AFTER = 300.0  # seconds without a heartbeat after which a lease's holder 
 
 def open_store(url: str, project_root: Path | None = None, *, migrate: bool = True) -> Store:
     """Open (and migrate) the store at ``url``; a relative sqlite path is under the project.
-    ``migrate=False`` creates and upgrades nothing: a store that does not exist yet, or has
-    another schema version, is a ``StoreError`` saying what to do (what readers open)."""
+    ``migrate=False`` creates nothing: a store that does not exist yet, or was written by a
+    newer andon, is a ``StoreError`` saying what to do (what readers open)."""
     url = _resolve(url, project_root, create=migrate)
     if not migrate and url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
@@ -48,7 +48,8 @@ def open_store(url: str, project_root: Path | None = None, *, migrate: bool = Tr
 
 
 def open_reader(url: str, project_root: Path | None = None) -> StoreReader:
-    """The store at ``url`` for reading only: opened without creating or migrating it."""
+    """The store at ``url`` for reading only: opened without creating it (an older schema is
+    brought up to date first)."""
     return open_store(url, project_root, migrate=False).reader()
 
 
@@ -75,8 +76,9 @@ class Store:
     Commands that only read get ``store.reader()``."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
-        """Open the store at ``url``; ``migrate=False`` (readers) creates and upgrades
-        nothing, and refuses a store of another schema version."""
+        """Open the store at ``url``; ``migrate=False`` (readers) creates nothing and refuses
+        a store written by a newer andon (an older schema is upgraded: reads after an andon
+        upgrade work)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         try:
@@ -92,7 +94,10 @@ class Store:
                     upgrade(conn, self.safe_url)
             else:
                 with self.engine.connect() as conn:
-                    require_current(conn, self.safe_url)
+                    version = require_current(conn, self.safe_url)
+                if version < LATEST:  # andon was upgraded: its schema first, data unchanged
+                    with self.engine.begin() as conn:
+                        upgrade(conn, self.safe_url)
             self.envs = EnvironmentRepository(self.engine)
             self.users = UserRepository(self.engine)
             self.secrets = SecretRepository(self.engine)

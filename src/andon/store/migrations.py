@@ -106,9 +106,10 @@ def lock(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def require_current(conn: Connection, url: str) -> None:
-    """Refuse to read a store that is missing or of another schema version (a reader never
-    creates or upgrades one)."""
+def require_current(conn: Connection, url: str) -> int:
+    """The schema version of a store a reader opens; refuses one that is missing (a reader
+    never creates a store) or written by a newer andon. An older one is upgraded by the
+    caller: the schema follows the andon installed, the data stays as it is."""
     version = current_version(conn)
     if version == 0:
         raise StoreError(f"there is no andon store at {url} yet",
@@ -117,12 +118,7 @@ def require_current(conn: Connection, url: str) -> None:
         raise StoreError(
             f"the store at {url} has schema version {version}, newer than this andon ({LATEST})",
             hint="upgrade andon (pip install -U andon)")
-    if version < LATEST:
-        raise StoreError(
-            f"the store at {url} has schema version {version}, older than this andon "
-            f"({LATEST}); reading it would need an upgrade, and reads change nothing",
-            hint="upgrade it with any command that writes (e.g. andon run), or read it with "
-                 "the andon that wrote it")
+    return version
 
 
 def migrate(conn: Connection, url: str) -> int:

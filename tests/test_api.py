@@ -161,6 +161,7 @@ def test_plan_is_a_dry_run(api: httpx.Client, project: Project) -> None:
 
 def test_promote_moves_prod_to_the_checked_candidate(api: httpx.Client) -> None:
     assert api.post("/api/environments", json={"name": "kpi-change"}).status_code == 201
+    before = api.get("/api/tables/daily_carrier_kpis").json()["fingerprint"]
     run = api.post("/api/runs", json={"environment": "kpi-change",
                                       "params": {"on_time_minutes": 30}}).json()
     assert events(api, run["events"])[-1][1]["status"] == "succeeded"
@@ -174,6 +175,11 @@ def test_promote_moves_prod_to_the_checked_candidate(api: httpx.Client) -> None:
                 and c["severity"] == "error"]
     envs = {e["name"]: e for e in api.get("/api/environments").json()["environments"]}
     assert envs["prod"]["commit"] == promotion["commit"]
+    # the table page shows prod's new artifact, the branch's (pages are kept per commit)
+    branch = api.get("/api/tables/daily_carrier_kpis",
+                     params={"environment": "kpi-change"}).json()["fingerprint"]
+    after = api.get("/api/tables/daily_carrier_kpis").json()["fingerprint"]
+    assert after == branch != before
     log = api.get("/api/environments/prod/log").json()["log"]
     assert promotion["commit"] in json.dumps(log[-1]) or promotion["commit"] in json.dumps(log[0])
     diff = api.get("/api/environments/kpi-change/diff/prod", params={"data": "false"}).json()
@@ -256,7 +262,9 @@ def test_cancel_a_running_run_and_see_it_end(make_project: ProjectFactory) -> No
             with api.stream("GET", run["events"]) as stream:  # wait until `slow` builds
                 for line in stream.iter_lines():
                     if line.startswith("data: ") and '"step":"slow"' in line:
-                        break
+                        break  # and hang up mid-run: the run goes on
+            busy = error_of(api.post("/api/runs", json={}), 409)
+            assert "is being changed by run" in busy["message"]
             assert api.post(f"/api/runs/{run['id']}/cancel").status_code == 202
             seen = events(api, run["events"])
             assert seen[-1][0] == "run_finished" and seen[-1][1]["status"] == "cancelled"

@@ -1,6 +1,6 @@
-"""Table pages by artifact: an artifact never changes once sealed, so the schema, sample rows
-and profile of a table page are read once per artifact (the project's steps are fixed while
-the server runs), and only its check results are read on every request."""
+"""Table pages by commit: a commit and its artifacts never change once sealed, so the schema,
+sample rows and profile of a table page are read once per commit (the project's steps are
+fixed while the server runs), and only its check results are read on every request."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-Key = tuple[Any, ...]  # (table, environment, fingerprint, rows, profile)
+Key = tuple[Any, ...]  # (table, environment, commit, rows, profile)
 
 
 class ArtifactPages:
-    """A small LRU of table pages keyed by the artifact they show."""
+    """A small LRU of table pages keyed by the commit they show."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size

@@ -80,10 +80,11 @@ def table_page(caller: Caller, request: Request, table: str, environment: str | 
     the latest result of each check on its artifact."""
     name = checked(table, "table")
     env = checked(environment, "environment") if environment else None
-    published = {i.table: i.fingerprint for i in caller.tables(env)}
+    # a commit never changes: it fixes the table's artifact, so it keys the page
+    head = caller.project.store.environment(env or caller.project.config.default_environment)
     pages = state_of(request).pages
-    key = (name, env, published.get(name), rows, profile)
-    page = pages.get(key) if name in published else None
+    key = (name, env, head["commit_id"] if head else None, rows, profile)
+    page = pages.get(key) if head and head["commit_id"] else None
     if page is None:
         page = caller.show(name, env, rows=rows)  # NotFound (did you mean…) when not there
         lineage = caller.lineage(name)

@@ -25,7 +25,8 @@ from typing import Literal
 from andon.checks import CheckType
 from andon.checks.kinds.rows import RowCheck
 from andon.checks.model import Check, CheckResult, CheckSpec, WithFailing
-from andon.checks.types import q
+from andon.engines.sql import column, literal
+from sqlglot import exp
 
 
 class PositiveSpec(WithFailing):
@@ -42,8 +43,8 @@ class Positive(RowCheck[PositiveSpec]):
     doc = "Non-null values are greater than zero."
     example = "{type: positive, column: amount}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return f"{q(self.of(c).column)} <= 0"
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        return exp.LTE(this=column(self.of(c).column), expression=literal(0))
 
 
 class WideSpec(CheckSpec):

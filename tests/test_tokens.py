@@ -133,3 +133,28 @@ def test_a_viewer_may_read_but_not_run_or_promote_into_prod(project: Project) ->
         assert created.status_code == 201 and created.json()["owner"] == "dev"
         error_of(api.post("/api/runs", json={"environment": "prod"}, headers=developer), 403)
         assert [r["id"] for r in api.get("/api/runs", headers=viewer).json()["runs"]] == [1]
+
+
+def test_the_token_store_on_sqlite_and_postgres(store_url: str) -> None:
+    from andon.errors import Conflict
+    from andon.store import open_store
+
+    store = open_store(store_url)
+    try:
+        token = store.tokens.create("ci", user="robot", role="operator", expires_at=None,
+                                    by="ann")
+        found = store.tokens.find(token)
+        assert found is not None and (found.user, found.role) == ("robot", "operator")
+        assert found.last_used_at is not None and not found.expired()
+        assert store.tokens.find(token + "x") is None
+        with pytest.raises(Conflict):
+            store.tokens.create("ci", user="other", role="viewer", expires_at=None, by="ann")
+        stale = store.tokens.create("old", user="old", role="viewer",
+                                    expires_at=time.time() - 60, by="ann")
+        old = store.tokens.find(stale)
+        assert old is not None and old.expired()
+        assert [t.name for t in store.tokens.all()] == ["ci", "old"]
+        assert store.tokens.revoke("ci") and not store.tokens.revoke("ci")
+        assert store.tokens.find(token) is None
+    finally:
+        store.close()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from andon.errors import AndonError, NotFound, did_you_mean
 
 if TYPE_CHECKING:
+    from andon.analytics import Report
     from andon.checks.model import CheckResult
     from andon.events import Listener, RunResult
     from andon.execution.cancel import CancelToken
@@ -415,6 +416,14 @@ class Session:
         from andon import published
 
         return published.suggest_checks(self.project, table, environment)
+
+    def report(self, since: str | None = None, environment: str | None = None) -> Report:
+        """DataOps analytics over ``since`` (``30d``, ``12h``, ``2w`` or an ISO date; default
+        30 days), of ``environment``'s runs and checks (default: all) and promotions into it
+        (default: prod). A read: any role, or none, may see it."""
+        from andon.analytics import report
+
+        return report(self.project, since, environment)
 
 
 def run(project: Project, environment: str | None = None, selection: Sequence[str] = (), *,

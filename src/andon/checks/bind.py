@@ -1,54 +1,67 @@
 """A check's constants and SQL, tried by the engine before any work: values and bounds cast
 to their column's type, regexes compiled by RE2, ``expr`` and custom SQL bound over an empty
-table shaped like the checked one (unknown columns and wrong types fail at plan time)."""
+table shaped like the checked one (unknown columns and wrong types fail at plan time).
+
+They run in the default engine's scratch session (``andon.engines.scratch``): an empty
+database that reads no file."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from andon.engines.base import EngineError
 from andon.parsecache import known_valid, remember_valid
 
-if TYPE_CHECKING:  # DuckDB is imported when a check is first tried, not when this loads
-    import duckdb
+if TYPE_CHECKING:  # sqlglot and the engine are imported when a check is first tried
+    from sqlglot import exp
 
-_LOCK = threading.Lock()
-_CON: list[duckdb.DuckDBPyConnection] = []
+CHECKED = "__andon_checked"  # the empty table shaped like the checked one
 _TABLE_RE = re.compile(r"\{\{\s*table\s*\}\}")
 _REF_RE = re.compile(r"\{\{\s*ref\(")
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _first_line(e: EngineError) -> str:
+    return e.first_line
 
 
-def _run(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    import duckdb
+def _try(*queries: exp.Expression | str) -> str | None:
+    """Run queries in a new scratch session; why the engine refused one, or None."""
+    from andon.engines import scratch
 
-    with _LOCK:
-        if not _CON:
-            _CON.append(duckdb.connect(":memory:"))
-        return _CON[0].execute(sql, params or []).fetchall()
+    session = scratch()
+    try:
+        for query in queries:
+            session.execute(query)
+    except EngineError as e:
+        return _first_line(e)
+    finally:
+        session.close()
+    return None
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0]
+def _type(sql_type: str) -> exp.DataType:
+    """A column type as the engine named it (a nested or user type is kept as written)."""
+    from sqlglot import exp
+
+    from andon.engines.sql import DEFAULT_DIALECT
+
+    return exp.DataType.build(sql_type, dialect=DEFAULT_DIALECT, udt=True)
 
 
 def regex_error(pattern: str) -> str | None:
     """Why RE2 (the engine's regex library) refuses a pattern, or None."""
-    if known_valid("regex", pattern):  # tried by an earlier load: DuckDB is not needed
+    if known_valid("regex", pattern):  # tried by an earlier load: the engine is not needed
         return None
-    import duckdb
+    from sqlglot import exp
 
-    try:
-        _run("SELECT regexp_full_match('', ?)", [pattern])
-    except duckdb.Error as e:
-        return _first_line(e)
-    remember_valid("regex", pattern)
-    return None
+    from andon.engines.sql import literal
+
+    why = _try(exp.select(exp.func("regexp_full_match", literal(""), literal(pattern))))
+    if why is None:
+        remember_valid("regex", pattern)
+    return why
 
 
 def cast_error(value: Any, sql_type: str) -> str | None:
@@ -57,13 +70,12 @@ def cast_error(value: Any, sql_type: str) -> str | None:
         return f"{value!r} is not text: quote it"
     if isinstance(value, str) and is_number_type(sql_type):
         return f"{value!r} is not a number"
-    import duckdb
+    from sqlglot import exp
 
-    try:
-        _run(f"SELECT CAST(? AS {sql_type})", [value if isinstance(value, str) else str(value)])
-    except duckdb.Error as e:
-        return _first_line(e)
-    return None
+    from andon.engines.sql import literal
+
+    text = value if isinstance(value, str) else str(value)
+    return _try(exp.select(exp.Cast(this=literal(text), to=_type(sql_type))))
 
 
 def is_number_type(sql_type: str) -> bool:
@@ -72,24 +84,26 @@ def is_number_type(sql_type: str) -> bool:
     return is_numeric(sql_type)
 
 
-def bind_error(sql: str, schema: Mapping[str, str]) -> str | None:
-    """Why the engine cannot bind a check's SQL over an empty table with ``schema`` (the
-    checked table is named by ``{{ table }}``), or None. SQL reading other tables is
-    bound when the run reads them."""
-    if _REF_RE.search(sql):
-        return None
-    import duckdb
+def bind_error(sql: str | exp.Expression, schema: Mapping[str, str]) -> str | None:
+    """Why the engine cannot bind a check's SQL over an empty table with ``schema``, or None.
 
-    cols = ", ".join(f"{_q(c)} {t}" for c, t in schema.items())
-    with _LOCK:
-        if not _CON:
-            _CON.append(duckdb.connect(":memory:"))
-        cur = _CON[0].cursor()
-    try:
-        cur.execute(f"CREATE TEMP TABLE __andon_checked ({cols})")
-        cur.execute("DESCRIBE " + _TABLE_RE.sub("__andon_checked", sql))
-    except duckdb.Error as e:
-        return _first_line(e)
-    finally:
-        cur.close()
-    return None
+    ``sql`` is a user's query text, where ``{{ table }}`` names the checked table (SQL
+    reading other tables is bound when the run reads them), or an expression over the
+    checked table's columns (a row condition)."""
+    if isinstance(sql, str) and _REF_RE.search(sql):
+        return None
+    from sqlglot import exp
+
+    from andon.engines.sql import ident, table
+
+    empty = exp.select(*(exp.alias_(exp.Cast(this=exp.null(), to=_type(t)), ident(c))
+                         for c, t in schema.items())).where(exp.false())
+    shaped = exp.Create(this=table(CHECKED), kind="VIEW", expression=empty, replace=True,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    if isinstance(sql, str):
+        from andon.engines.sql import ident_sql
+
+        query: exp.Expression | str = "DESCRIBE " + _TABLE_RE.sub(ident_sql(CHECKED), sql)
+    else:
+        query = exp.Describe(this=exp.select(sql).from_(table(CHECKED)))
+    return _try(shaped, query)

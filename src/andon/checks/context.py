@@ -1,6 +1,7 @@
 """What a check type sees while it runs: the ``Audit`` (the candidate's artifacts and the
-environment's history) and one table's ``Evaluation`` (cursor, scan source, row count), with
-the helpers every type uses to build its ``CheckResult``."""
+environment's history) and one table's ``Evaluation`` (session, scan source, row count), with
+the helpers every type uses to build its ``CheckResult``. Queries are sqlglot expressions the
+session renders in its engine's dialect."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.spc import judge as spc_judge
 from andon.engines.base import Engine, EngineError, Session
-from andon.engines.duckdb import scan_sql
 from andon.secrets import redact_all
 from andon.store import Store
 from andon.warehouse import Manifest, Warehouse
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 SAMPLE_SIZE = 5
 
@@ -55,8 +58,9 @@ class Audit:
         m = manifest or self.manifests[table]
         return [str(self.warehouse.path(f)) for f in m.files]
 
-    def source(self, table: str, manifest: Manifest | None = None) -> str:
-        return scan_sql(self.files(table, manifest))
+    def source(self, table: str, manifest: Manifest | None = None) -> exp.Expression:
+        """The engine's scan of a table's artifact (the candidate, or ``manifest``)."""
+        return self.engine.scan(self.files(table, manifest))
 
 
 @dataclass
@@ -66,7 +70,7 @@ class Evaluation:
     audit: Audit
     manifest: Manifest
     cur: Session
-    src: str
+    src: exp.Expression
     total: int = 0
 
     def result(self, c: Check, ok: bool | None, metric: float | None,
@@ -91,11 +95,16 @@ class Evaluation:
     def error(self, c: Check, message: str) -> CheckResult:
         return self.result(c, None, None, {}, message, status="error")
 
-    def sample(self, c: Check, sql: str) -> list[dict[str, Any]]:
-        """Up to ``SAMPLE_SIZE`` failing rows, the check's columns first, PII masked."""
+    def sample(self, c: Check, query: exp.Expression) -> list[dict[str, Any]]:
+        """Up to ``SAMPLE_SIZE`` failing rows of ``query``, the check's columns first, PII
+        masked."""
+        from sqlglot import exp
+
         count_query(c.table, "sample")
+        if isinstance(query, exp.Select) and not query.args.get("limit"):
+            query = query.limit(SAMPLE_SIZE)  # the engine stops at the rows shown
         try:
-            res = self.cur.execute(sql)
+            res = self.cur.execute(query)
             cols = res.columns
             rows = [dict(zip(cols, r, strict=False)) for r in res.fetchmany(SAMPLE_SIZE)]
         except EngineError:

@@ -71,7 +71,8 @@ def render_docs() -> str:
         "",
         "from andon.checks.kinds.rows import RowCheck",
         "from andon.checks.model import Check, WithFailing",
-        "from andon.checks.types import q",
+        "from andon.engines.sql import column, literal",
+        "from sqlglot import exp",
         "",
         "",
         "class PositiveSpec(WithFailing):  # its own fields, plus name, severity, spc, max_failing",
@@ -86,12 +87,15 @@ def render_docs() -> str:
         "    doc = \"Non-null values are greater than zero.\"",
         "    example = \"{type: positive, column: amount}\"",
         "",
-        "    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:",
-        "        return f\"{q(self.of(c).column)} <= 0\"  # true for a failing row",
+        "    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:",
+        "        # true for a failing row; names and values are quoted by sqlglot, never pasted",
+        "        return exp.LTE(this=column(self.of(c).column), expression=literal(0))",
         "```",
         "",
-        "A row check (`RowCheck`: `predicate`) or an aggregate (`Aggregate`: `sql`) joins "
-        "its table's single scan; any other type sets `family` and implements `run(ev, check)`"
+        "A row check (`RowCheck`: `predicate`) or an aggregate (`Aggregate`: `metric`, or "
+        "`func`, the name of an aggregate function of the column) joins its table's single "
+        "scan, built as sqlglot expressions that andon renders in the engine's dialect "
+        "(SQL text in DuckDB's dialect is accepted too, and parsed); any other type sets `family` and implements `run(ev, check)`"
         ", returning `ev.result(...)`. `validate` (plan time) and `check_spec` (load time) "
         "refuse what does not fit. The built-in types below are written the same way "
         "(`andon.checks.kinds`).",

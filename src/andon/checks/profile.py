@@ -1,17 +1,22 @@
 """Profiles: per column type, count, nulls, distinct (approximate), min, max, mean, stddev,
 quantiles, top values, string lengths and a pattern guess. Aggregates join the table's single
-check scan; top values and patterns come from one sampled query."""
+check scan; top values and patterns come from one sampled query. Queries are sqlglot
+expressions the session renders in its engine's dialect."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from andon.checks.types import TEMPORAL_RE, is_numeric, q
-from andon.engines.base import Session
+from andon.checks.types import TEMPORAL_RE, is_numeric
+from andon.engines.base import Engine, Session
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SAMPLE_ROWS = 10_000
@@ -66,23 +71,27 @@ def footer_stats(files: Sequence[str], schema: Sequence[tuple[str, str]]) -> dic
 
 
 def profile_exprs(schema: Sequence[tuple[str, str]], known: Mapping[str, Any] | None = None
-                  ) -> list[tuple[str, str]]:
-    """(alias, aggregate SQL) pairs for the single scan; ``known`` figures (from the footers)
+                  ) -> list[tuple[str, exp.Expression]]:
+    """(alias, aggregate) pairs for the single scan; ``known`` figures (from the footers)
     are not computed again."""
+    from sqlglot import exp
+
+    from andon.engines.sql import column
+
     known = known or {}
-    out: list[tuple[str, str]] = [("p__rows", "count(*)")]
+    out: list[tuple[str, exp.Expression]] = [("p__rows", exp.Count(this=exp.Star()))]
     for i, (name, typ) in enumerate(schema):
-        c = q(name)
-        out.append((f"p{i}_nonnull", f"count({c})"))
+        c = column(name)
+        out.append((f"p{i}_nonnull", exp.Count(this=c)))
         if typ.upper() in ("BOOLEAN",) or typ.upper().startswith(("STRUCT", "MAP", "LIST")) \
                 or typ.endswith("[]"):
             continue
-        out.append((f"p{i}_distinct", f"approx_count_distinct({c})"))
+        out.append((f"p{i}_distinct", exp.func("approx_count_distinct", c.copy())))
         if is_numeric(typ) or TEMPORAL_RE.match(typ) or typ == "VARCHAR":
-            out.append((f"p{i}_min", f"min({c})"))
-            out.append((f"p{i}_max", f"max({c})"))
+            out.append((f"p{i}_min", exp.Min(this=c.copy())))
+            out.append((f"p{i}_max", exp.Max(this=c.copy())))
         if is_numeric(typ):
-            out.append((f"p{i}_mean", f"avg({c})"))
+            out.append((f"p{i}_mean", exp.Avg(this=c.copy())))
             # the standard deviation is estimated from the sample (exact for tables of up to
             # SAMPLE_ROWS rows): computing it over every row costs half a scan
     # string lengths come from the sample (sample_stats): one less pass over every string
@@ -120,87 +129,123 @@ def assemble(schema: Sequence[tuple[str, str]], values: Mapping[str, Any],
 BLOCKS = 10
 
 
-def sampled_scan(files: Sequence[str]) -> str:
-    """A sample of about SAMPLE_ROWS rows in BLOCKS runs spread evenly through the files.
-
-    Row ranges on ``file_row_number`` prune Parquet row groups, so the sample reads a few
-    row groups instead of the whole table (a reservoir sample would scan all of it)."""
+def sampled_scan(engine: Engine, files: Sequence[str]) -> exp.Expression:
+    """A sample of about SAMPLE_ROWS rows in BLOCKS runs spread evenly through the files
+    (the engine's ``scan_rows``: a few row groups read, not the whole table)."""
     counts = [pq.read_metadata(f).num_rows for f in files]
     total = sum(counts)
-    lits = [_lit(f) for f in files]
     if total <= SAMPLE_ROWS:
-        return f"read_parquet([{', '.join(lits)}], union_by_name = true)"
+        return engine.scan(files)
     block = SAMPLE_ROWS // BLOCKS
     stride = total // BLOCKS
-    conditions = []
+    ranges: list[tuple[str, int, int]] = []
     for b in range(BLOCKS):
         start = b * stride
-        for f, n in zip(lits, counts, strict=True):
+        for f, n in zip(files, counts, strict=True):
             if start < n:
-                conditions.append(f"(filename = {f} AND file_row_number BETWEEN {start} AND "
-                                  f"{start + block - 1})")
+                ranges.append((f, start, start + block - 1))
                 break
             start -= n
-    return (f"(SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
-            f"[{', '.join(lits)}], filename = true, file_row_number = true, "
-            f"union_by_name = true) WHERE {' OR '.join(conditions)})")
+    return engine.scan_rows(files, ranges)
 
 
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+_SAMPLE = "_andon_sample"
 
 
-def sample_stats(cur: Session, files: Sequence[str],
+def sample_stats(cur: Session, source: exp.Expression,
                  schema: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Quantiles, top values and a pattern guess per column, from a sample of rows spread
-    through the table: a few small queries, whatever its size."""
+    through the table (``source``: ``sampled_scan``): a few small queries, whatever its
+    size."""
+    from sqlglot import exp
+
+    from andon.engines.sql import column, table
+
     cols = [(n, t) for n, t in schema if t == "VARCHAR" or is_numeric(t)
             or t.upper() in ("BOOLEAN", "DATE")]
     if not cols:
         return {}
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _andon_sample AS SELECT "
-                f"{', '.join(q(n) for n, _ in cols)} FROM {sampled_scan(files)}")
+    kept = exp.select(*(column(n) for n, _ in cols)).from_(source)
+    cur.execute(exp.Create(this=table(_SAMPLE), kind="TABLE", expression=kept, replace=True,
+                           properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
     try:
         return _sample_stats(cur, cols)
     finally:
-        cur.execute("DROP TABLE IF EXISTS _andon_sample")
+        cur.execute(exp.Drop(tables=[table(_SAMPLE)], kind="TABLE", exists=True))
 
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
 
 
-def _shape_sql(col: str) -> str:
-    return (f"translate({col}, '{_UPPER}{_LOWER}0123456789', "
-            f"'{'A' * 26}{'a' * 26}{'9' * 10}')")
+def _shape_expr(col: exp.Expression) -> exp.Expression:
+    """Letters as A/a and digits as 9, in the engine."""
+    from sqlglot import exp
+
+    from andon.engines.sql import literal
+
+    return exp.func("translate", col, literal(f"{_UPPER}{_LOWER}0123456789"),
+                    literal(f"{'A' * 26}{'a' * 26}{'9' * 10}"))
+
+
+@functools.cache
+def _top_template() -> exp.Expression:
+    from andon.engines.sql import parse
+
+    # $parts (the UNION ALL of per-column counts) and $top are placeholders for expressions
+    return parse("SELECT col, kind, v, n, sum(n) OVER (PARTITION BY col, kind) AS total "
+                 "FROM $parts QUALIFY row_number() OVER "
+                 "(PARTITION BY col, kind ORDER BY n DESC, v) <= $top "
+                 "ORDER BY col, kind, n DESC, v")
+
+
+def _counts(j: int, kind: str, value: exp.Expression, present: exp.Expression
+            ) -> exp.Select:
+    from sqlglot import exp
+
+    from andon.engines.sql import literal, table
+
+    # built in place (copy=False): a wide table has hundreds of these
+    return exp.select(exp.alias_(literal(j), "col", copy=False),
+                      exp.alias_(literal(kind), "kind", copy=False),
+                      exp.alias_(value, "v", copy=False),
+                      exp.alias_(exp.Count(this=exp.Star()), "n", copy=False), copy=False) \
+        .from_(table(_SAMPLE), copy=False).where(present, copy=False) \
+        .group_by(literal(3), copy=False)
 
 
 def _sample_stats(cur: Session, cols: list[tuple[str, str]]
                   ) -> dict[str, Any]:
-    sample = "_andon_sample"
-    parts = []
+    from sqlglot import exp
+
+    from andon.engines.sql import cast, column, literal, table
+
+    parts: list[exp.Select] = []
     for j, (n, t) in enumerate(cols):
-        parts.append(f"SELECT {j} AS col, 'v' AS kind, CAST({q(n)} AS VARCHAR) AS v, "
-                     f"count(*) AS n FROM {sample} WHERE {q(n)} IS NOT NULL GROUP BY 3")
+        present = column(n).is_(exp.null()).not_()
+        parts.append(_counts(j, "v", cast(column(n), "VARCHAR"), present))
         if t == "VARCHAR":
-            parts.append(f"SELECT {j}, 's', {_shape_sql(q(n))}, count(*) FROM {sample} "
-                         f"WHERE {q(n)} IS NOT NULL GROUP BY 3")
-    rows = cur.execute(
-        f"SELECT col, kind, v, n, sum(n) OVER (PARTITION BY col, kind) AS total FROM "
-        f"({' UNION ALL '.join(parts)}) QUALIFY row_number() OVER "
-        f"(PARTITION BY col, kind ORDER BY n DESC, v) <= {TOP_K} ORDER BY col, kind, n DESC, v"
-    ).fetchall()
+            parts.append(_counts(j, "s", _shape_expr(column(n)), present))
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False, copy=False)
+    rows = cur.execute(exp.replace_placeholders(
+        _top_template(), parts=union.subquery(copy=False), top=literal(TOP_K))).fetchall()
     numeric = [(j, n) for j, (n, t) in enumerate(cols) if is_numeric(t)]
     texts = [(j, n) for j, (n, t) in enumerate(cols) if t == "VARCHAR"]
     quantiles: dict[int, Any] = {}
     stddevs: dict[int, Any] = {}
     lengths: dict[int, tuple[Any, Any, Any]] = {}
     if numeric or texts:
-        qs = ", ".join(str(x) for x in QUANTILES)
-        aggs = [f"quantile_cont({q(n)}, [{qs}]), stddev_samp({q(n)})" for _, n in numeric]
-        aggs += [f"min(length({q(n)})), max(length({q(n)})), avg(length({q(n)}))"
-                 for _, n in texts]
-        row = cur.execute(f"SELECT {', '.join(aggs)} FROM {sample}").fetchone() or ()
+        qs = exp.Array(expressions=[literal(x) for x in QUANTILES])
+        aggs: list[exp.Expression] = []
+        for _, n in numeric:
+            aggs += [exp.func("quantile_cont", column(n), qs.copy()),
+                     exp.func("stddev_samp", column(n))]
+        for _, n in texts:
+            aggs += [agg(this=exp.func("length", column(n)))
+                     for agg in (exp.Min, exp.Max, exp.Avg)]
+        row = cur.execute(exp.select(*aggs).from_(table(_SAMPLE))).fetchone() or ()
         quantiles = {j: row[2 * k] for k, (j, _) in enumerate(numeric)}
         stddevs = {j: row[2 * k + 1] for k, (j, _) in enumerate(numeric)}
         rest = list(row[2 * len(numeric):])

@@ -4,17 +4,19 @@ profile; every other check type runs on its own (``CheckType.run``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from andon.checks import history, profile
 from andon.checks.context import QUERIES, Audit, Evaluation, count_query, replace
 from andon.checks.load import validate_columns
 from andon.checks.model import Check, CheckResult
-from andon.checks.types import q
 from andon.engines.base import EngineError, Session
 from andon.errors import AndonError
 from andon.secrets import redact_all
 from andon.warehouse import Manifest
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 __all__ = ["QUERIES", "Audit", "Outcome", "evaluate", "ready"]
 
@@ -69,7 +71,9 @@ def _evaluate_todo(ev: Evaluation, table: str, valid: list[tuple[Check, str]],
                                               table, audit.files(table))
     if need_profile:
         try:
-            sample = profile.sample_stats(cur, audit.files(table), manifest.schema)
+            sample = profile.sample_stats(cur, profile.sampled_scan(audit.engine,
+                                                                    audit.files(table)),
+                                          manifest.schema)
         except EngineError:
             sample = {}
         prof = redact_all(profile.assemble(manifest.schema, values, sample), audit.secrets())
@@ -91,17 +95,25 @@ def _evaluate_todo(ev: Evaluation, table: str, valid: list[tuple[Check, str]],
         out.append((result, ctx, True))
 
 
-def _one_scan(cur: Session, src: str, scanned: list[tuple[Check, str]],
+def _one_scan(cur: Session, src: exp.Expression, scanned: list[tuple[Check, str]],
               manifest: Manifest, need_profile: bool, table: str, files: list[str]
               ) -> tuple[dict[str, Any], int, dict[str, str]]:
-    exprs: list[tuple[str, str]] = [("c__total", "count(*)")]
+    from sqlglot import exp
+
+    total = ("c__total", exp.Count(this=exp.Star()))
+    exprs: list[tuple[str, exp.Expression]] = [total]
+    checks: dict[str, tuple[str, exp.Expression]] = {}  # check name -> its aggregate
+    errors: dict[str, str] = {}
     for i, (c, _) in enumerate(scanned):
-        exprs.append((f"c{i}", c.kind.compile(c, manifest.schema)))
+        try:
+            checks[c.name] = (f"c{i}", c.kind.compile(c, manifest.schema))
+        except AndonError as e:  # a third-party predicate that does not parse
+            errors[c.name] = e.message
+    exprs += checks.values()
     known: dict[str, Any] = {}
     if need_profile:
         known = profile.footer_stats(files, manifest.schema)
         exprs += profile.profile_exprs(manifest.schema, known)
-    errors: dict[str, str] = {}
     try:
         values = _select(cur, src, exprs, table)
     except EngineError:
@@ -111,22 +123,27 @@ def _one_scan(cur: Session, src: str, scanned: list[tuple[Check, str]],
         try:
             values.update(_select(cur, src, base, table))
         except EngineError:
-            values.update(_select(cur, src, [("c__total", "count(*)")], table))
-        for i, (c, _) in enumerate(scanned):
+            values.update(_select(cur, src, [total], table))
+        for name, one in checks.items():
             try:
-                values.update(_select(cur, src, [exprs[i + 1]], table))
+                values.update(_select(cur, src, [one], table))
             except EngineError as e:
-                errors[c.name] = f"the check could not run: {str(e).splitlines()[0]}"
+                errors[name] = f"the check could not run: {e.first_line}"
     for key, value in known.items():
         values.setdefault(key, value)
     return values, int(values.get("c__total") or 0), errors
 
 
-def _select(cur: Session, src: str, exprs: list[tuple[str, str]],
+def _select(cur: Session, src: exp.Expression, exprs: Sequence[tuple[str, exp.Expression]],
             table: str) -> dict[str, Any]:
+    """One scan of the table computing every aggregate, each named by its alias."""
+    from sqlglot import exp
+
+    from andon.engines.sql import ident
+
     count_query(table, "scan")
-    sql = "SELECT " + ", ".join(f"{e} AS {q(a)}" for a, e in exprs) + f" FROM {src}"
-    res = cur.execute(sql)
+    query = exp.select(*(exp.alias_(e, ident(a)) for a, e in exprs)).from_(src)
+    res = cur.execute(query)
     row = res.fetchone()
     return dict(zip(res.columns, row or (), strict=False))
 

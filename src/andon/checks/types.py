@@ -1,5 +1,6 @@
-"""What check types share: the kinds of column they need, SQL quoting, thresholds and
-durations. The check types themselves are classes in ``andon.checks.kinds``."""
+"""What check types share: the kinds of column they need, thresholds and durations. Their SQL
+is built with ``andon.engines.sql``; the check types themselves are classes in
+``andon.checks.kinds``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from sqlglot import exp
+
     from andon.checks.model import WithFailing, WithRange
 
 ColumnKind = Literal["any", "numeric", "text", "orderable", "temporal"]
@@ -32,24 +35,17 @@ def column_fits(kind: ColumnKind, sql_type: str) -> bool:
     return is_numeric(sql_type) or bool(TEMPORAL_RE.match(sql_type)) or sql_type == "VARCHAR"
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def now_for(sql_type: str) -> str:
+def now_for(sql_type: str) -> exp.Expression:
     """"Now" comparable with a column of ``sql_type``, in UTC whatever the session's time zone:
     an instant for a column with a zone, UTC wall-clock time for one without."""
+    from sqlglot import exp
+
+    from andon.engines.sql import literal
+
+    now = exp.func("now")
     if "TIME ZONE" in sql_type.upper() or sql_type.upper() == "TIMESTAMPTZ":
-        return "now()"
-    return "(now() AT TIME ZONE 'UTC')"
+        return now
+    return exp.Paren(this=exp.AtTimeZone(this=now, zone=literal("UTC")))
 
 
 def judge_failing(spec: WithFailing | None, failing: int, total: int

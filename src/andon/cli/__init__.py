@@ -12,6 +12,7 @@ from andon.cli import (  # noqa: F401  (they register their verbs)
     commands,
     env,
     landing,
+    report,
     schedule,
     server,
 )

@@ -17,6 +17,7 @@ from andon.engines.base import (
 )
 
 if TYPE_CHECKING:
+    from andon.engines.base import Session
     from andon.engines.duckdb import DuckDBEngine
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Schema",
     "UnknownObject",
     "create",
+    "scratch",
 ]
 
 
@@ -50,3 +52,11 @@ def __getattr__(name: str) -> Any:  # DuckDB is imported when an engine is first
 
         return DuckDBEngine
     raise AttributeError(name)
+
+
+def scratch() -> Session:
+    """A new session of the default engine on an empty database that reads no file, where
+    andon tries a check's constants and SQL before any work (casts, regexes, binding)."""
+    from andon.engines.duckdb import scratch as duckdb_scratch
+
+    return duckdb_scratch()

@@ -100,6 +100,12 @@ class Engine(Protocol):
         """A table expression reading an artifact's files."""
         ...
 
+    def scan_rows(self, files: Files, ranges: Sequence[tuple[str, int, int]]
+                  ) -> exp.Expression:
+        """A table expression reading only some rows of an artifact's files: each range is
+        (file, first row, last row), rows counted from 0 in each file (a spread sample)."""
+        ...
+
     def cursor(self) -> Session:
         """The calling thread's session (made on first use)."""
         ...

@@ -282,6 +282,10 @@ class DuckDBEngine:
     def scan(files: Files) -> exp.Expression:
         return scan(files)
 
+    @staticmethod
+    def scan_rows(files: Files, ranges: Sequence[tuple[str, int, int]]) -> exp.Expression:
+        return scan_rows(files, ranges)
+
     def materialize(self, query: str | exp.Expression, out: Path) -> int:
         """Stream a query into one Parquet file; returns the row count."""
         sql = query if isinstance(query, str) else query.sql(dialect=DIALECT)
@@ -338,3 +342,19 @@ def statement_kinds(sql: str) -> list[str]:
     except duckdb.Error as e:
         raise translate(e) from e
     return [s.type.name for s in statements]
+
+
+def scan_rows(files: Files, ranges: Sequence[tuple[str, int, int]]) -> exp.Expression:
+    """Only the given rows of Parquet files ((file, first row, last row), from 0 in each
+    file): ranges on ``file_row_number`` prune row groups, so a sample spread through a
+    table reads a few row groups instead of all of it (a reservoir sample would)."""
+    names = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+    options = [exp.EQ(this=exp.column(o), expression=exp.true())
+               for o in ("filename", "file_row_number", "union_by_name")]
+    source = exp.Anonymous(this="read_parquet", expressions=[names, *options])
+    kept = exp.or_(*(exp.and_(
+        exp.EQ(this=exp.column("filename"), expression=exp.Literal.string(str(f))),
+        exp.Between(this=exp.column("file_row_number"), low=exp.Literal.number(first),
+                    high=exp.Literal.number(last))) for f, first, last in ranges))
+    rows = exp.select(exp.Star(except_=[exp.column("filename"), exp.column("file_row_number")]))
+    return rows.from_(source).where(kept if ranges else exp.false()).subquery()

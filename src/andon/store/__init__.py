@@ -20,8 +20,8 @@ from andon.hosts import pid_alive
 from andon.store import schema as t
 from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
-from andon.store.migrations import migrate as upgrade
 from andon.store.migrations import LATEST, require_current
+from andon.store.migrations import migrate as upgrade
 from andon.store.promotions import PromotionRepository
 from andon.store.reader import ReadOnlyStore, Row, StoreReader
 from andon.store.secrets import SecretRepository

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -83,12 +83,13 @@ class TokenRepository:
                              ).first()
         if r is None:
             return None
-        now = time.time()
+        found, now = _record(r), time.time()
         if r.last_used_at is None or now - r.last_used_at > TOUCH_EVERY:
             with self.engine.begin() as conn:
                 conn.execute(update(t.tokens).where(t.tokens.c.name == r.name)
                              .values(last_used_at=now))
-        return _record(r)
+            found = replace(found, last_used_at=utc(now))
+        return found
 
     def revoke(self, name: str) -> bool:
         """False when there was no such token."""

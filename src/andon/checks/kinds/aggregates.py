@@ -9,24 +9,42 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from andon.checks.kinds.base import CheckType, Family, S
+from andon.checks.kinds.base import CheckType, Family, S, user_sql
 from andon.checks.model import Check, CheckResult, WithRange, WithSpc
-from andon.checks.types import judge_range, lit, parse_age, q
+from andon.checks.types import judge_range, parse_age
 from andon.errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
+    from sqlglot import exp
+
     from andon.checks.context import Evaluation
     from andon.yamlfile import YamlDoc
 
 
 class Aggregate(CheckType[S]):
-    """A metric judged against [min, max]; ``sql`` computes it over the table's scan."""
+    """A metric judged against [min, max]: ``metric`` is its aggregate over the table's scan,
+    by default the function ``func`` of the check's column (or ``sql``: SQL text in DuckDB's
+    dialect, ``{col}`` standing for the quoted column)."""
 
     family: ClassVar[Family] = "agg"
-    sql: ClassVar[str] = ""  # {col}: the quoted column
+    func: ClassVar[str] = ""
+    sql: ClassVar[str] = ""
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return self.sql.format(col=q(c.columns[0]) if c.columns else "")
+    def metric(self, c: Check, col: exp.Expression) -> exp.Expression:
+        from sqlglot import exp
+
+        if self.sql:
+            from andon.engines.sql import render
+
+            return user_sql(self.sql.format(col=render(col)), "sql")
+        return exp.func(self.func, col)
+
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
+        return self.metric(c, column(c.columns[0]) if c.columns else exp.Star())
 
     def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
         from andon.checks.context import fmt
@@ -46,7 +64,7 @@ class RowCountSpec(WithRange):
 class RowCount(Aggregate[RowCountSpec]):
     name = "row_count"
     spec = RowCountSpec
-    sql = "count(*)"
+    func = "count"
     doc = "Number of rows within [min, max]."
     example = "{type: row_count, min: 1}"
 
@@ -63,7 +81,7 @@ class MeanBetween(Aggregate[MeanSpec]):
     name = "mean_between"
     spec = MeanSpec
     column_kind = "numeric"
-    sql = "avg({col})"
+    func = "avg"
     doc = "Mean within [min, max]."
     example = "{type: mean_between, column: dep_delay, min: 0, max: 30}"
 
@@ -76,7 +94,7 @@ class MedianBetween(Aggregate[MedianSpec]):
     name = "median_between"
     spec = MedianSpec
     column_kind = "numeric"
-    sql = "median({col})"
+    func = "median"
     doc = "Median within [min, max]."
     example = "{type: median_between, column: distance, min: 500, max: 1500}"
 
@@ -89,7 +107,7 @@ class StddevBetween(Aggregate[StddevSpec]):
     name = "stddev_between"
     spec = StddevSpec
     column_kind = "numeric"
-    sql = "stddev_samp({col})"
+    func = "stddev_samp"
     doc = "Sample standard deviation in [min, max]."
     example = "{type: stddev_between, column: dep_delay, max: 100}"
 
@@ -102,7 +120,7 @@ class SumBetween(Aggregate[SumSpec]):
     name = "sum_between"
     spec = SumSpec
     column_kind = "numeric"
-    sql = "sum({col})"
+    func = "sum"
     doc = "Sum within [min, max]."
     example = "{type: sum_between, column: seats, min: 0}"
 
@@ -115,7 +133,7 @@ class DistinctCountBetween(Aggregate[DistinctCountSpec]):
     name = "distinct_count_between"
     spec = DistinctCountSpec
     column_kind = "any"
-    sql = "approx_count_distinct({col})"
+    func = "approx_count_distinct"
     doc = "Number of distinct values (approximate) within [min, max]."
     example = "{type: distinct_count_between, column: carrier, min: 10, max: 20}"
 
@@ -132,9 +150,12 @@ class QuantileBetween(Aggregate[QuantileSpec]):
     doc = "The q-quantile (0..1) within [min, max]."
     example = "{type: quantile_between, column: arr_delay, q: 0.95, max: 180}"
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        s = self.of(c)
-        return f"quantile_cont({q(s.column)}, {lit(s.q)})"
+    def metric(self, c: Check, col: exp.Expression) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import literal
+
+        return exp.func("quantile_cont", col, literal(self.of(c).q))
 
 
 class NullShareSpec(ColumnRangeSpec):
@@ -146,9 +167,19 @@ class NullShareMax(Aggregate[NullShareSpec]):
     name = "null_share_max"
     spec = NullShareSpec
     column_kind = "any"
-    sql = "coalesce(count(*) FILTER (WHERE {col} IS NULL) / nullif(count(*), 0), 0)"
     doc = "Share of nulls (0..1) at most max."
     example = "{type: null_share_max, column: tailnum, max: 0.02}"
+
+    def metric(self, c: Check, col: exp.Expression) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import literal
+
+        nulls = exp.Filter(this=exp.Count(this=exp.Star()),
+                           expression=exp.Where(this=col.is_(exp.null())))
+        share = exp.Div(this=nulls, expression=exp.func("nullif", exp.Count(this=exp.Star()),
+                                                        literal(0)))
+        return exp.func("coalesce", share, literal(0))
 
 
 class FreshnessSpec(WithSpc):
@@ -174,8 +205,12 @@ class Freshness(CheckType[FreshnessSpec]):
         except ValueError as e:
             raise ConfigError(str(e), file=doc.file, line=doc.line_of(("max_age",))) from None
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return f"max({q(self.of(c).column)})"
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
+        return exp.Max(this=column(self.of(c).column))
 
     def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
         s = self.of(c)

@@ -1,8 +1,8 @@
 """``CheckType``: one class per check type, with its own spec model and its own way to run.
 
 A type belongs to a family. Scan types (``row``: failing rows counted with
-``count(*) FILTER (WHERE …)``; ``agg``: one aggregate) ``compile`` to one SQL expression of
-their table's single scan and ``judge`` its value; every other type (``query``, ``meta``,
+``count(*) FILTER (WHERE …)``; ``agg``: one aggregate) ``compile`` to one sqlglot expression
+of their table's single scan and ``judge`` its value; every other type (``query``, ``meta``,
 ``history``, ``python``) ``run``s on its own. Third-party types subclass ``CheckType`` and are
 registered through the ``andon.checks`` entry-point group (see ``andon.checks.registry``).
 """
@@ -18,6 +18,8 @@ from andon.checks.types import ColumnKind, column_fits
 from andon.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
+    from sqlglot import exp
+
     from andon.checks.context import Audit, Evaluation
     from andon.yamlfile import YamlDoc
 
@@ -117,8 +119,8 @@ class CheckType(Generic[S]):
         """All tables the check reads are available."""
         return c.table in audit.manifests and all(o in audit.manifests for o in c.reads)
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        """Scan families: the SQL expression of the single scan (failing rows or metric)."""
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        """Scan families: the expression of the single scan (failing rows or metric)."""
         raise NotImplementedError(f"check type {self.name!r} is not part of the scan")
 
     def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
@@ -128,3 +130,17 @@ class CheckType(Generic[S]):
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
         """Other families: run the check on its own."""
         raise NotImplementedError(f"check type {self.name!r} does not run on its own")
+
+
+def user_sql(text: str, what: str = "SQL") -> exp.Expression:
+    """SQL text a user (or a third-party check type) wrote, in DuckDB's dialect as checks are
+    documented, as an expression: it is rendered with andon's own in the engine's dialect."""
+    from sqlglot.errors import ParseError
+
+    from andon.engines.sql import parse
+
+    try:
+        return parse(text)
+    except ParseError as e:
+        raise ConfigError(f"the check's {what} does not parse: {str(e).splitlines()[0]}",
+                          hint="fix the SQL (dialect: DuckDB)") from None

@@ -3,6 +3,7 @@ artifact (or a baseline) — schema drift, volume, rows added, distribution drif
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -18,9 +19,11 @@ from andon.checks.model import (
     WithSpc,
     percent,
 )
-from andon.checks.types import is_numeric, judge_failing, judge_range, lit, q
+from andon.checks.types import is_numeric, judge_failing, judge_range
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
+    from sqlglot import exp
+
     from andon.checks.context import Audit, Evaluation
 
 
@@ -171,6 +174,10 @@ class DistributionDrift(HistoryCheck[DriftSpec]):
         return super().history_context(audit, c) + ([baseline] if baseline else [])
 
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        from sqlglot import exp
+
+        from andon.engines.sql import cast, column, literal
+
         s, audit, cur, src = self.of(c), ev.audit, ev.cur, ev.src
         base = (audit.baseline_manifest(c.table, s.baseline) if s.baseline
                 else audit.previous.get(c.table))
@@ -180,38 +187,47 @@ class DistributionDrift(HistoryCheck[DriftSpec]):
             return ev.result(c, True, None, {"max": limit},
                              "no baseline artifact to compare with (recorded)")
         bsrc = audit.source(c.table, base)
-        col = q(s.column)
+        col = column(s.column)
+        present = col.is_(exp.null()).not_()
         if is_numeric(dict(ev.manifest.schema).get(s.column, "")):
-            qs = ", ".join(str(i / s.bins) for i in range(1, s.bins))
-            edges_row = cur.execute(f"SELECT quantile_cont({col}, [{qs}]) FROM {bsrc}"
-                                    ).fetchone()
+            qs = exp.Array(expressions=[literal(i / s.bins) for i in range(1, s.bins)])
+            edges_row = cur.execute(exp.select(exp.func("quantile_cont", col, qs))
+                                    .from_(bsrc)).fetchone()
             edges = sorted(set(edges_row[0] or [])) if edges_row else []
 
-            def hist(source: str) -> list[float]:
-                cases = " ".join(f"WHEN {col} <= {lit(e)} THEN {i}" for i, e in enumerate(edges))
-                rows = cur.execute(
-                    f"SELECT CASE {cases} ELSE {len(edges)} END AS b, count(*) FROM {source} "
-                    f"WHERE {col} IS NOT NULL GROUP BY b").fetchall() if edges else \
-                    cur.execute(f"SELECT 0, count({col}) FROM {source}").fetchall()
-                counts = dict(rows)
+            def hist(source: exp.Expression) -> list[float]:
+                if edges:
+                    case = exp.Case(ifs=[exp.If(this=exp.LTE(this=col.copy(),
+                                                             expression=literal(e)),
+                                                true=literal(i)) for i, e in enumerate(edges)],
+                                    default=literal(len(edges)))
+                    query = exp.select(case, exp.Count(this=exp.Star())) \
+                        .from_(source).where(present).group_by(literal(1))
+                else:
+                    query = exp.select(literal(0), exp.Count(this=col)).from_(source)
+                counts = dict(cur.execute(query).fetchall())
                 n = sum(counts.values()) or 1
                 return [counts.get(i, 0) / n for i in range(len(edges) + 1)]
 
             p, qv = hist(src), hist(bsrc)
         else:
             # categories (text, booleans, dates...) are compared by their text on both sides
-            text = f"CAST({col} AS VARCHAR)"
+            text = cast(col, "VARCHAR")
             top = [str(r[0]) for r in cur.execute(
-                f"SELECT {text} FROM {bsrc} WHERE {col} IS NOT NULL GROUP BY 1 "
-                f"ORDER BY count(*) DESC LIMIT 50").fetchall()]
+                exp.select(text).from_(bsrc).where(present).group_by(literal(1))
+                .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True)).limit(50)
+            ).fetchall()]
+            other = "__other__"
 
-            def dist(source: str) -> list[float]:
+            def dist(source: exp.Expression) -> list[float]:
+                known = text.isin(*(literal(v) for v in top)) if top else exp.false()
+                case = exp.Case(ifs=[exp.If(this=known, true=text.copy())],
+                                default=literal(other))
                 rows = dict(cur.execute(
-                    f"SELECT CASE WHEN {text} IN ({', '.join(lit(v) for v in top) or 'NULL'}) "
-                    f"THEN {text} ELSE '__other__' END AS k, count(*) "
-                    f"FROM {source} WHERE {col} IS NOT NULL GROUP BY k").fetchall())
+                    exp.select(case, exp.Count(this=exp.Star()))
+                    .from_(source).where(present).group_by(literal(1))).fetchall())
                 n = sum(rows.values()) or 1
-                return [rows.get(k, 0) / n for k in top] + [rows.get("__other__", 0) / n]
+                return [rows.get(k, 0) / n for k in top] + [rows.get(other, 0) / n]
 
             p, qv = dist(src), dist(bsrc)
             if method == "ks":
@@ -227,20 +243,31 @@ class DistributionDrift(HistoryCheck[DriftSpec]):
             f"{method.upper()} = {metric:.4f} vs {base.fingerprint[:12]}"))
 
 
-def _ks(ev: Evaluation, col: str, bsrc: str) -> float:
-    """The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical
-    distribution functions of the candidate and the baseline, computed exactly in one query."""
-    row = ev.cur.execute(f"""
+@functools.cache
+def _ks_template() -> exp.Expression:
+    from andon.engines.sql import parse
+
+    # $col, $src and $bsrc are placeholders, replaced by expressions (never by text)
+    return parse("""
         WITH u AS (
-            SELECT {col} AS v, 1 AS a, 0 AS b FROM {ev.src} WHERE {col} IS NOT NULL
+            SELECT $col AS v, 1 AS a, 0 AS b FROM $src WHERE $col IS NOT NULL
             UNION ALL
-            SELECT {col}, 0, 1 FROM {bsrc} WHERE {col} IS NOT NULL),
+            SELECT $col, 0, 1 FROM $bsrc WHERE $col IS NOT NULL),
         n AS (SELECT sum(a) AS na, sum(b) AS nb FROM u),
         g AS (SELECT v, sum(a) AS a, sum(b) AS b FROM u GROUP BY v),
         f AS (SELECT sum(a) OVER (ORDER BY v) AS ca, sum(b) OVER (ORDER BY v) AS cb FROM g)
         SELECT (SELECT na FROM n), (SELECT nb FROM n),
                max(abs(ca / (SELECT na FROM n) - cb / (SELECT nb FROM n))) FROM f
-    """).fetchone()
+    """)
+
+
+def _ks(ev: Evaluation, col: exp.Expression, bsrc: exp.Expression) -> float:
+    """The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical
+    distribution functions of the candidate and the baseline, computed exactly in one query."""
+    from sqlglot import exp
+
+    query = exp.replace_placeholders(_ks_template(), col=col, src=ev.src, bsrc=bsrc)
+    row = ev.cur.execute(query).fetchone()
     na, nb, gap = (row or (0, 0, None))
     if not na or not nb:
         return 0.0 if not na and not nb else 1.0

@@ -46,7 +46,9 @@ class Python(CheckType[PythonSpec]):
         return self._judge(ev, c, out)
 
     def _argument(self, ev: Evaluation, func: Any, param: str) -> Any:
-        table = ev.cur.execute(f"SELECT * FROM {ev.src}").arrow()
+        from sqlglot import exp
+
+        table = ev.cur.execute(exp.select(exp.Star()).from_(ev.src)).arrow()
         try:
             hints = typing.get_type_hints(func)
         except Exception:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from andon.checks.kinds.base import CheckType, Family, S
+from andon.checks.kinds.base import CheckType, Family, S, user_sql
 from andon.checks.model import Check, CheckResult, WithFailing, WithRange, WithSpc
-from andon.checks.types import judge_failing, judge_range, q
+from andon.checks.types import judge_failing, judge_range
 from andon.errors import AndonError, ConfigError, did_you_mean
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
+    from sqlglot import exp
+
     from andon.checks.context import Audit, Evaluation
     from andon.yamlfile import YamlDoc
 
@@ -61,30 +63,46 @@ class Relationship(QueryCheck[RelationshipSpec]):
                 hint=hint or f"columns of {target[0]}: {', '.join(other_schema)}")
 
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        from sqlglot import exp
+
+        from andon.checks import profile  # PyArrow: only when checks run
+        from andon.engines.sql import column, ident, literal
+
         s = self.of(c)
         other, ocol = s.to.split(".", 1)
-        osrc = ev.audit.source(other)
-        col = q(s.column)
-        anti = (f"FROM {ev.src} AS c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM {osrc} AS p WHERE p.{q(ocol)} = c.{col})")
-        from andon.checks import profile  # PyArrow: only when checks run
-
+        key = column(s.column, "c")
+        found = exp.select(literal(1)).from_(_aliased(ev.audit.source(other), "p")).where(
+            exp.EQ(this=column(ocol, "p"), expression=key.copy()))
+        unmatched = exp.and_(key.is_(exp.null()).not_(), exp.Exists(this=found).not_())
         # counting reads the key column alone; its non-null count comes from the footers
         names = [n for n, _ in ev.manifest.schema]
         stats = profile.footer_stats(ev.audit.files(c.table), ev.manifest.schema)
         known = stats.get(f"p{names.index(s.column)}_nonnull") if s.column in names else None
-        nonnull_sql = str(int(known)) if known is not None else \
-            f"(SELECT count({col}) FROM {ev.src})"
-        row = ev.cur.execute(f"SELECT count(*), {nonnull_sql} FROM (SELECT c.{col} {anti})"
-                             ).fetchone()
-        failing, nonnull = (int(row[0]), int(row[1])) if row else (0, 0)
-        ok, threshold = judge_failing(s, failing, nonnull)
-        sample = ev.sample(c, f"SELECT * {anti}") if failing and not ok else []
-        pct = 100.0 * failing / nonnull if nonnull else 0.0
+        nonnull: exp.Expression = literal(int(known)) if known is not None else \
+            exp.select(exp.Count(this=column(s.column))).from_(ev.src).subquery()
+        keys = exp.select(key).from_(_aliased(ev.src, "c")).where(unmatched)
+        row = ev.cur.execute(exp.select(exp.Count(this=exp.Star()), nonnull).from_(
+            keys.subquery(ident("unmatched")))).fetchone()
+        failing, nonnull_count = (int(row[0]), int(row[1])) if row else (0, 0)
+        ok, threshold = judge_failing(s, failing, nonnull_count)
+        rows = exp.select(exp.Star()).from_(_aliased(ev.src, "c")).where(unmatched)
+        sample = ev.sample(c, rows) if failing and not ok else []
+        pct = 100.0 * failing / nonnull_count if nonnull_count else 0.0
         return ev.with_spc(c, ev.result(
             c, ok, failing, threshold,
-            f"{failing:,} of {nonnull:,} values ({pct:.2f}%) not found in {s.to}", failing,
-            sample))
+            f"{failing:,} of {nonnull_count:,} values ({pct:.2f}%) not found in {s.to}",
+            failing, sample))
+
+
+def _aliased(source: exp.Expression, alias: str) -> exp.Expression:
+    """A scan named ``alias`` in a FROM clause."""
+    from sqlglot import exp
+
+    from andon.engines.sql import ident
+
+    if isinstance(source, exp.Subquery):
+        return source.copy().as_(ident(alias))
+    return exp.Table(this=source.copy(), alias=exp.TableAlias(this=ident(alias)))
 
 
 class SqlSpec(WithRange, WithFailing):
@@ -119,9 +137,10 @@ class Sql(QueryCheck[SqlSpec]):
                               f"{why}", file=c.file, line=c.line,
                               hint=f"columns of {c.table}: {', '.join(schema)}")
 
-    def bind(self, ev: Evaluation, c: Check) -> str:
+    def bind(self, ev: Evaluation, c: Check) -> exp.Expression:
         """The query, with ``{{ table }}`` and ``{{ ref('x') }}`` bound to temporary views of
-        the artifacts on this cursor (never pasted as text)."""
+        the artifacts in this session (never pasted as text)."""
+        from andon.engines.sql import ident_sql
 
         def view(name: str) -> str:
             if name not in ev.audit.manifests:
@@ -130,26 +149,30 @@ class Sql(QueryCheck[SqlSpec]):
             files = ev.audit.files(name)
             alias = f"__andon_{name}"
             ev.cur.view(alias, files)
-            return q(alias)
+            return ident_sql(alias)
 
         sql = _TABLE_RE.sub(lambda _m: view(c.table), self.of(c).sql)
-        return _REF_RE.sub(lambda m: view(m.group(2)), sql)
+        return user_sql(_REF_RE.sub(lambda m: view(m.group(2)), sql), "sql")
 
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        from sqlglot import exp
+
         from andon.checks.context import fmt
+        from andon.engines.sql import ident
 
         s = self.of(c)
-        sql = self.bind(ev, c)
+        query = self.bind(ev, c)
         if s.metric:  # the query returns one number, judged against min/max
-            value = ev.cur.execute(sql).fetchone()
+            value = ev.cur.execute(query).fetchone()
             metric = None if not value or value[0] is None else float(value[0])
             ok, threshold = judge_range(s, metric)
             return ev.with_spc(c, ev.result(c, ok, metric, threshold,
                                             f"metric = {fmt(metric)}"))
-        row = ev.cur.execute(f"SELECT count(*) FROM ({sql})").fetchone()
+        row = ev.cur.execute(exp.select(exp.Count(this=exp.Star())).from_(
+            query.subquery(ident("failing")))).fetchone()
         failing = int(row[0]) if row else 0
         ok, threshold = judge_failing(s, failing, ev.total)
-        sample = ev.sample(c, sql) if failing and not ok else []
+        sample = ev.sample(c, query) if failing and not ok else []
         return ev.with_spc(c, ev.result(c, ok, failing, threshold, f"{failing:,} failing rows",
                                         failing, sample))
 
@@ -201,18 +224,21 @@ class Balance(QueryCheck[BalanceSpec]):
             self.of(c).other_env is not None or self.of(c).other in audit.manifests)
 
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        from sqlglot import exp
+
         from andon.checks.context import fmt
 
         s = self.of(c)
-        expr = s.expr or "count(*)"
-        mine = ev.cur.execute(f"SELECT {expr} FROM {ev.src}").fetchone()
+        expr = user_sql(s.expr, "expr") if s.expr else exp.Count(this=exp.Star())
+        mine = ev.cur.execute(exp.select(expr).from_(ev.src)).fetchone()
         om = (ev.audit.other_env_manifest(s.other, s.other_env) if s.other_env
               else ev.audit.manifests.get(s.other))
         if om is None:
             raise AndonError(f"{s.other} is not built in environment "
                              f"{s.other_env or ev.audit.environment}")
-        theirs = ev.cur.execute(f"SELECT {s.other_expr or expr} FROM "
-                                f"{ev.audit.source(s.other, om)}").fetchone()
+        other = user_sql(s.other_expr, "other_expr") if s.other_expr else expr
+        theirs = ev.cur.execute(exp.select(other).from_(ev.audit.source(s.other, om))
+                                ).fetchone()
         a = float(mine[0] or 0) if mine else 0.0
         b = float(theirs[0] or 0) if theirs else 0.0
         if s.plus_rejects:

@@ -7,31 +7,44 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from andon.checks.kinds.base import CheckType, Family, S
+from andon.checks.kinds.base import CheckType, Family, S, user_sql
 from andon.checks.model import Check, CheckResult, WithFailing, WithRange
 from andon.checks.patterns import PATTERNS
-from andon.checks.types import is_numeric, judge_failing, lit, now_for, q
+from andon.checks.types import is_numeric, judge_failing, now_for
 from andon.errors import ConfigError, did_you_mean
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
+    from sqlglot import exp
+
     from andon.checks.context import Evaluation
     from andon.yamlfile import YamlDoc
 
 
 class RowCheck(CheckType[S]):
-    """A row condition; ``predicate`` is true for a failing row."""
+    """A row condition; ``predicate`` is true for a failing row: a sqlglot expression (built
+    with ``andon.engines.sql``), or SQL text in DuckDB's dialect."""
 
     family: ClassVar[Family] = "row"
     what: ClassVar[str] = "failing rows"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression | str:
         raise NotImplementedError(f"row check type {self.name!r} defines no predicate")
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return f"count(*) FILTER (WHERE {self.predicate(c, schema)})"
+    def condition(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        cond = self.predicate(c, schema)
+        return user_sql(cond, "predicate") if isinstance(cond, str) else cond
 
-    def failing_rows(self, ev: Evaluation, c: Check) -> str:
-        return f"SELECT * FROM {ev.src} WHERE {self.predicate(c, ev.manifest.schema)}"
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        return exp.Filter(this=exp.Count(this=exp.Star()),
+                          expression=exp.Where(this=self.condition(c, schema)))
+
+    def failing_rows(self, ev: Evaluation, c: Check) -> exp.Expression:
+        from sqlglot import exp
+
+        return exp.select(exp.Star()).from_(ev.src).where(
+            self.condition(c, ev.manifest.schema))
 
     def judge(self, ev: Evaluation, c: Check, value: Any) -> CheckResult:
         failing = int(value or 0)
@@ -59,8 +72,12 @@ class NotNull(RowCheck[NotNullSpec]):
     doc = "No nulls in the column."
     example = "{type: not_null, column: carrier}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return f"{q(self.of(c).column)} IS NULL"
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
+        return column(self.of(c).column).is_(exp.null())
 
 
 class ValuesSpec(ColumnSpec):
@@ -95,9 +112,11 @@ class _Values(RowCheck[S]):
                     hint="list values of the column's type; null means SQL NULL")
 
     @staticmethod
-    def given(s: ValuesSpec) -> list[str]:
+    def given(s: ValuesSpec) -> list[exp.Expression]:
+        from andon.engines.sql import literal
+
         # null in a list of values means SQL NULL (IS NULL), never the string 'None'
-        return [lit(v) for v in s.values if v is not None]
+        return [literal(v) for v in s.values if v is not None]
 
 
 class AcceptedValues(_Values[AcceptedValuesSpec]):
@@ -106,11 +125,15 @@ class AcceptedValues(_Values[AcceptedValuesSpec]):
     doc = "Non-null values are in the list (values of the column's type; nulls are accepted)."
     example = "{type: accepted_values, column: origin, values: [EWR, JFK, LGA]}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
         s = self.of(c)
-        col, given = q(s.column), self.given(s)  # nulls are always accepted
-        return f"{col} IS NOT NULL" + (f" AND {col} NOT IN ({', '.join(given)})" if given
-                                       else "")
+        col, given = column(s.column), self.given(s)
+        present = col.is_(exp.null()).not_()  # nulls are always accepted
+        return exp.and_(present, col.isin(*given).not_()) if given else present
 
 
 class RejectedValues(_Values[RejectedValuesSpec]):
@@ -119,19 +142,31 @@ class RejectedValues(_Values[RejectedValuesSpec]):
     doc = "No value is in the list; null in the list rejects SQL NULLs."
     example = "{type: rejected_values, column: tailnum, values: ['', UNKNOWN]}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
         s = self.of(c)
-        col, given = q(s.column), self.given(s)
-        parts = [f"{col} IN ({', '.join(given)})"] if given else []
+        col, given = column(s.column), self.given(s)
+        parts: list[exp.Expression] = [col.isin(*given)] if given else []
         if None in s.values:
-            parts.append(f"{col} IS NULL")
-        return "(" + " OR ".join(parts) + ")" if parts else "false"
+            parts.append(col.is_(exp.null()))
+        return exp.or_(*parts) if parts else exp.false()
 
 
-def _outside(col: str, lo: str | None, hi: str | None) -> str:
-    parts = ([f"{col} < {lo}"] if lo is not None else []) + (
-        [f"{col} > {hi}"] if hi is not None else [])
-    return "(" + " OR ".join(parts) + ")" if parts else "false"
+def _outside(value: exp.Expression, lo: Any, hi: Any) -> exp.Expression:
+    """True when ``value`` is below ``lo`` or above ``hi`` (constants; None: no bound)."""
+    from sqlglot import exp
+
+    from andon.engines.sql import literal
+
+    parts: list[exp.Expression] = []
+    if lo is not None:
+        parts.append(exp.LT(this=value, expression=literal(lo)))
+    if hi is not None:
+        parts.append(exp.GT(this=value.copy(), expression=literal(hi)))
+    return exp.or_(*parts) if parts else exp.false()
 
 
 class BetweenSpec(WithRange, ColumnSpec):
@@ -147,10 +182,11 @@ class Between(RowCheck[BetweenSpec]):
            "timestamps (e.g. 2013-01-01) for a temporal one, strings for a text one.")
     example = "{type: between, column: dep_delay, min: -60, max: 1800}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from andon.engines.sql import column
+
         s = self.of(c)
-        return _outside(q(s.column), None if s.min is None else lit(s.min),
-                        None if s.max is None else lit(s.max))
+        return _outside(column(s.column), s.min, s.max)
 
     def validate(self, c: Check, schema: Mapping[str, str],
                  other_schema: Mapping[str, str] | None = None) -> None:
@@ -206,11 +242,16 @@ class Regex(RowCheck[RegexSpec]):
             raise ConfigError(f"unknown pattern name {spec.pattern!r}", file=doc.file,
                               line=doc.line_of(("pattern",)), hint=hint)
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column, literal
+
         s = self.of(c)
-        col = q(s.column)
+        col = column(s.column)
         pattern = PATTERNS.get(s.pattern, s.pattern)
-        return f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {lit(pattern)})"
+        return exp.and_(col.is_(exp.null()).not_(),
+                        exp.func("regexp_full_match", col.copy(), literal(pattern)).not_())
 
 
 class LengthBetweenSpec(WithRange, ColumnSpec):
@@ -225,10 +266,14 @@ class LengthBetween(RowCheck[LengthBetweenSpec]):
     doc = "String length within [min, max] (whole numbers)."
     example = "{type: length_between, column: carrier, min: 2, max: 2}"
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
         lo, hi = self.of(c).bounds()
-        return _outside(f"length({q(self.of(c).column)})",
-                        None if lo is None else str(int(lo)), None if hi is None else str(int(hi)))
+        return _outside(exp.func("length", column(self.of(c).column)),
+                        None if lo is None else int(lo), None if hi is None else int(hi))
 
 
 class ExpressionSpec(WithFailing):
@@ -252,16 +297,24 @@ class Expression(RowCheck[ExpressionSpec]):
         from andon.checks.bind import bind_error
 
         super().validate(c, schema, other_schema)
-        expr = self.of(c).expr
-        why = bind_error(f"SELECT coalesce(({expr}), false)::BOOLEAN FROM {{{{ table }}}}",
-                         schema)
+        why = bind_error(self._holds(c), schema)
         if why:
             raise ConfigError(f"check {c.name!r}: its expr does not fit table {c.table!r}: "
                               f"{why}", file=c.file, line=c.line,
                               hint=f"columns of {c.table}: {', '.join(schema)}")
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
-        return f"NOT coalesce(({self.of(c).expr}), false)"
+    def _holds(self, c: Check) -> exp.Expression:
+        """The user's condition, false where it is null."""
+        from sqlglot import exp
+
+        from andon.engines.sql import cast
+
+        held = exp.func("coalesce", exp.Paren(this=user_sql(self.of(c).expr, "expr")),
+                        exp.false())
+        return cast(held, "BOOLEAN")
+
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        return self._holds(c).not_()
 
 
 class TemporalOrderSpec(WithFailing):
@@ -282,14 +335,19 @@ class TemporalOrder(RowCheck[TemporalOrderSpec]):
     def columns(self, spec: TemporalOrderSpec) -> list[str]:
         return [spec.start, spec.end]
 
-    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
         s = self.of(c)
-        cond = f"({q(s.start)} > {q(s.end)})"
+        start, end = column(s.start), column(s.end)
+        cond: exp.Expression = exp.GT(this=start, expression=end)
         if not s.allow_future:
             types = dict(schema)
-            cond = (f"({cond} OR {q(s.start)} > {now_for(types.get(s.start, ''))} "
-                    f"OR {q(s.end)} > {now_for(types.get(s.end, ''))})")
-        return f"coalesce({cond}, false)"
+            cond = exp.or_(cond, *(exp.GT(this=column(x), expression=now_for(types.get(x, "")))
+                                   for x in (s.start, s.end)))
+        return exp.func("coalesce", exp.Paren(this=cond), exp.false())
 
 
 class UniqueSpec(WithFailing):
@@ -317,18 +375,32 @@ class Unique(RowCheck[UniqueSpec]):
     def columns(self, spec: UniqueSpec) -> list[str]:
         return list(spec.columns) if spec.columns else [spec.column] if spec.column else []
 
-    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> str:
+    def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column
+
         cols = c.columns
         if len(cols) == 1:
-            return f"count({q(cols[0])}) - count(DISTINCT {q(cols[0])})"
-        return f"count(*) - count(DISTINCT row({', '.join(q(x) for x in cols)}))"
+            counted: exp.Expression = column(cols[0])
+            distinct: exp.Expression = column(cols[0])
+        else:
+            counted, distinct = exp.Star(), exp.func("row", *(column(x) for x in cols))
+        return exp.Sub(this=exp.Count(this=counted),
+                       expression=exp.Count(this=exp.Distinct(expressions=[distinct])))
 
-    def failing_rows(self, ev: Evaluation, c: Check) -> str:
-        cols = ", ".join(q(x) for x in c.columns)
-        # one column: nulls are not counted as duplicates, so not shown either
-        where = f" WHERE {q(c.columns[0])} IS NOT NULL" if len(c.columns) == 1 else ""
-        return (f"SELECT {cols}, count(*) AS duplicates FROM {ev.src}{where} "
-                "GROUP BY ALL HAVING count(*) > 1")
+    def failing_rows(self, ev: Evaluation, c: Check) -> exp.Expression:
+        from sqlglot import exp
+
+        from andon.engines.sql import column, ident, literal
+
+        cols = [column(x) for x in c.columns]
+        many = exp.Count(this=exp.Star())
+        query = exp.select(*cols, exp.alias_(many, ident("duplicates"))).from_(ev.src) \
+            .group_by(*cols).having(exp.GT(this=many.copy(), expression=literal(1)))
+        if len(cols) == 1:  # one column: nulls are not counted as duplicates, nor shown
+            query = query.where(cols[0].is_(exp.null()).not_())
+        return query
 
 
 ROW_TYPES: tuple[CheckType[Any], ...] = (

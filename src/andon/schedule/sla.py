@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from andon.schedule.cron import due
 from andon.schedule.model import SlaConfig, zone
-from andon.store import schema as t
 from andon.store.clock import utc_or_none
 
 if TYPE_CHECKING:
@@ -50,14 +47,10 @@ class SlaStatus:
 
 def last_refreshes(project: Project, environment: str, tables: list[str]) -> dict[str, float]:
     """When each table was last refreshed by a successful run in ``environment``."""
-    s, r = t.step_runs.c, t.runs.c
-    q = (select(s.step, func.max(r.ended_at))
-         .select_from(t.step_runs.join(t.runs, r.id == s.run_id))
-         .where(r.status == "succeeded", r.environment == environment, s.step.in_(tables),
-                s.action.in_(REFRESHING))
-         .group_by(s.step))
-    with project.store.engine.connect() as conn:
-        return {str(step): float(at) for step, at in conn.execute(q) if at is not None}
+    from andon.store.schedules import ScheduleRepository
+
+    return ScheduleRepository(project.store.engine).last_refreshes(environment, tables,
+                                                                   REFRESHING)
 
 
 def evaluate(project: Project, now: float) -> list[SlaStatus]:
@@ -114,8 +107,9 @@ def alert_breaches(project: Project, statuses: list[SlaStatus], now: float) -> l
     """Record each late table's breach; the first to record it sends the alert. Returns the
     breaches this call recorded (and alerted)."""
     from andon.alerts import send_notice
-    from andon.store.schedules import insert_new
+    from andon.store.schedules import ScheduleRepository
 
+    repo = ScheduleRepository(project.store.engine)
     new: list[Row] = []
     for status in statuses:
         if not status.late or status.breach_key is None:
@@ -124,9 +118,8 @@ def alert_breaches(project: Project, statuses: list[SlaStatus], now: float) -> l
                "environment": status.environment, "rule": status.rule,
                "due_at": status.due_at, "last_refresh": status.last_refresh,
                "detected_at": now, "message": status.message}
-        with project.store.engine.begin() as conn:
-            if insert_new(conn, t.sla_breaches, row) is None:
-                continue  # seen before (by this or another scheduler): alerted then
+        if not repo.record_breach(row):
+            continue  # seen before (by this or another scheduler): alerted then
         sla = project.config.sla[status.table]
         step = project.dag.steps.get(status.table)
         owner = step.config.owner if step is not None else None
@@ -136,22 +129,16 @@ def alert_breaches(project: Project, statuses: list[SlaStatus], now: float) -> l
                    "steps": [{"step": status.table, "owner": owner, "checks": []}]}
         failures = send_notice(project, message, sla.severity)
         if failures:
-            with project.store.engine.begin() as conn:
-                conn.execute(t.sla_breaches.update()
-                             .where(t.sla_breaches.c.breach_key == status.breach_key)
-                             .values(alert_errors=failures))
+            repo.breach_alert_errors(status.breach_key, failures)
         new.append({**row, "alert_errors": failures})
     return new
 
 
 def breaches(project: Project, table: str | None = None, limit: int = 50) -> list[Row]:
     """Recorded breaches, newest first."""
-    c = t.sla_breaches.c
-    q = select(t.sla_breaches).order_by(c.detected_at.desc(), c.id.desc()).limit(limit)
-    if table is not None:
-        q = q.where(c.table_name == table)
-    with project.store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+    from andon.store.schedules import ScheduleRepository
+
+    return ScheduleRepository(project.store.engine).breaches(table, limit)
 
 
 def _iso(ts: float | None) -> str:

@@ -177,6 +177,41 @@ class ScheduleRepository:
             return {(r.kind, r.name): dict(r._mapping) for r in conn.execute(q)}
 
 
+    # SLAs ---------------------------------------------------------------------------------
+
+    def last_refreshes(self, environment: str, tables: Sequence[str],
+                       actions: Sequence[str]) -> dict[str, float]:
+        """When each table was last built or confirmed (``actions``) by a successful run in
+        ``environment``."""
+        s, r = t.step_runs.c, t.runs.c
+        q = (select(s.step, func.max(r.ended_at))
+             .select_from(t.step_runs.join(t.runs, r.id == s.run_id))
+             .where(r.status == "succeeded", r.environment == environment,
+                    s.step.in_(list(tables)), s.action.in_(list(actions)))
+             .group_by(s.step))
+        with self.engine.connect() as conn:
+            return {str(step): float(at) for step, at in conn.execute(q) if at is not None}
+
+    def record_breach(self, values: Mapping[str, Any]) -> bool:
+        """Keep a breach once by its key; True when this call recorded it (and alerts)."""
+        with self.engine.begin() as conn:
+            return insert_new(conn, t.sla_breaches, values) is not None
+
+    def breach_alert_errors(self, breach_key: str, errors: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.sla_breaches)
+                         .where(t.sla_breaches.c.breach_key == breach_key)
+                         .values(alert_errors=errors))
+
+    def breaches(self, table: str | None = None, limit: int = 50) -> list[Row]:
+        """Recorded breaches, newest first."""
+        c = t.sla_breaches.c
+        q = select(t.sla_breaches).order_by(c.detected_at.desc(), c.id.desc()).limit(limit)
+        if table is not None:
+            q = q.where(c.table_name == table)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
 def insert_new(conn: Connection, table: Any, values: Mapping[str, Any]) -> Row | None:
     """Insert unless a row with the same unique key exists; the new row's primary key when
     this call inserted, else None.

@@ -56,18 +56,8 @@ def run_details(caller: Caller, run_ref: str) -> dict[str, Any]:
 @router.get("/runs/{run_id}/checks")
 def run_checks(caller: Caller, run_id: int) -> dict[str, Any]:
     """The check results a run recorded."""
-    from sqlalchemy import select
-
-    from andon.store import schema as t
-
     caller.run_details(run_id)  # NotFound for an unknown run
-    c = t.check_results.c
-    q = (select(c.id, c.step, c.check_name, c.check_type, c.severity, c.status, c.metric,
-                c.failing, c.threshold, c.message, c.sample, c.spc, c.incident,
-                c.acknowledged, c.at)
-         .where(c.run_id == run_id).order_by(c.id))
-    with caller.project.store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
+    rows = [r.as_dict() for r in caller.project.store.checks.of_run(run_id)]
     return {"run": run_id, "checks": rows}
 
 

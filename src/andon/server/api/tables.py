@@ -8,34 +8,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 
 from andon.server.api import Caller
 from andon.server.app import state_of
 from andon.server.names import checked
 from andon.store import Store
-from andon.store import schema as t
 
 router = APIRouter(tags=["tables"])
 
 _FAILING = ("failed", "error")
 
 
+_SHOWN = ("id", "fingerprint", "check_name", "severity", "status", "metric", "message", "at",
+          "acknowledged")
+
+
 def latest_checks(store: Store, fingerprints: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Artifact fingerprint → the latest result of each check judged on it."""
-    fps = list(set(fingerprints))
-    c = t.check_results.c
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    with store.engine.connect() as conn:
-        for i in range(0, len(fps), 500):
-            q = (select(c.id, c.fingerprint, c.check_name, c.severity, c.status, c.metric,
-                        c.message, c.at, c.acknowledged)
-                 .where(c.fingerprint.in_(fps[i:i + 500])).order_by(c.id))
-            for r in conn.execute(q):
-                latest[(r.fingerprint, r.check_name)] = dict(r._mapping)  # the latest wins
     out: dict[str, list[dict[str, Any]]] = {}
-    for (fp, _name), row in sorted(latest.items()):
-        out.setdefault(fp, []).append(row)
+    for fp, records in store.checks.latest_by_artifact(fingerprints).items():
+        out[fp] = [{k: v for k, v in r.as_dict().items() if k in _SHOWN} for r in records]
     return out
 
 

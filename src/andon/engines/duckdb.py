@@ -192,8 +192,9 @@ def parquet_schema(path: Path) -> Schema | None:
 def _confine(con: duckdb.DuckDBPyConnection, allowed: Sequence[Path]) -> None:
     dirs = [str(p).rstrip("/") + "/" for p in allowed if not p.is_file()]
     files = [str(p) for p in allowed if p.is_file()]
-    con.execute("SET allowed_directories = $1", [dirs])
-    con.execute("SET allowed_paths = $1", [files])
+    # lists as SQL literals: a Python list bound as a parameter makes DuckDB import pandas
+    con.execute(f"SET allowed_directories = {_sql_list(dirs)}")
+    con.execute(f"SET allowed_paths = {_sql_list(files)}")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

@@ -5,7 +5,6 @@ endpoints and the UI's analytics pages all show the ``Report`` built here."""
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 import time
@@ -14,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from andon.errors import AndonError, StoreError
+from andon.errors import AndonError, NotFound, StoreError, did_you_mean
 
 if TYPE_CHECKING:
     from andon.project import Project
@@ -247,6 +246,12 @@ def report(project: Project, since: str | None = None, environment: str | None =
     repo = _repository(project)
     if repo is None:
         return _empty(project, window, "there is no store yet: nothing has run")
+    if environment is not None:
+        known = repo.environment_names()
+        if environment not in known:
+            raise NotFound(f"no environment named {environment!r} (--env)",
+                           hint=did_you_mean(environment, known)
+                           or f"environments: {', '.join(known) or 'none yet'}")
     return _build(project, repo, window)
 
 
@@ -302,7 +307,7 @@ def _build(project: Project, repo: AnalyticsRepository, window: Window) -> Repor
                                 s.get("refused", 0) + s.get("conflict", 0),
                                 sum(s.values()) - s.get("promoted", 0) - s.get("refused", 0)
                                 - s.get("conflict", 0))
-                  for w, s in repo.promotions_per_week(span, env))
+                  for w, s in repo.promotions_per_week(span, window.target))
     lead, changes = _promotions(repo, span, window.target)
     restores = _restores(repo, span, env)
     slas = _slas(project, repo, span, env)
@@ -384,8 +389,8 @@ def _slas(project: Project, repo: AnalyticsRepository, span: tuple[float, float]
         if environment is not None and env != environment:
             continue
         first = repo.first_run_at(env)
-        begin = max(span[0], first) if first is not None else span[1]
-        days = max(0, math.ceil((span[1] - begin) / 86400))
+        # the UTC days from the first one with a run (or the window's start) to today
+        days = 0 if first is None else (_day(span[1]) - _day(max(span[0], first))).days + 1
         rule = "fresh_by" if sla.fresh_by else "max_age"
         n = breaches.get((table, env), 0)
         adherence = (max(0.0, 1 - n / days) if days else None) if rule == "fresh_by" else None

@@ -222,6 +222,9 @@ class StepConfig(Model):
     pii: list[str] = Field(default_factory=list, description="columns masked in check samples")
     primary_key: list[str] = Field(default_factory=list, description="columns that identify a "
                                    "row (for env diff)")
+    lineage: dict[str, list[str]] = Field(
+        default_factory=dict, description="Python steps: the input columns (table.column) "
+        "each output column comes from (column lineage)")
 
     @model_validator(mode="after")
     def _incremental_needs_time(self) -> StepConfig:
@@ -315,6 +318,10 @@ class ProjectConfig(Model):
     sla: dict[str, SlaConfig] = Field(
         default_factory=dict, description="per table: fresh_by (HH:MM) or max_age; a late "
         "table alerts once per breach (andon scheduler)")
+    online_store: str = Field(
+        default="sqlite:///.andon/online.db",
+        description="where materialised features are served from: a SQLite file (relative to "
+        "the project) or redis://host:port/db (pip install 'andon[features]')")
 
     @field_validator("sources")
     @classmethod

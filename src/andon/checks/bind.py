@@ -22,10 +22,6 @@ _TABLE_RE = re.compile(r"\{\{\s*table\s*\}\}")
 _REF_RE = re.compile(r"\{\{\s*ref\(")
 
 
-def _first_line(e: EngineError) -> str:
-    return e.first_line
-
-
 def _try(*queries: exp.Expression | str) -> str | None:
     """Run queries in a new scratch session; why the engine refused one, or None."""
     from andon.engines import scratch
@@ -35,7 +31,7 @@ def _try(*queries: exp.Expression | str) -> str | None:
         for query in queries:
             session.execute(query)
     except EngineError as e:
-        return _first_line(e)
+        return e.first_line
     finally:
         session.close()
     return None

@@ -95,10 +95,10 @@ def render_docs() -> str:
         "A row check (`RowCheck`: `predicate`) or an aggregate (`Aggregate`: `metric`, or "
         "`func`, the name of an aggregate function of the column) joins its table's single "
         "scan, built as sqlglot expressions that andon renders in the engine's dialect "
-        "(SQL text in DuckDB's dialect is accepted too, and parsed); any other type sets `family` and implements `run(ev, check)`"
-        ", returning `ev.result(...)`. `validate` (plan time) and `check_spec` (load time) "
-        "refuse what does not fit. The built-in types below are written the same way "
-        "(`andon.checks.kinds`).",
+        "(SQL text in DuckDB's dialect is accepted too, and parsed); any other type sets "
+        "`family` and implements `run(ev, check)`, returning `ev.result(...)`. `validate` "
+        "(plan time) and `check_spec` (load time) refuse what does not fit. The built-in "
+        "types below are written the same way (`andon.checks.kinds`).",
         "",
     ]
     for t in BUILTIN.values():

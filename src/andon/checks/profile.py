@@ -9,10 +9,11 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from typing import cast as typed
 
 import pyarrow.parquet as pq
 
-from andon.checks.types import TEMPORAL_RE, is_numeric
+from andon.checks.types import TEMPORAL_RE, fn, is_numeric
 from andon.engines.base import Engine, Session
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def profile_exprs(schema: Sequence[tuple[str, str]], known: Mapping[str, Any] | 
         if typ.upper() in ("BOOLEAN",) or typ.upper().startswith(("STRUCT", "MAP", "LIST")) \
                 or typ.endswith("[]"):
             continue
-        out.append((f"p{i}_distinct", exp.func("approx_count_distinct", c.copy())))
+        out.append((f"p{i}_distinct", fn("approx_count_distinct", c.copy())))
         if is_numeric(typ) or TEMPORAL_RE.match(typ) or typ == "VARCHAR":
             out.append((f"p{i}_min", exp.Min(this=c.copy())))
             out.append((f"p{i}_max", exp.Max(this=c.copy())))
@@ -180,11 +181,9 @@ _LOWER = "abcdefghijklmnopqrstuvwxyz"
 
 def _shape_expr(col: exp.Expression) -> exp.Expression:
     """Letters as A/a and digits as 9, in the engine."""
-    from sqlglot import exp
-
     from andon.engines.sql import literal
 
-    return exp.func("translate", col, literal(f"{_UPPER}{_LOWER}0123456789"),
+    return fn("translate", col, literal(f"{_UPPER}{_LOWER}0123456789"),
                     literal(f"{'A' * 26}{'a' * 26}{'9' * 10}"))
 
 
@@ -229,8 +228,9 @@ def _sample_stats(cur: Session, cols: list[tuple[str, str]]
     union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False, copy=False)
-    rows = cur.execute(exp.replace_placeholders(
-        _top_template(), parts=union.subquery(copy=False), top=literal(TOP_K))).fetchall()
+    top = exp.replace_placeholders(_top_template(), parts=union.subquery(copy=False),
+                                   top=literal(TOP_K))
+    rows = cur.execute(typed("exp.Expression", top)).fetchall()
     numeric = [(j, n) for j, (n, t) in enumerate(cols) if is_numeric(t)]
     texts = [(j, n) for j, (n, t) in enumerate(cols) if t == "VARCHAR"]
     quantiles: dict[int, Any] = {}
@@ -240,10 +240,9 @@ def _sample_stats(cur: Session, cols: list[tuple[str, str]]
         qs = exp.Array(expressions=[literal(x) for x in QUANTILES])
         aggs: list[exp.Expression] = []
         for _, n in numeric:
-            aggs += [exp.func("quantile_cont", column(n), qs.copy()),
-                     exp.func("stddev_samp", column(n))]
+            aggs += [fn("quantile_cont", column(n), qs.copy()), fn("stddev_samp", column(n))]
         for _, n in texts:
-            aggs += [agg(this=exp.func("length", column(n)))
+            aggs += [agg(this=fn("length", column(n)))
                      for agg in (exp.Min, exp.Max, exp.Avg)]
         row = cur.execute(exp.select(*aggs).from_(table(_SAMPLE))).fetchone() or ()
         quantiles = {j: row[2 * k] for k, (j, _) in enumerate(numeric)}

@@ -142,7 +142,9 @@ def _select(cur: Session, src: exp.Expression, exprs: Sequence[tuple[str, exp.Ex
     from andon.engines.sql import ident
 
     count_query(table, "scan")
-    query = exp.select(*(exp.alias_(e, ident(a)) for a, e in exprs)).from_(src)
+    # built in place (copy=False: a wide table has thousands of aggregates); the scan is shared
+    query = exp.select(*(exp.alias_(e, ident(a), copy=False) for a, e in exprs), copy=False) \
+        .from_(src, copy=False)
     res = cur.execute(query)
     row = res.fetchone()
     return dict(zip(res.columns, row or (), strict=False))

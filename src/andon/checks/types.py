@@ -5,7 +5,7 @@ is built with ``andon.engines.sql``; the check types themselves are classes in
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -35,6 +35,25 @@ def column_fits(kind: ColumnKind, sql_type: str) -> bool:
     return is_numeric(sql_type) or bool(TEMPORAL_RE.match(sql_type)) or sql_type == "VARCHAR"
 
 
+def fn(name: str, *args: exp.Expression) -> exp.Expression:
+    """A call of the function ``name``; one sqlglot knows is written in each dialect's way."""
+    from sqlglot import exp
+
+    return cast("exp.Expression", exp.func(name, *args))
+
+
+def all_of(*conditions: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
+    return cast("exp.Expression", exp.and_(*conditions))
+
+
+def any_of(*conditions: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
+    return cast("exp.Expression", exp.or_(*conditions))
+
+
 def now_for(sql_type: str) -> exp.Expression:
     """"Now" comparable with a column of ``sql_type``, in UTC whatever the session's time zone:
     an instant for a column with a zone, UTC wall-clock time for one without."""
@@ -42,7 +61,7 @@ def now_for(sql_type: str) -> exp.Expression:
 
     from andon.engines.sql import literal
 
-    now = exp.func("now")
+    now = fn("now")
     if "TIME ZONE" in sql_type.upper() or sql_type.upper() == "TIMESTAMPTZ":
         return now
     return exp.Paren(this=exp.AtTimeZone(this=now, zone=literal("UTC")))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from andon.cli.app import EnvOpt, ProjectOpt, _dumps, _escape, _problems, _reader, app, console
+from andon.cli.app import ProjectOpt, _dumps, _escape, _problems, _reader, app, console
 
 if TYPE_CHECKING:
     from andon.analytics import Durations, Report
@@ -27,7 +27,9 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     since: Annotated[str, typer.Option(help="window: 30d, 12h, 2w, or an ISO date")] = "30d",
-    env: EnvOpt = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="only this environment's runs and checks, and promotions into it "
+                            "(default: every environment; promotions into prod)")] = None,
     project: ProjectOpt = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="output format")]
     = ReportFormat.table,
@@ -52,7 +54,7 @@ def duration(seconds: float | None) -> str:
         return "-"
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:
@@ -62,6 +64,9 @@ def duration(seconds: float | None) -> str:
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
            more: int = 0) -> None:
+    if not rows:
+        console.print(f"[bold]{_escape(title)}[/]: [dim]none[/]")
+        return
     table = Table(title=title, header_style="bold", title_justify="left")
     for c in columns:
         table.add_column(c, overflow="fold")

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from andon.engines.base import (
+    CsvOptions,
     Engine,
     EngineError,
     Interrupted,
     InvalidInput,
     Location,
+    ParseReject,
     ReadFailed,
     Schema,
     UnknownObject,
@@ -21,12 +23,14 @@ if TYPE_CHECKING:
     from andon.engines.duckdb import DuckDBEngine
 
 __all__ = [
+    "CsvOptions",
     "DuckDBEngine",
     "Engine",
     "EngineError",
     "Interrupted",
     "InvalidInput",
     "Location",
+    "ParseReject",
     "ReadFailed",
     "Schema",
     "UnknownObject",

@@ -61,6 +61,30 @@ class Location:
     table: str | None = None
 
 
+@dataclass(frozen=True)
+class CsvOptions:
+    """How a CSV file is written, for ``Engine.read_csv``."""
+
+    header: bool = True
+    delimiter: str = ","
+    quote: str = '"'
+    null_values: tuple[str, ...] = ("",)
+    encoding: str = "utf-8"
+    date_format: str | None = None
+    timestamp_format: str | None = None
+
+
+@dataclass(frozen=True)
+class ParseReject:
+    """A line of a CSV file the engine's reader left out: its number in the file (from 1),
+    the column that failed when known, the reader's message and the line's text."""
+
+    line: int
+    column: str | None
+    message: str
+    raw: str | None
+
+
 class Result(Protocol):
     """The rows of a query that ran."""
 
@@ -84,6 +108,11 @@ class Session(Protocol):
 
     def view(self, name: str, files: Files) -> None:
         """Name a scan of an artifact's files in this session (a temporary view)."""
+        ...
+
+    def parse_rejects(self) -> list[ParseReject]:
+        """The lines the ``read_csv`` scans run in this session left out, by line; they are
+        forgotten once returned."""
         ...
 
     def close(self) -> None: ...
@@ -114,11 +143,43 @@ class Engine(Protocol):
         """A new session where each of ``tables`` is a view over its files."""
         ...
 
-    def materialize(self, query: str | exp.Expression, out: Path) -> int:
-        """Run a query and write its rows as one artifact file; returns the row count."""
+    def materialize(self, query: str | exp.Expression, out: Path, *,
+                    compression: str | None = None) -> int:
+        """Run a query and write its rows as one artifact file (``compression``: the
+        format's codec when not the engine's default); returns the row count."""
         ...
 
     def schema(self, files: Files) -> Schema: ...
+
+    def describe(self, query: exp.Expression) -> Schema:
+        """The columns and types of a query's result, without running it."""
+        ...
+
+    # landing: reading the files senders deliver ---------------------------------------------
+
+    def read_csv(self, file: str | Path, columns: Sequence[tuple[str, str]],
+                 options: CsvOptions) -> exp.Expression:
+        """A table expression of a CSV file's rows typed as ``columns`` (name, engine type,
+        in the file's order). Lines that do not parse are left out and kept for the
+        session's ``parse_rejects``."""
+        ...
+
+    def read_lines(self, file: str | Path) -> exp.Expression:
+        """A table expression with one row per line of a text file (plain or .gz): ``line``
+        (its number, from 1) and ``text``."""
+        ...
+
+    def scan_numbered(self, file: str | Path, column: str) -> exp.Expression:
+        """``scan`` of one Parquet file plus its row number from 1 in ``column``."""
+        ...
+
+    def json_object(self, text: exp.Expression) -> exp.Expression:
+        """``text`` when it is a JSON object, else NULL."""
+        ...
+
+    def json_field(self, document: exp.Expression, key: str) -> exp.Expression:
+        """The value of a JSON object's top-level ``key`` as text (NULL when absent)."""
+        ...
 
     def read_arrow(self, files: Files) -> pa.Table: ...
 

@@ -18,14 +18,17 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from andon.engines.base import (
+    CsvOptions,
     EngineError,
     Files,
     Interrupted,
     InvalidInput,
+    ParseReject,
     ReadFailed,
     Schema,
     UnknownObject,
 )
+from andon.engines.sql import literal, literal_sql
 
 DIALECT = "duckdb"
 Error = duckdb.Error  # for the Python step kind, whose functions get a DuckDB connection
@@ -111,6 +114,22 @@ class DuckDBSession:
         with contextlib.suppress(duckdb.Error):
             self._cur.interrupt()
 
+    def parse_rejects(self) -> list[ParseReject]:
+        """The lines ``read_csv`` scans left out (DuckDB's ``store_rejects`` tables of this
+        connection), then forgets them."""
+        try:
+            rows = self._cur.execute(
+                "SELECT line, column_name, error_message, csv_line FROM reject_errors "
+                "ORDER BY line").fetchall()
+        except duckdb.CatalogException:  # no scan kept rejects in this session yet
+            return []
+        except duckdb.Error as e:
+            raise translate(e) from e
+        self.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        return [ParseReject(int(line), None if column is None else str(column), str(message),
+                            None if raw is None else str(raw))
+                for line, column, message, raw in rows]
+
     @property
     def native(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection itself, for a Python step's function."""
@@ -129,6 +148,84 @@ def scan_sql(files: Files) -> str:
     if len(files) == 1:  # one file has one schema: skip reconciling them
         return f"read_parquet({_sql_list(files)})"
     return f"read_parquet({_sql_list(files)}, union_by_name = true)"
+
+
+def _option(name: str, value: exp.Expression) -> exp.Expression:
+    """A named argument of a table function: ``name = value``."""
+    return exp.EQ(this=exp.column(name), expression=value)
+
+
+def read_csv(file: str | Path, columns: Sequence[tuple[str, str]],
+             options: CsvOptions) -> exp.Expression:
+    """DuckDB's CSV reader with the types given, nothing sniffed, and the lines that do not
+    parse stored as rejects (``store_rejects``)."""
+    types = exp.Struct(expressions=[
+        exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(kind))
+        for name, kind in columns])
+    args = [
+        literal(str(file)),
+        _option("header", literal(options.header)),
+        _option("columns", types),
+        _option("delim", literal(options.delimiter)),
+        _option("quote", literal(options.quote)),
+        _option("nullstr", exp.Array(expressions=[literal(v) for v in options.null_values])),
+        _option("store_rejects", exp.true()),
+        _option("auto_detect", exp.false()),
+        _option("compression", literal("auto")),
+    ]
+    if options.encoding != "utf-8":
+        args.append(_option("encoding", literal(options.encoding)))
+    if options.date_format:
+        args.append(_option("dateformat", literal(options.date_format)))
+    if options.timestamp_format:
+        args.append(_option("timestampformat", literal(options.timestamp_format)))
+    return exp.Anonymous(this="read_csv", expressions=args)
+
+
+def read_lines(file: str | Path) -> exp.Expression:
+    """Each line of a text file whole: the CSV reader with a delimiter that does not occur in
+    text (ASCII record separator), no quoting and no escaping."""
+    reader = exp.Anonymous(this="read_csv", expressions=[
+        literal(str(file)),
+        _option("columns", exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string("text"),
+                           expression=exp.Literal.string("VARCHAR"))])),
+        _option("header", exp.false()),
+        _option("delim", exp.Anonymous(this="chr", expressions=[literal(30)])),
+        _option("quote", literal("")),
+        _option("escape", literal("")),
+        _option("auto_detect", exp.false()),
+        _option("compression", literal("auto")),
+    ])
+    # DuckDB keeps a scan's rows in file order, so numbering them numbers the lines
+    number = exp.alias_(exp.Window(this=exp.RowNumber()), "line", quoted=True)
+    return exp.select(number, exp.column("text", quoted=True)).from_(reader).subquery()
+
+
+def scan_numbered(file: str | Path, column: str) -> exp.Expression:
+    """One Parquet file's rows with their number from 1 in ``column``: the reader's
+    ``file_row_number``, so the file streams through (no window)."""
+    reader = exp.Anonymous(this="read_parquet", expressions=[
+        literal(str(file)), _option("file_row_number", exp.true())])
+    number = exp.alias_(exp.Add(this=exp.column("file_row_number"),
+                                expression=literal(1)), column, quoted=True)
+    rest = exp.Star(except_=[exp.column("file_row_number")])
+    return exp.select(number, rest).from_(reader).subquery()
+
+
+def json_object(text: exp.Expression) -> exp.Expression:
+    """``text`` when it is a JSON object, else NULL (``json_type`` only once it is valid)."""
+    is_object = exp.EQ(this=exp.Anonymous(this="json_type", expressions=[text.copy()]),
+                       expression=literal("OBJECT"))
+    inner = exp.Case().when(is_object, text.copy())
+    return exp.Case().when(exp.Anonymous(this="json_valid", expressions=[text.copy()]), inner)
+
+
+def json_field(document: exp.Expression, key: str) -> exp.Expression:
+    """A top-level key's value as text: a JSON path ``$.key`` (quoted unless a plain name)."""
+    name = key if key.isidentifier() else '"' + key.replace('"', '\\"') + '"'
+    return exp.Anonymous(this="json_extract_string",
+                         expressions=[document.copy(), literal("$." + name)])
 
 
 def scan(files: Files) -> exp.Expression:
@@ -287,12 +384,10 @@ class DuckDBEngine:
     def scan_rows(files: Files, ranges: Sequence[tuple[str, int, int]]) -> exp.Expression:
         return scan_rows(files, ranges)
 
-    def materialize(self, query: str | exp.Expression, out: Path) -> int:
+    def materialize(self, query: str | exp.Expression, out: Path, *,
+                    compression: str | None = None) -> int:
         """Stream a query into one Parquet file; returns the row count."""
-        sql = query if isinstance(query, str) else query.sql(dialect=DIALECT)
-        target = str(out).replace("'", "''")
-        row = self.cursor().execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)").fetchone()
-        return int(row[0]) if row else 0
+        return copy_to(self.cursor(), query, out, compression)
 
     copy_to_parquet = materialize
 
@@ -303,6 +398,17 @@ class DuckDBEngine:
                 return quick
         rows = self.cursor().execute(f"DESCRIBE SELECT * FROM {scan_sql(files)}").fetchall()
         return tuple((str(r[0]), str(r[1])) for r in rows)
+
+    def describe(self, query: exp.Expression) -> Schema:
+        """The columns and types of a query's result (DuckDB binds it; nothing is read)."""
+        rows = self.cursor().execute(f"DESCRIBE {query.sql(dialect=DIALECT)}").fetchall()
+        return tuple((str(r[0]), str(r[1])) for r in rows)
+
+    read_csv = staticmethod(read_csv)
+    read_lines = staticmethod(read_lines)
+    scan_numbered = staticmethod(scan_numbered)
+    json_object = staticmethod(json_object)
+    json_field = staticmethod(json_field)
 
     def max_value(self, files: Files, column: str) -> Any:
         col = '"' + column.replace('"', '""') + '"'
@@ -316,6 +422,22 @@ class DuckDBEngine:
     def write_arrow(table: pa.Table, out: Path) -> int:
         pq.write_table(table, out, compression="zstd")
         return int(table.num_rows)
+
+
+_CODECS = ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed")
+
+
+def copy_to(session: DuckDBSession, query: str | exp.Expression, out: Path,
+            compression: str | None = None) -> int:
+    """``COPY (query) TO out`` as Parquet in a session; returns the row count."""
+    sql = query if isinstance(query, str) else query.sql(dialect=DIALECT)
+    if compression is not None and compression not in _CODECS:
+        raise InvalidInput(f"unknown Parquet compression {compression!r}; "
+                           f"one of: {', '.join(_CODECS)}")
+    codec = f", COMPRESSION {compression}" if compression else ""
+    row = session.execute(
+        f"COPY ({sql}) TO {literal_sql(str(out), DIALECT)} (FORMAT parquet{codec})").fetchone()
+    return int(row[0]) if row else 0
 
 
 # plan-time validation ---------------------------------------------------------------------

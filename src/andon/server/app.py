@@ -116,6 +116,9 @@ def build(project: Project, *, host: str) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected)
     for module in (tables, runs, environments, checks, queries, people):
         app.include_router(module.router, prefix="/api")
+    from andon.server.ui import mount_ui
+
+    mount_ui(app)  # the web UI: its pages and vendored assets
     return app
 
 

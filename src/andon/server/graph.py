@@ -64,6 +64,12 @@ def layers(parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
     return layer
 
 
+def _barycenter(neighbours: Sequence[str], rank: Mapping[str, int], own: int) -> float:
+    """The mean rank of a step's neighbours in the layer beside it (its own rank if none)."""
+    near = [rank[p] for p in neighbours if p in rank]
+    return sum(near) / len(near) if near else own
+
+
 def layout(parents: Mapping[str, Sequence[str]]) -> Layout:
     """Positions of every step of ``parents`` (step → its parents; parents outside the
     mapping are ignored, as when the page shows a selection)."""
@@ -80,11 +86,9 @@ def layout(parents: Mapping[str, Sequence[str]]) -> Layout:
     for sweep in range(SWEEPS):
         down = sweep % 2 == 0
         order = columns[1:] if down else list(reversed(columns[:-1]))
+        near = parents if down else children
         for column in order:
-            def barycenter(name: str) -> float:
-                near = [p for p in (parents[name] if down else children[name]) if p in rank]
-                return sum(rank[p] for p in near) / len(near) if near else rank[name]
-            column.sort(key=barycenter)
+            column.sort(key=lambda name: _barycenter(near[name], rank, rank[name]))
             for i, name in enumerate(column):
                 rank[name] = i
     tallest = max((len(c) for c in columns), default=0)

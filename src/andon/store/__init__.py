@@ -20,6 +20,7 @@ from andon.hosts import pid_alive
 from andon.store import schema as t
 from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
+from andon.store.lineage import LineageRepository
 from andon.store.migrations import LATEST, require_current
 from andon.store.migrations import migrate as upgrade
 from andon.store.promotions import PromotionRepository
@@ -104,6 +105,7 @@ class Store:
             self.promotions = PromotionRepository(self.engine)
             self.checks = CheckRepository(self.engine)
             self.tokens = TokenRepository(self.engine)
+            self.lineage = LineageRepository(self.engine)
         except ModuleNotFoundError as e:
             raise StoreError(
                 f"cannot open the store at {self.safe_url}: {e}",

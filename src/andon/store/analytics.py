@@ -169,12 +169,14 @@ class AnalyticsRepository:
         q = (select(cs.step, a.schema)
              .select_from(t.commit_steps.outerjoin(t.artifacts, a.fingerprint == cs.fingerprint))
              .where(cs.commit_id == env[0][0]))
-        return {str(step): [str(col[0]) for col in (schema or [])] for step, schema in self._rows(q)}
+        return {str(step): [str(col[0]) for col in (schema or [])]
+                for step, schema in self._rows(q)}
 
     # promotions and environments ---------------------------------------------------------
 
     def promotions_per_week(self, window: Window, target: str | None
                             ) -> list[tuple[float, dict[str, int]]]:
+        """(week start, {status: promotions}) into ``target`` (None: any)."""
         p = t.promotions.c
         week = self._week(p.at).label("week")
         where = [p.at >= window[0], p.at < window[1]]
@@ -235,8 +237,7 @@ class AnalyticsRepository:
         in the window: a failed run whose previous finished run there succeeded (or that has
         none). Restored at: the end of the next successful run there (None: not yet)."""
         r = t.runs.c
-        finished = r.status.in_(("succeeded", "failed"))
-        where = [finished]
+        where: list[ColumnElement[bool]] = [r.status.in_(("succeeded", "failed"))]
         if environment is not None:
             where.append(r.environment == environment)
         before = func.lag(r.status).over(partition_by=r.environment,
@@ -265,6 +266,12 @@ class AnalyticsRepository:
              .where(and_(b.due_at >= window[0], b.due_at < window[1]))
              .group_by(b.table_name, b.environment))
         return {(str(tb), str(env)): int(n) for tb, env, n in self._rows(q)}
+
+    def environment_names(self) -> list[str]:
+        """Environments that exist or ever ran (a deleted branch keeps its history)."""
+        e, r = t.environments.c, t.runs.c
+        q = select(e.name).union(select(r.environment).distinct())
+        return sorted(str(n) for (n,) in self._rows(q))
 
     def first_run_at(self, environment: str | None) -> float | None:
         r = t.runs.c

@@ -77,9 +77,22 @@ def _artifact_format(conn: Connection) -> None:
 
 
 # Append new migrations; never edit a released one.
+def _check_results_at(conn: Connection) -> None:
+    """Check results by time (the report's checks per day)."""
+    for index in schema.check_results.indexes:
+        if index.name == "ix_check_results_at":
+            index.create(conn, checkfirst=True)
+
+
+def _column_lineage(conn: Connection) -> None:
+    """Column lineage of each step version (andon.lineage)."""
+    schema.column_lineage.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _tokens,
                                                   _run_cancel_flag, _schedules,
-                                                  _artifact_format]
+                                                  _artifact_format, _check_results_at,
+                                                  _column_lineage]
 LATEST = len(MIGRATIONS)
 
 

@@ -85,6 +85,7 @@ class StoreReader(Protocol):
     def rejects(self, *, parts: Iterable[str] | None = None, source: str | None = None,
                 limit: int = 1000) -> list[Row]: ...
     def has_rejects_for(self, part: str) -> bool: ...
+    def column_lineage(self, fingerprints: Iterable[str]) -> dict[str, Row]: ...
 
 
 class ReadOnlyEnvironments:
@@ -171,6 +172,9 @@ class ReadOnlyStore:
     @property
     def checks(self) -> ReadOnlyChecks:
         return self._checks
+
+    def column_lineage(self, fingerprints: Iterable[str]) -> dict[str, Row]:
+        return self._store.lineage.rows(fingerprints)
 
     def runs(self, environment: str | None = None, limit: int = 20, *,
              status: str | None = None, before: int | None = None) -> list[Row]:

@@ -222,6 +222,7 @@ check_results = Table(
     Index("ix_check_results_name_at", "check_name", "at"),
     Index("ix_check_results_key", "check_hash", "fingerprint", "context"),
     Index("ix_check_results_run", "run_id"),
+    Index("ix_check_results_at", "at"),  # analytics: checks per day over a window
 )
 
 profiles = Table(
@@ -338,4 +339,18 @@ sla_breaches = Table(
     Column("alert_errors", JSON),  # channels that failed
     UniqueConstraint("breach_key", name="uq_sla_breaches_key"),
     Index("ix_sla_breaches_table", "table_name", "detected_at"),
+)
+
+column_lineage = Table(
+    "column_lineage",
+    metadata,
+    # one per step version: same code over the same inputs traces the same columns
+    Column("fingerprint", String(64), primary_key=True),
+    Column("step", String(255), nullable=False),
+    Column("level", String(16), nullable=False),  # column|table (not traced: see note)
+    Column("columns", JSON, nullable=False),  # its output columns, in order
+    Column("edges", JSON, nullable=False),  # [[output, table, column, kind], ...]
+    Column("note", Text),
+    Column("created_at", Float, nullable=False),
+    Index("ix_column_lineage_step", "step"),
 )

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from andon.checks.kinds.base import CheckType, Family, S, user_sql
 from andon.checks.model import Check, CheckResult, WithRange, WithSpc
-from andon.checks.types import judge_range, parse_age
+from andon.checks.types import fn, judge_range, parse_age
 from andon.errors import ConfigError
 
 if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
@@ -31,13 +31,12 @@ class Aggregate(CheckType[S]):
     sql: ClassVar[str] = ""
 
     def metric(self, c: Check, col: exp.Expression) -> exp.Expression:
-        from sqlglot import exp
 
         if self.sql:
             from andon.engines.sql import render
 
             return user_sql(self.sql.format(col=render(col)), "sql")
-        return exp.func(self.func, col)
+        return fn(self.func, col)
 
     def compile(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
         from sqlglot import exp
@@ -151,11 +150,10 @@ class QuantileBetween(Aggregate[QuantileSpec]):
     example = "{type: quantile_between, column: arr_delay, q: 0.95, max: 180}"
 
     def metric(self, c: Check, col: exp.Expression) -> exp.Expression:
-        from sqlglot import exp
 
         from andon.engines.sql import literal
 
-        return exp.func("quantile_cont", col, literal(self.of(c).q))
+        return fn("quantile_cont", col, literal(self.of(c).q))
 
 
 class NullShareSpec(ColumnRangeSpec):
@@ -177,9 +175,9 @@ class NullShareMax(Aggregate[NullShareSpec]):
 
         nulls = exp.Filter(this=exp.Count(this=exp.Star()),
                            expression=exp.Where(this=col.is_(exp.null())))
-        share = exp.Div(this=nulls, expression=exp.func("nullif", exp.Count(this=exp.Star()),
-                                                        literal(0)))
-        return exp.func("coalesce", share, literal(0))
+        share = exp.Div(this=nulls, expression=fn("nullif", exp.Count(this=exp.Star()),
+                                                  literal(0)))
+        return fn("coalesce", share, literal(0))
 
 
 class FreshnessSpec(WithSpc):

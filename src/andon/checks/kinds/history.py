@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import cast as typed
 
 from pydantic import Field, field_validator
 
@@ -267,7 +268,7 @@ def _ks(ev: Evaluation, col: exp.Expression, bsrc: exp.Expression) -> float:
     from sqlglot import exp
 
     query = exp.replace_placeholders(_ks_template(), col=col, src=ev.src, bsrc=bsrc)
-    row = ev.cur.execute(query).fetchone()
+    row = ev.cur.execute(typed("exp.Expression", query)).fetchone()
     na, nb, gap = (row or (0, 0, None))
     if not na or not nb:
         return 0.0 if not na and not nb else 1.0

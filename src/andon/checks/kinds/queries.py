@@ -100,9 +100,10 @@ def _aliased(source: exp.Expression, alias: str) -> exp.Expression:
 
     from andon.engines.sql import ident
 
+    named = exp.TableAlias(this=ident(alias))
     if isinstance(source, exp.Subquery):
-        return source.copy().as_(ident(alias))
-    return exp.Table(this=source.copy(), alias=exp.TableAlias(this=ident(alias)))
+        return exp.Subquery(this=source.this.copy(), alias=named)
+    return exp.Table(this=source.copy(), alias=named)
 
 
 class SqlSpec(WithRange, WithFailing):
@@ -168,8 +169,9 @@ class Sql(QueryCheck[SqlSpec]):
             ok, threshold = judge_range(s, metric)
             return ev.with_spc(c, ev.result(c, ok, metric, threshold,
                                             f"metric = {fmt(metric)}"))
-        row = ev.cur.execute(exp.select(exp.Count(this=exp.Star())).from_(
-            query.subquery(ident("failing")))).fetchone()
+        failing_rows = exp.Subquery(this=query, alias=exp.TableAlias(this=ident("failing")))
+        row = ev.cur.execute(exp.select(exp.Count(this=exp.Star())).from_(failing_rows)
+                             ).fetchone()
         failing = int(row[0]) if row else 0
         ok, threshold = judge_failing(s, failing, ev.total)
         sample = ev.sample(c, query) if failing and not ok else []

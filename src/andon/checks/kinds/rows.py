@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from andon.checks.kinds.base import CheckType, Family, S, user_sql
 from andon.checks.model import Check, CheckResult, WithFailing, WithRange
 from andon.checks.patterns import PATTERNS
-from andon.checks.types import is_numeric, judge_failing, now_for
+from andon.checks.types import all_of, any_of, fn, is_numeric, judge_failing, now_for
 from andon.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # sqlglot is imported when checks run, not when a project loads
@@ -133,7 +133,7 @@ class AcceptedValues(_Values[AcceptedValuesSpec]):
         s = self.of(c)
         col, given = column(s.column), self.given(s)
         present = col.is_(exp.null()).not_()  # nulls are always accepted
-        return exp.and_(present, col.isin(*given).not_()) if given else present
+        return all_of(present, col.isin(*given).not_()) if given else present
 
 
 class RejectedValues(_Values[RejectedValuesSpec]):
@@ -152,7 +152,7 @@ class RejectedValues(_Values[RejectedValuesSpec]):
         parts: list[exp.Expression] = [col.isin(*given)] if given else []
         if None in s.values:
             parts.append(col.is_(exp.null()))
-        return exp.or_(*parts) if parts else exp.false()
+        return any_of(*parts) if parts else exp.false()
 
 
 def _outside(value: exp.Expression, lo: Any, hi: Any) -> exp.Expression:
@@ -166,7 +166,7 @@ def _outside(value: exp.Expression, lo: Any, hi: Any) -> exp.Expression:
         parts.append(exp.LT(this=value, expression=literal(lo)))
     if hi is not None:
         parts.append(exp.GT(this=value.copy(), expression=literal(hi)))
-    return exp.or_(*parts) if parts else exp.false()
+    return any_of(*parts) if parts else exp.false()
 
 
 class BetweenSpec(WithRange, ColumnSpec):
@@ -250,8 +250,8 @@ class Regex(RowCheck[RegexSpec]):
         s = self.of(c)
         col = column(s.column)
         pattern = PATTERNS.get(s.pattern, s.pattern)
-        return exp.and_(col.is_(exp.null()).not_(),
-                        exp.func("regexp_full_match", col.copy(), literal(pattern)).not_())
+        return all_of(col.is_(exp.null()).not_(),
+                      fn("regexp_full_match", col.copy(), literal(pattern)).not_())
 
 
 class LengthBetweenSpec(WithRange, ColumnSpec):
@@ -267,12 +267,11 @@ class LengthBetween(RowCheck[LengthBetweenSpec]):
     example = "{type: length_between, column: carrier, min: 2, max: 2}"
 
     def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
-        from sqlglot import exp
 
         from andon.engines.sql import column
 
         lo, hi = self.of(c).bounds()
-        return _outside(exp.func("length", column(self.of(c).column)),
+        return _outside(fn("length", column(self.of(c).column)),
                         None if lo is None else int(lo), None if hi is None else int(hi))
 
 
@@ -309,8 +308,7 @@ class Expression(RowCheck[ExpressionSpec]):
 
         from andon.engines.sql import cast
 
-        held = exp.func("coalesce", exp.Paren(this=user_sql(self.of(c).expr, "expr")),
-                        exp.false())
+        held = fn("coalesce", exp.Paren(this=user_sql(self.of(c).expr, "expr")), exp.false())
         return cast(held, "BOOLEAN")
 
     def predicate(self, c: Check, schema: Sequence[tuple[str, str]]) -> exp.Expression:
@@ -345,9 +343,9 @@ class TemporalOrder(RowCheck[TemporalOrderSpec]):
         cond: exp.Expression = exp.GT(this=start, expression=end)
         if not s.allow_future:
             types = dict(schema)
-            cond = exp.or_(cond, *(exp.GT(this=column(x), expression=now_for(types.get(x, "")))
-                                   for x in (s.start, s.end)))
-        return exp.func("coalesce", exp.Paren(this=cond), exp.false())
+            cond = any_of(cond, *(exp.GT(this=column(x), expression=now_for(types.get(x, "")))
+                                  for x in (s.start, s.end)))
+        return fn("coalesce", exp.Paren(this=cond), exp.false())
 
 
 class UniqueSpec(WithFailing):
@@ -385,7 +383,7 @@ class Unique(RowCheck[UniqueSpec]):
             counted: exp.Expression = column(cols[0])
             distinct: exp.Expression = column(cols[0])
         else:
-            counted, distinct = exp.Star(), exp.func("row", *(column(x) for x in cols))
+            counted, distinct = exp.Star(), fn("row", *(column(x) for x in cols))
         return exp.Sub(this=exp.Count(this=counted),
                        expression=exp.Count(this=exp.Distinct(expressions=[distinct])))
 

@@ -143,15 +143,22 @@ def build_project(root: Path, data: Path) -> None:
         return
     folder = root / "pipelines" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
-    (root / "andon.yaml").write_text("name: checkbench\n")
-    (folder / "customers.sql").write_text(
-        f"SELECT * FROM read_parquet('{data / 'customers.parquet'}')\n")
+    # the generated files are sources (steps and checks read only the warehouse)
+    tables = ["customers", "orders"] + (["wide"] if (data / "wide.parquet").exists() else [])
+    from andon.engines.duckdb import parquet_schema
+
+    def source(t: str) -> str:
+        path = data / f"{t}.parquet"
+        cols = ", ".join(f'"{n}": {{type: {k.lower()}}}' for n, k in parquet_schema(path) or ())
+        return f"  raw_{t}: {{path: '{path}', format: parquet, columns: {{{cols}}}}}\n"
+
+    (root / "andon.yaml").write_text(
+        "name: checkbench\nsources:\n" + "".join(source(t) for t in tables))
+    (folder / "customers.sql").write_text("SELECT * FROM raw_customers\n")
     (folder / "orders.sql").write_text(
-        f"/* ---\nchecks:\n{ANDON_CHECKS}\n--- */\n"
-        f"SELECT * FROM read_parquet('{data / 'orders.parquet'}')\n")
-    if (data / "wide.parquet").exists():
-        (folder / "wide.sql").write_text(
-            f"SELECT * FROM read_parquet('{data / 'wide.parquet'}')\n")
+        f"/* ---\nchecks:\n{ANDON_CHECKS}\n--- */\nSELECT * FROM raw_orders\n")
+    if "wide" in tables:
+        (folder / "wide.sql").write_text("SELECT * FROM raw_wide\n")
     done = subprocess.run([sys.executable, "-m", "andon", "run", "-p", str(root), "-q"],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -430,7 +437,7 @@ def run_profile(root: Path, repeat: int, threads: int) -> dict[str, Any]:
     finally:
         history.profile_of = real  # type: ignore[assignment]
     prof = real(project.store, m.fingerprint)
-    assert prof is not None and len(prof["profile"]["columns"]) == 20
+    assert prof is not None and len(prof.profile["columns"]) == 20
     return {"rows": m.rows, "columns": len(m.schema), "scan": scan_times,
             "profile": prof_times, "scan_sql": "SELECT count(*), sum(hash(<all 20 columns>))"}
 

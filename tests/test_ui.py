@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from andon.project import Project
 from andon.server import graph
+from andon.server.trends import bars, sparkline
 from andon.service import Session, local_user
 from tests.apikit import served
 
@@ -52,6 +53,17 @@ def test_layout_ignores_parents_outside_the_selection() -> None:
     placed = graph.layout({"flights": ["raw_flights"], "kpis": ["flights"]})
     assert {n.name: n.layer for n in placed.nodes} == {"flights": 0, "kpis": 1}
     assert [(e.parent, e.child) for e in placed.edges] == [("flights", "kpis")]
+
+
+def test_sparkline_spans_its_box_from_the_lowest_to_the_highest_value() -> None:
+    points = [tuple(map(float, p.split(","))) for p in sparkline([5, 7, 6], 96, 20).split()]
+    assert [x for x, _ in points] == [0.0, 48.0, 96.0]
+    assert [y for _, y in points] == [19.0, 1.0, 10.0]  # SVG y grows downwards
+    assert sparkline([]) == "" and len(sparkline([3, 3]).split()) == 2
+
+
+def test_top_value_bars_are_scaled_to_the_most_frequent() -> None:
+    assert [b["width"] for b in bars([["UA", 1766], ["B6", 883]], width=200)] == [200.0, 100.0]
 
 
 # the browser --------------------------------------------------------------------------------
@@ -148,6 +160,12 @@ def test_every_page_loads_without_console_errors(page: Page, server: httpx.Clien
     assert sorted(shown) == sorted(t["table"] for t in tables)
     flights = page.locator("tr", has=page.locator("a", has_text="daily_carrier_kpis"))
     assert flights.locator("svg.spark polyline").count() == 1  # several builds: a trend
+    _open(page, "/runs/1")  # the example's failing warn checks keep their failing rows
+    kept = [c for c in server.get("/api/runs/1/checks").json()["checks"]
+            if c["status"] == "failed" and c["sample"]]
+    assert kept and page.locator("details summary", has_text="failing rows").count() == len(kept)
+    page.locator("details summary").first.click()
+    assert page.locator("details table.sample tbody tr").first.is_visible()
 
 
 def test_pipeline_graph_draws_each_step_with_its_status(page: Page, project: Project,

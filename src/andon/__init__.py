@@ -58,6 +58,7 @@ __all__ = [
     "Session",
     "StepResult",
     "__version__",
+    "features",
     "lineage",
     "plan",
     "query",
@@ -72,6 +73,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "features":  # the feature store's API: andon.features.training_set(...)
+        return import_module("andon.features")
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'andon' has no attribute {name!r}")

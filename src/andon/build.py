@@ -7,20 +7,21 @@ import json
 import os
 import traceback
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 import andon
-from andon import incremental
-from andon.engines.base import EngineError, Interrupted
-from andon.engines.duckdb import DuckDBEngine, bind_template
+from andon import engines, incremental
+from andon.engines.base import Engine, EngineError, Interrupted
+from andon.engines.duckdb import bind_template
+from andon.engines.sql import cast, ident, render
 from andon.errors import AndonError, SqlError, StepError
-from andon.ingest import MAX_REJECTS_STORED, ingest_file, judge_rejects
+from andon.ingest import LANDED_FILE_COLUMN, MAX_REJECTS_STORED, ingest_file, judge_rejects
 from andon.kinds import step_kind
 from andon.landing import land
 from andon.plan import PlannedStep, active_landed
@@ -47,7 +48,7 @@ class BuildContext:
     project: Project
     store: Store
     warehouse: Warehouse
-    engine: DuckDBEngine
+    engine: Engine
     run_id: int
     artifacts: Mapping[str, Manifest]  # fingerprint → sealed manifest, of parents
     fps: Mapping[str, str]  # step → fingerprint in this run (built, reused or kept)
@@ -111,7 +112,9 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     files: list[str] = []
     rows = rejects = 0
     per_file: list[tuple[str, int, int]] = []
-    con = duckdb.connect(":memory:")
+    # landing reads the project's landing folder: an engine of its own, confined to it and
+    # to the warehouse (where parts are written and a .zip's member is extracted)
+    reader = engines.create(ctx.engine.name, allowed=[ctx.project.landing, ctx.warehouse.root])
     try:
         for row in landed:
             part = _part_id(ps.code_hash, row["sha256"])
@@ -120,18 +123,18 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
             if part_file.exists() and info_file.exists():
                 info = json.loads(info_file.read_text())
             else:
-                info = _ingest_part(ctx, con, step, row, part, part_file, info_file)
+                info = _ingest_part(ctx, reader, step, row, part, part_file, info_file)
             files.append(ctx.warehouse.rel(part_file))
             rows += int(info["rows"])
             rejects += int(info["rejects"])
             per_file.append((os.path.basename(row["original_path"]), int(info["rows"]),
                              int(info["rejects"])))
     finally:
-        con.close()
+        reader.close()
     judge_rejects(step.source, per_file, ps.name)
     with ctx.warehouse.staging(ps.name) as staging:
         if not files:
-            _empty_part(con_factory=duckdb.connect, step=step, out=staging / "empty.parquet")
+            _empty_part(ctx.engine, step=step, out=staging / "empty.parquet")
         manifest = _seal(ctx, ps, staging, files, rows,
                          {"rejects": rejects, "landed_files": len(landed)})
     return Built(manifest, rejects=rejects, landed=len(ps.landing.arrivals))
@@ -143,14 +146,14 @@ def _part_id(code_hash: str, sha256: str) -> str:
     return hashlib.sha256(f"{code_hash}:{sha256}".encode()).hexdigest()[:32]
 
 
-def _ingest_part(ctx: BuildContext, con: duckdb.DuckDBPyConnection, step: Step, row: Row,
+def _ingest_part(ctx: BuildContext, reader: Engine, step: Step, row: Row,
                  part: str, part_file: Path, info_file: Path) -> dict[str, Any]:
     assert step.source is not None
     landed_path = ctx.project.landing / row["landed_path"]
     display = os.path.basename(row["original_path"])
     with ctx.warehouse.staging(step.name) as staging:
         tmp = staging / "part.parquet"
-        result = ingest_file(con, landed_path, display, step.name, step.source, tmp)
+        result = ingest_file(reader, landed_path, display, step.name, step.source, tmp)
         info = {"rows": result.rows, "rejects": result.rejects, "file": display,
                 "sha256": row["sha256"]}
         if not ctx.store.has_rejects_for(part):
@@ -162,21 +165,14 @@ def _ingest_part(ctx: BuildContext, con: duckdb.DuckDBPyConnection, step: Step, 
     return info
 
 
-def _empty_part(con_factory: Callable[..., duckdb.DuckDBPyConnection], step: Step,
-                out: Path) -> None:
+def _empty_part(engine: Engine, step: Step, out: Path) -> None:
+    """A source with no file yet: no rows, the contract's columns."""
     assert step.source is not None
-    cols = ", ".join(
-        f"CAST(NULL AS {spec.duckdb_type}) AS \"{name}\""
-        for name, spec in step.source.columns.items()
-    )
-    con = con_factory(":memory:")
-    try:
-        con.execute(
-            f"COPY (SELECT {cols}, CAST(NULL AS VARCHAR) AS _landed_file WHERE false) "
-            f"TO '{str(out).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)"
-        )
-    finally:
-        con.close()
+    types = [*((name, spec.duckdb_type) for name, spec in step.source.columns.items()),
+             (LANDED_FILE_COLUMN, "VARCHAR")]
+    cols = [exp.alias_(cast(None, kind, dialect=engine.dialect), ident(name))
+            for name, kind in types]
+    engine.materialize(exp.select(*cols).where(exp.false()), out)
 
 
 # SQL --------------------------------------------------------------------------------------
@@ -202,18 +198,19 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         prev = _incremental_base(ctx, step, ps)
         if prev is not None and tc:
             if ctx.backfill is not None:
-                inside: str | None = incremental.window_sql(tc, prev.meta["time_type"],
-                                                            ctx.backfill)
+                inside: exp.Expression | None = incremental.window_sql(
+                    tc, prev.meta["time_type"], ctx.backfill, ctx.engine.dialect)
                 meta["backfill"] = list(ctx.backfill)
             else:
                 inside = _touched(ctx, step, ps, prev, inputs, values, meta)
             if inside is not None:  # None: the change cannot be narrowed, rebuild in full
                 reuse_files, prev_rows = _cut(ctx, prev, inside, staging)
-                sql = f"SELECT * FROM ({sql}) AS _andon_step WHERE {inside}"
+                sql = (f"SELECT * FROM ({sql}) AS _andon_step "
+                       f"WHERE {render(inside, ctx.engine.dialect)}")
                 meta["incremental_from"] = prev.fingerprint
         out = staging / "part-0.parquet"
         try:
-            rows = ctx.engine.copy_to_parquet(_with_secrets(ctx, step, sql, values), out)
+            rows = ctx.engine.materialize(_with_secrets(ctx, step, sql, values), out)
         except Interrupted:
             raise
         except EngineError as e:
@@ -252,7 +249,7 @@ def _incremental_base(ctx: BuildContext, step: Step, ps: PlannedStep) -> Manifes
 
 def _touched(ctx: BuildContext, step: Step, ps: PlannedStep, prev: Manifest,
              inputs: Mapping[str, list[str]], secrets: list[str], meta: dict[str, Any]
-             ) -> str | None:
+             ) -> exp.Expression | None:
     """A predicate over the step's output selecting the intervals that input rows added or
     removed since ``prev`` touch; None when they cannot be found (rebuild in full)."""
     tc, grain = step.config.time_column, step.config.grain
@@ -280,10 +277,10 @@ def _touched(ctx: BuildContext, step: Step, ps: PlannedStep, prev: Manifest,
         except EngineError as e:
             raise _sql_runtime_error(step, e, secrets) from None
     meta["intervals"] = len(values)
-    return incremental.inside_sql(tc, grain, values)
+    return incremental.inside_sql(tc, grain, values, ctx.engine.dialect)
 
 
-def _cut(ctx: BuildContext, prev: Manifest, inside: str, staging: Path
+def _cut(ctx: BuildContext, prev: Manifest, inside: exp.Expression, staging: Path
          ) -> tuple[list[str], int]:
     """Keep the previous artifact's rows outside the recomputed intervals: files that do not
     touch them are shared as they are; the others are rewritten without those rows (into the
@@ -292,20 +289,20 @@ def _cut(ctx: BuildContext, prev: Manifest, inside: str, staging: Path
     rows = 0
     cur = ctx.engine.cursor()
     for i, f in enumerate(prev.files):
-        path = ctx.warehouse.path(f)
-        scan = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
-        total, hit = cur.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {inside}) FROM {scan}").fetchone() or (0, 0)
+        scan = ctx.engine.scan([ctx.warehouse.path(f)])
+        counts = exp.select(exp.Count(this=exp.Star()),
+                            exp.Filter(this=exp.Count(this=exp.Star()),
+                                       expression=exp.Where(this=inside.copy()))).from_(scan)
+        total, hit = cur.execute(counts).fetchone() or (0, 0)
         if not hit:
             kept.append(f)
             rows += int(total)
             continue
         out = staging / f"kept-{i}.parquet"
-        row = cur.execute(f"COPY (SELECT * FROM {scan} WHERE NOT {inside}) "
-                          f"TO '{str(out).replace(chr(39), chr(39) * 2)}' "
-                          f"(FORMAT parquet)").fetchone()
-        rows += int(row[0]) if row else 0
-        if row and not row[0]:
+        written = ctx.engine.materialize(
+            exp.select("*").from_(scan.copy()).where(exp.not_(inside.copy())), out)
+        rows += written
+        if not written:
             out.unlink()
     return kept, rows
 

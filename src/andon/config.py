@@ -272,6 +272,20 @@ class AlertConfig(Model):
         return self
 
 
+class OpenLineageConfig(Model):
+    """Where runs send their OpenLineage events: JSON lines under ``.andon/openlineage/`` by
+    default, an HTTP endpoint (Marquez, DataHub, ...) when ``url`` is set."""
+
+    enabled: bool = True
+    url: str | None = Field(default=None, description="the server, e.g. http://marquez:5000")
+    endpoint: str = Field(default="api/v1/lineage", description="path of its lineage API")
+    api_key_secret: str | None = Field(default=None, description="name of the andon secret "
+                                       "sent as a Bearer token")
+    namespace: str | None = Field(default=None, description="the jobs' and datasets' "
+                                  "namespace (default: andon://PROJECT)")
+    timeout: float = Field(default=5.0, gt=0)
+
+
 class EnvironmentConfig(Model):
     """Settings of one environment: protection and parameter overrides."""
 
@@ -315,6 +329,8 @@ class ProjectConfig(Model):
         default_factory=dict, description="cron schedules of runs (andon scheduler)")
     sensors: dict[str, SensorConfig] = Field(
         default_factory=dict, description="file-arrival sensors on sources (andon scheduler)")
+    openlineage: OpenLineageConfig = Field(
+        default_factory=OpenLineageConfig, description="OpenLineage events of every run")
     sla: dict[str, SlaConfig] = Field(
         default_factory=dict, description="per table: fresh_by (HH:MM) or max_age; a late "
         "table alerts once per breach (andon scheduler)")

@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from andon.engines.duckdb import DuckDBEngine, scan_sql
+from sqlglot import exp
+
+from andon.engines import Engine, create
+from andon.engines.sql import cast, column, ident
 from andon.errors import AndonError, did_you_mean
 from andon.project import Project
 from andon.published import env_tables
@@ -15,10 +18,6 @@ from andon.store import Row
 from andon.warehouse import Warehouse
 
 SAMPLE = 5
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def diff(project: Project, a: str, b: str, *, data: bool = True,
@@ -29,7 +28,7 @@ def diff(project: Project, a: str, b: str, *, data: bool = True,
     if key:
         _check_key(key, [left, right])
     wh = Warehouse(project.warehouse)
-    engine = DuckDBEngine(threads=project.config.threads)
+    engine = create(threads=project.config.threads, allowed=[wh.root])
     steps: list[dict[str, Any]] = []
     try:
         for name in sorted(set(left) | set(right)):
@@ -78,54 +77,74 @@ def _schema_diff(la: Row, ra: Row) -> dict[str, Any]:
             "retyped": {c: [old[c], new[c]] for c in new if c in old and old[c] != new[c]}}
 
 
-def _data_diff(engine: DuckDBEngine, wh: Warehouse, la: Row, ra: Row,
+def _data_diff(engine: Engine, wh: Warehouse, la: Row, ra: Row,
                key: list[str]) -> dict[str, Any]:
     cur = engine.cursor()
-    src_a = scan_sql([str(wh.path(f)) for f in la["files"]])
-    src_b = scan_sql([str(wh.path(f)) for f in ra["files"]])
+    src_a = engine.scan([str(wh.path(f)) for f in la["files"]])
+    src_b = engine.scan([str(wh.path(f)) for f in ra["files"]])
     types_b = {n: t for n, t in ra["schema"]}
     common = [c for c, _ in la["schema"] if c in types_b]
     # a column whose type changed compares as text: an implicit cast could fail or lie
     retyped = {c for c, t in la["schema"] if c in types_b and types_b[c] != t}
 
-    def col(c: str, alias: str = "") -> str:
-        ref = f"{alias}.{_q(c)}" if alias else _q(c)
-        return f"CAST({ref} AS VARCHAR)" if c in retyped else ref
+    def a_(source: exp.Expression) -> exp.Table:
+        return exp.Table(this=source.copy(), alias=exp.TableAlias(this=ident("a")))
 
-    cols = ", ".join(f"{col(c)} AS {_q(c)}" for c in common)
+    def b_(source: exp.Expression) -> exp.Table:
+        return exp.Table(this=source.copy(), alias=exp.TableAlias(this=ident("b")))
 
-    def rows(sql: str) -> list[dict[str, Any]]:
-        res = cur.execute(sql)
+    def on() -> exp.Expr:
+        return exp.and_(*(exp.NullSafeEQ(this=col(k, "a"), expression=col(k, "b"))
+                          for k in key))
+
+    def anti(keep: str, source: exp.Expression, other: exp.Expression) -> exp.Select:
+        """The rows of ``source`` (as ``keep``) with no row of the same key in ``other``."""
+        named = a_ if keep == "a" else b_
+        named_other = b_ if keep == "a" else a_
+        return exp.select(exp.column(exp.Star(), table=ident(keep))).from_(named(source)) \
+            .join(exp.Join(this=named_other(other), on=on(), kind="ANTI"))
+
+    def col(c: str, alias: str | None = None) -> exp.Expression:
+        ref = column(c, alias)
+        return cast(ref, "VARCHAR", dialect=engine.dialect) if c in retyped else ref
+
+    def cols() -> list[exp.Expr]:
+        return [exp.alias_(col(c), ident(c)) for c in common]
+
+    def rows(query: exp.Query) -> list[dict[str, Any]]:
+        res = cur.execute(query)
         names = res.columns
         return [{k: (v if isinstance(v, int | float | str | bool) or v is None else str(v))
                  for k, v in zip(names, r, strict=False)} for r in res.fetchmany(SAMPLE)]
 
-    def count(sql: str) -> int:
-        row = cur.execute(f"SELECT count(*) FROM ({sql})").fetchone()
+    def count(query: exp.Query) -> int:
+        row = cur.execute(exp.select(exp.Count(this=exp.Star())).from_(query.subquery())
+                          ).fetchone()
         return int(row[0]) if row else 0
 
     if key and all(k in common for k in key):
-        on = " AND ".join(f"{col(k, 'a')} IS NOT DISTINCT FROM {col(k, 'b')}" for k in key)
-        keys = ", ".join(_q(k) for k in key)
-        added = f"SELECT b.* FROM {src_b} b ANTI JOIN {src_a} a ON {on}"
-        removed = f"SELECT a.* FROM {src_a} a ANTI JOIN {src_b} b ON {on}"
+        added = anti("b", src_b, src_a)
+        removed = anti("a", src_a, src_b)
         other = [c for c in common if c not in key]
-        differs = " OR ".join(f"{col(c, 'a')} IS DISTINCT FROM {col(c, 'b')}"
-                              for c in other) or "false"
-        changed = (f"SELECT {', '.join('b.' + _q(k) for k in key)}, "
-                   + ", ".join(f"a.{_q(c)} AS {_q(c + '_' + 'before')}, b.{_q(c)} AS "
-                               f"{_q(c + '_after')}" for c in other[:6])
-                   + f" FROM {src_a} a JOIN {src_b} b ON {on} WHERE {differs}") if other else \
-            f"SELECT {keys} FROM {src_a} WHERE false"
+        differs = exp.or_(*(exp.NullSafeNEQ(this=col(c, "a"), expression=col(c, "b"))
+                            for c in other)) if other else exp.false()
+        changed: exp.Query = exp.select(
+            *(column(k, "b") for k in key),
+            *(e for c in other[:6] for e in (exp.alias_(column(c, "a"), ident(c + "_before")),
+                                              exp.alias_(column(c, "b"), ident(c + "_after"))))
+        ).from_(a_(src_a)).join(b_(src_b), on=on()).where(differs) if other else \
+            exp.select(*(column(k) for k in key)).from_(src_a.copy()).where(exp.false())
         return {"by": "primary key", "key": key, "added": count(added),
                 "removed": count(removed), "changed": count(changed),
                 "sample_added": rows(added), "sample_removed": rows(removed),
                 "sample_changed": rows(changed)}
-    added = f"SELECT {cols} FROM {src_b} EXCEPT ALL SELECT {cols} FROM {src_a}"
-    removed = f"SELECT {cols} FROM {src_a} EXCEPT ALL SELECT {cols} FROM {src_b}"
+    added_rows = exp.except_(exp.select(*cols()).from_(src_b.copy()),
+                             exp.select(*cols()).from_(src_a.copy()), distinct=False)
+    removed_rows = exp.except_(exp.select(*cols()).from_(src_a.copy()),
+                               exp.select(*cols()).from_(src_b.copy()), distinct=False)
     missing = [k for k in key if k not in common]
     why = (f"key column(s) {', '.join(missing)} not in both" if missing else
            "no key: declare primary_key in the step header, or pass --key, to see changed rows")
     return {"by": f"whole rows ({why})",
-            "added": count(added), "removed": count(removed),
-            "sample_added": rows(added), "sample_removed": rows(removed)}
+            "added": count(added_rows), "removed": count(removed_rows),
+            "sample_added": rows(added_rows), "sample_removed": rows(removed_rows)}

@@ -6,6 +6,8 @@ first six are put in the incoming folder, the other six wait in ``arrivals/``.
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import zipfile
 from collections import Counter
@@ -13,8 +15,6 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import duckdb
 
 from andon.errors import AndonError, ConfigError
 
@@ -96,24 +96,24 @@ def _flights_data(target: Path) -> None:
     arrivals = target / "arrivals"
     incoming.mkdir(parents=True, exist_ok=True)
     arrivals.mkdir(exist_ok=True)
-    scratch = target / ".andon" / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(data / "flights.csv.zip") as z:
-        z.extract("flights.csv", scratch)
-    src = str(scratch / "flights.csv").replace("'", "''")
-    con = duckdb.connect()
-    try:
-        for month in range(1, 13):
-            folder = incoming if month <= FIRST_MONTHS else arrivals
-            out = str(folder / f"flights_2013_{month:02d}.csv").replace("'", "''")
-            # all_varchar keeps every value exactly as the original file wrote it
-            con.execute(
-                f"COPY (SELECT * FROM read_csv('{src}', all_varchar = true) "
-                f"WHERE month = '{month}') TO '{out}' (HEADER, DELIMITER ',')"
-            )
-    finally:
-        con.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    # one pass over the original file, each row as text exactly as it was written, to the
+    # file of its month
+    with zipfile.ZipFile(data / "flights.csv.zip") as z, z.open("flights.csv") as raw:
+        rows = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        header = next(rows)
+        month_at = header.index("month")
+        files = {m: (incoming if m <= FIRST_MONTHS else arrivals) / f"flights_2013_{m:02d}.csv"
+                 for m in range(1, 13)}
+        handles = {m: f.open("w", encoding="utf-8", newline="") for m, f in files.items()}
+        try:
+            writers = {m: csv.writer(h, lineterminator="\n") for m, h in handles.items()}
+            for w in writers.values():
+                w.writerow(header)
+            for row in rows:
+                writers[int(row[month_at])].writerow(row)
+        finally:
+            for h in handles.values():
+                h.close()
 
 
 def pending_arrivals(root: Path) -> list[Path]:
@@ -133,16 +133,16 @@ def break_file(root: Path, file: Path) -> Path:
     corrections.mkdir(parents=True, exist_ok=True)
     good = corrections / file.name
     shutil.copyfile(file, good)
-    src = str(good).replace("'", "''")
-    out = str(file).replace("'", "''")
-    con = duckdb.connect()
-    try:
-        con.execute(
-            f"COPY (SELECT * REPLACE (dest AS origin, origin AS dest) FROM read_csv('{src}', "
-            f"all_varchar = true)) TO '{out}' (HEADER, DELIMITER ',')"
-        )
-    finally:
-        con.close()
+    with good.open(encoding="utf-8", newline="") as src, \
+            file.open("w", encoding="utf-8", newline="") as out:
+        rows = csv.reader(src)
+        header = next(rows)
+        origin, dest = header.index("origin"), header.index("dest")
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            row[origin], row[dest] = row[dest], row[origin]
+            writer.writerow(row)
     return good
 
 

@@ -12,12 +12,14 @@ rebuild whenever an interval's rows come only from input rows that produce rows 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 
+from andon.engines.sql import DEFAULT_DIALECT, cast, column, ident, literal, parse
 from andon.errors import ConfigError, did_you_mean
 from andon.grain import parse_grain
 from andon.kinds import step_kind
@@ -26,32 +28,29 @@ from andon.store import Row
 from andon.warehouse import Manifest, Warehouse
 
 if TYPE_CHECKING:
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines.base import Engine
 
 TEMPORAL = ("DATE", "TIMESTAMP")  # type names a grain applies to (prefixes)
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def bucket_sql(column: str, grain: str | None) -> str:
+def bucket(name: str, grain: str | None) -> exp.Expression:
     """The interval a value of the time column falls in (its start); the value itself when
     the step has no grain."""
-    col = quote(column)
+    col = column(name)
     if grain is None:
         return col
     count, unit = parse_grain(grain)
     if count == 1:
-        return f"date_trunc('{unit}', {col})"
-    return f"time_bucket(INTERVAL '{count} {unit}', {col})"
+        return exp.Anonymous(this="date_trunc", expressions=[literal(unit), col])
+    return exp.Anonymous(this="time_bucket",
+                         expressions=[exp.Interval(this=literal(f"{count} {unit}")), col])
 
 
-def grain_interval(grain: str) -> str:
+def grain_interval(grain: str) -> exp.Expression:
     count, unit = parse_grain(grain)
     if unit == "quarter":
         count, unit = count * 3, "month"
-    return f"INTERVAL '{count} {unit}'"
+    return exp.Interval(this=literal(f"{count} {unit}"))
 
 
 def type_problem(sql_type: str, grain: str | None) -> str | None:
@@ -61,14 +60,12 @@ def type_problem(sql_type: str, grain: str | None) -> str | None:
     return None
 
 
-def input_deltas(engine: DuckDBEngine, warehouse: Warehouse,
+def input_deltas(engine: Engine, warehouse: Warehouse,
                  old: Mapping[str, Manifest | None], new: Mapping[str, Manifest],
                  folder: Path) -> dict[str, Path] | None:
     """Per input that changed, a Parquet file of its rows added or removed since ``old``
     (files both versions share are unchanged rows); None when a change cannot be diffed row
     by row (the older version is gone, or its columns differ)."""
-    from andon.engines.duckdb import scan_sql
-
     out: dict[str, Path] = {}
     for name, m in new.items():
         o = old.get(name)
@@ -78,18 +75,20 @@ def input_deltas(engine: DuckDBEngine, warehouse: Warehouse,
             continue
         if [tuple(c) for c in o.schema] != [tuple(c) for c in m.schema]:
             return None
-        cols = ", ".join(quote(str(c[0])) for c in m.schema)
+        cols = [column(str(c[0])) for c in m.schema]
         shared = set(o.files) & set(m.files)
         added = [warehouse.path(f) for f in m.files if f not in shared]
         removed = [warehouse.path(f) for f in o.files if f not in shared]
-        sides = [f"SELECT {cols} FROM {scan_sql(files)}" for files in (added, removed) if files]
+        sides = [exp.select(*(c.copy() for c in cols)).from_(engine.scan(files))
+                 for files in (added, removed) if files]
+        query: exp.Expression = sides[0]
         if len(sides) == 2:
             a, r = sides
-            sql = f"({a} EXCEPT ALL {r}) UNION ALL ({r} EXCEPT ALL {a})"
-        else:
-            sql = sides[0]
+            query = exp.union(exp.paren(exp.except_(a, r, distinct=False)),
+                              exp.paren(exp.except_(r.copy(), a.copy(), distinct=False)),
+                              distinct=False)
         path = folder / f"{len(out)}.parquet"
-        if engine.copy_to_parquet(sql, path):
+        if engine.materialize(query, path):
             out[name] = path
     return out
 
@@ -107,43 +106,53 @@ def widen(template: str) -> str:
     return tree.sql(dialect="duckdb")
 
 
-def touched(engine: DuckDBEngine, queries: list[str], column: str, grain: str | None,
+def touched(engine: Engine, queries: list[str], name: str, grain: str | None,
             lookback: int) -> list[tuple[str | None, str]]:
     """The output intervals the queries (the step over changed rows) produce rows in, plus
     ``lookback`` intervals after each, as (value as text, type)."""
     if not queries:
         return []
-    bucket = bucket_sql(column, grain)
-    union = " UNION ALL ".join(f"SELECT {bucket} AS b FROM ({q}) AS _andon_delta"
-                               for q in queries)
+    parts: list[exp.Query] = [
+        exp.select(exp.alias_(bucket(name, grain), "b")).from_(
+            exp.Subquery(this=parse(q, engine.dialect), alias=exp.TableAlias(
+                this=ident("_andon_delta")))) for q in queries]
+    union = reduce(lambda a, b: exp.union(a, b, distinct=False), parts)
     if lookback and grain is not None:
-        union = (f"SELECT b + _k.k * {grain_interval(grain)} AS b FROM ({union}) AS _u "
-                 f"CROSS JOIN range({lookback + 1}) AS _k(k)")
-    rows = engine.cursor().execute(
-        f"SELECT DISTINCT CAST(b AS VARCHAR), typeof(b) FROM ({union}) AS _t").fetchall()
+        shifted = exp.Add(this=column("b"), expression=exp.Mul(
+            this=column("k", "_k"), expression=grain_interval(grain)))
+        steps = exp.Table(this=exp.Anonymous(this="range", expressions=[literal(lookback + 1)]),
+                          alias=exp.TableAlias(this=ident("_k"), columns=[ident("k")]))
+        union = exp.select(exp.alias_(shifted, "b")).from_(union.subquery("_u")).join(
+            steps, join_type="cross")
+    found = exp.select(cast(column("b"), "VARCHAR"),
+                       exp.Anonymous(this="typeof", expressions=[column("b")])
+                       ).distinct().from_(union.subquery("_t"))
+    rows = engine.cursor().execute(found).fetchall()
     return [(None if v is None else str(v), str(t)) for v, t in rows]
 
 
-def inside_sql(column: str, grain: str | None, values: list[tuple[str | None, str]]) -> str:
+def inside_sql(name: str, grain: str | None, values: list[tuple[str | None, str]],
+               dialect: str = DEFAULT_DIALECT) -> exp.Expression:
     """A predicate over the output, true for rows in the given intervals (never NULL)."""
-    bucket = bucket_sql(column, grain)
-    literals = [f"CAST('{v.replace(chr(39), chr(39) * 2)}' AS {t})" for v, t in values
-                if v is not None]
-    parts = []
+    literals = [cast(v, t, dialect=dialect) for v, t in values if v is not None]
+    parts: list[exp.Expression] = []
     if literals:
-        parts.append(f"{bucket} IN ({', '.join(literals)})")
+        parts.append(bucket(name, grain).isin(*literals))
     if any(v is None for v, _ in values):
-        parts.append(f"{quote(column)} IS NULL")
-    return f"COALESCE({' OR '.join(parts)}, false)" if parts else "false"
+        parts.append(column(name).is_(exp.null()))
+    return _never_null(exp.or_(*parts)) if parts else exp.false()
 
 
-def window_sql(column: str, sql_type: str, interval: tuple[str, str]) -> str:
+def window_sql(name: str, sql_type: str, interval: tuple[str, str],
+               dialect: str = DEFAULT_DIALECT) -> exp.Expression:
     """A backfill's [start, end) over the time column (never NULL)."""
-    start, end = (v.replace("'", "''") for v in interval)
-    col = quote(column)
-    return (f"COALESCE({col} >= CAST('{start}' AS {sql_type}) AND "
-            f"{col} < CAST('{end}' AS {sql_type}), false)")
+    start, end = (cast(v, sql_type, dialect=dialect) for v in interval)
+    return _never_null(exp.and_(exp.GTE(this=column(name), expression=start),
+                                exp.LT(this=column(name), expression=end)))
 
+
+def _never_null(condition: exp.Expr) -> exp.Expression:
+    return exp.Coalesce(this=condition, expressions=[exp.false()])
 
 
 def validate(project: Project, names: Iterable[str], known: Mapping[str, Row],

@@ -2,8 +2,9 @@
 
 Rows that do not parse (wrong column count, a value that does not fit its type, a missing
 required value, a line that is not a JSON object) go to the rejects with file, line and reason.
-CSV is parsed by DuckDB's reader with ``store_rejects``; JSON lines and Parquet are read raw
-and cast with ``TRY_CAST`` so that every failure is attributable to a line (or row).
+CSV is parsed by the engine's reader (``Engine.read_csv``), which keeps the lines it cannot
+parse; JSON lines and Parquet are read raw and cast with ``TRY_CAST`` so that every failure is
+attributable to a line (or row). The queries are sqlglot expressions rendered by the engine.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import duckdb
+from sqlglot import exp
 
 from andon.config import SourceConfig
+from andon.engines.base import CsvOptions, Engine, EngineError, Interrupted, ReadFailed
+from andon.engines.sql import cast, column, ident, literal
 from andon.errors import SourceError, StepError
 from andon.store import Row
 from andon.warehouse import write_error
@@ -79,14 +82,6 @@ def file_format(source: SourceConfig, path: Path) -> str:
         file=path,
         hint="set 'format: csv|jsonl|parquet' on the source in andon.yaml",
     )
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _zip_member(z: zipfile.ZipFile, path: Path, display: str, step: str) -> zipfile.ZipInfo:
@@ -254,28 +249,37 @@ def _csv_header(path: Path, display: str, source_name: str, source: SourceConfig
 
 
 def ingest_file(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     landed: Path,
     display_name: str,
     source_name: str,
     source: SourceConfig,
     out: Path,
 ) -> IngestResult:
-    """Write the typed rows of ``landed`` to ``out`` (Parquet); return counts and rejects."""
+    """Write the typed rows of ``landed`` to ``out`` (Parquet) with ``engine`` (its thread's
+    session); return counts and rejects."""
     fmt = file_format(source, landed)
     check_file(source, landed, display_name, source_name)
     with _readable(landed, out.parent, display_name, source_name) as path:
         if fmt == "csv":
-            return _ingest_csv(con, path, display_name, source_name, source, out)
+            return _ingest_csv(engine, path, display_name, source_name, source, out)
         if fmt == "jsonl":
-            raw = _jsonl_raw_sql(path)
+            raw = _jsonl_raw(engine, path)
         else:
-            raw = _parquet_raw_sql(con, path, display_name, source_name, source)
-        return _ingest_raw(con, raw, display_name, source_name, source, out)
+            raw = _parquet_raw(engine, path, display_name, source_name, source)
+        return _ingest_raw(engine, raw, fmt == "jsonl", display_name, source_name, source, out)
+
+
+def _alias(e: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(e, ident(name))
+
+
+def _landed(display: str) -> exp.Expr:
+    return _alias(literal(display), LANDED_FILE_COLUMN)
 
 
 def _ingest_csv(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     path: Path,
     display: str,
     source_name: str,
@@ -285,58 +289,39 @@ def _ingest_csv(
     opts = source.csv
     contract = source.columns
     file_cols = _csv_header(path, display, source_name, source) if opts.header else list(contract)
-    types = {c: (contract[c].duckdb_type if c in contract else "VARCHAR") for c in file_cols}
-    columns = "{" + ", ".join(f"{_lit(c)}: {_lit(t)}" for c, t in types.items()) + "}"
-    args = [
-        f"header = {str(opts.header).lower()}",
-        f"columns = {columns}",
-        f"delim = {_lit(opts.delimiter)}",
-        f"quote = {_lit(opts.quote)}",
-        "nullstr = [" + ", ".join(_lit(v) for v in opts.null_values) + "]",
-        "store_rejects = true",
-        "auto_detect = false",
-        "compression = 'auto'",
-    ]
-    if opts.encoding != "utf-8":
-        args.append(f"encoding = {_lit(opts.encoding)}")
-    if opts.date_format:
-        args.append(f"dateformat = {_lit(opts.date_format)}")
-    if opts.timestamp_format:
-        args.append(f"timestampformat = {_lit(opts.timestamp_format)}")
-    select = ", ".join(
-        (_q(c) if c in file_cols else f"CAST(NULL AS {spec.duckdb_type}) AS {_q(c)}")
+    types = [(c, contract[c].duckdb_type if c in contract else "VARCHAR") for c in file_cols]
+    options = CsvOptions(header=opts.header, delimiter=opts.delimiter, quote=opts.quote,
+                         null_values=tuple(opts.null_values), encoding=opts.encoding,
+                         date_format=opts.date_format, timestamp_format=opts.timestamp_format)
+    select = [
+        column(c) if c in file_cols
+        else _alias(cast(None, spec.duckdb_type, dialect=engine.dialect), c)
         for c, spec in contract.items()
-    )
-    scan = f"read_csv({_lit(str(path))}, {', '.join(args)})"
+    ]
+    query = exp.select(*select, _landed(display)).from_(engine.read_csv(path, types, options))
+    session = engine.cursor()
+    session.parse_rejects()  # forget what an earlier file that failed left
     required = [c for c, spec in contract.items() if spec.required]
-    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
     try:
-        rows = _copy(
-            con,
-            f"SELECT {select}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM {scan}",
-            out,
-            source_name,
-        )
-    except duckdb.Error as e:
+        rows = _copy(engine, query, out, source_name)
+    except Interrupted:
+        raise
+    except EngineError as e:
         raise SourceError(f"cannot parse the file: {_reason(str(e))}", file=display,
                           step=source_name) from e
-    errors = con.execute(
-        "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors "
-        "ORDER BY line"
-    ).fetchall()
     rejected: dict[int, Row] = {}
-    for line, column, _kind, raw, message in errors:
-        if line in rejected:
-            rejected[line]["reason"] += "; " + _reason(message)
+    for r in session.parse_rejects():
+        if r.line in rejected:
+            rejected[r.line]["reason"] += "; " + _reason(r.message)
             continue
-        rejected[int(line)] = _reject(source_name, display, int(line), column, _reason(message),
-                                      raw)
+        rejected[r.line] = _reject(source_name, display, r.line, r.column, _reason(r.message),
+                                   r.raw)
     if required:
-        rows, extra = _drop_required_nulls(con, out, required, display, source_name, contract,
+        rows, extra = _drop_required_nulls(engine, out, required, display, source_name, contract,
                                            header_lines=1 if opts.header else 0,
                                            rejected_lines=sorted(rejected))
-        for r in extra:
-            rejected[r["line"]] = r
+        for row in extra:
+            rejected[row["line"]] = row
     ordered = [rejected[k] for k in sorted(rejected)]
     return IngestResult(rows=rows, rejects=len(ordered),
                         rejected=tuple(ordered[:MAX_REJECTS_STORED]))
@@ -357,23 +342,28 @@ def _reject(source: str, file: str, line: int | None, column: Any, reason: str, 
     }
 
 
-def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path, step: str) -> int:
-    """Write the rows of ``sql`` to ``out``; a failed write (disk full, read-only) is a
+def _copy(engine: Engine, query: exp.Expression, out: Path, step: str) -> int:
+    """Write the rows of ``query`` to ``out``; a failed write (disk full, read-only) is a
     WarehouseError, not a parse error of the file."""
     try:
-        row = con.execute(
-            f"COPY ({sql}) TO {_lit(str(out))} (FORMAT parquet, COMPRESSION zstd)"
-        ).fetchone()
-    except duckdb.IOException as e:
+        return engine.materialize(query, out, compression="zstd")
+    except ReadFailed as e:
         err = write_error(e, out.parent, step)
         if err is None:
             raise
         raise err from e
+
+
+def _fetchone(engine: Engine, query: exp.Expression) -> int:
+    row = engine.cursor().execute(query).fetchone()
     return int(row[0]) if row else 0
 
 
+_LINE = "_andon_line"  # the row number a scan of a Parquet file adds
+
+
 def _drop_required_nulls(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     out: Path,
     required: list[str],
     display: str,
@@ -384,23 +374,23 @@ def _drop_required_nulls(
     rejected_lines: list[int],
 ) -> tuple[int, list[Row]]:
     """Rows missing a required value leave the part and join the rejects (rare path)."""
-    cond = " OR ".join(f"{_q(c)} IS NULL" for c in required)
-    scan = f"read_parquet({_lit(str(out))})"
-    bad = con.execute(
-        f"SELECT n, * FROM (SELECT row_number() OVER () AS n, * FROM {scan}) WHERE {cond} "
-        f"ORDER BY n LIMIT {MAX_REJECTS_STORED}"
+    missing = exp.or_(*(column(c).is_(exp.null()) for c in required))
+    numbered = engine.scan_numbered(out, _LINE)
+    bad = engine.cursor().execute(
+        exp.select("*").from_(numbered).where(missing.copy()).order_by(column(_LINE))
+        .limit(MAX_REJECTS_STORED)
     ).fetchall()
-    total = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
+    total = _fetchone(engine, exp.select(exp.Count(this=exp.Star())).from_(engine.scan([out])))
     if not bad:
-        return (int(total[0]) if total else 0), []
-    names = ["n", "n2", *contract, LANDED_FILE_COLUMN]
+        return total, []
+    names = [_LINE, *contract, LANDED_FILE_COLUMN]
     out_rows: list[Row] = []
     skipped = iter(rejected_lines)
     next_skip = next(skipped, None)
     shift = 0
     for rec in bad:
         values = dict(zip(names, rec, strict=False))
-        n = int(values["n"])
+        n = int(values[_LINE])
         # the file line of data row n: header + n + rejected lines that came before it
         while next_skip is not None and next_skip <= header_lines + n + shift:
             shift += 1
@@ -411,97 +401,91 @@ def _drop_required_nulls(
                     f"required column(s) {', '.join(empty)} missing", None)
         )
     tmp = out.with_suffix(".filtered.parquet")
-    kept = _copy(con, f"SELECT * FROM {scan} WHERE NOT ({cond})", tmp, source_name)
+    kept = _copy(engine, exp.select("*").from_(engine.scan([out])).where(exp.not_(missing)),
+                 tmp, source_name)
     tmp.replace(out)
     return kept, out_rows
 
 
-def _jsonl_raw_sql(path: Path) -> str:
-    """One row per line: its number, its text, and whether it is a JSON object."""
-    lines = (
-        f"read_csv({_lit(str(path))}, columns = {{'j': 'VARCHAR'}}, header = false, "
-        "delim = chr(30), quote = '', escape = '', auto_detect = false, compression = 'auto')"
-    )
-    return (
-        f"SELECT line, j AS raw, coalesce(is_obj, false) AS ok, "
-        f"CASE WHEN is_obj THEN j END AS doc FROM ("
-        f"SELECT line, j, CASE WHEN json_valid(j) THEN json_type(j) END = 'OBJECT' AS is_obj "
-        f"FROM (SELECT row_number() OVER () AS line, j FROM {lines}) WHERE trim(j) <> '')"
-    )
+def _jsonl_raw(engine: Engine, path: Path) -> exp.Select:
+    """One row per non-blank line: its number, its text, whether it is a JSON object and
+    the object (``doc``)."""
+    text = column("text")
+    lines = exp.select(column("line"), _alias(text.copy(), "raw"),
+                       _alias(engine.json_object(text.copy()), "doc")
+                       ).from_(engine.read_lines(path)).where(
+        exp.NEQ(this=exp.Trim(this=text.copy()), expression=literal("")))
+    ok = _alias(exp.not_(column("doc").is_(exp.null())), "ok")
+    return exp.select(column("line"), column("raw"), ok, column("doc")).from_(lines.subquery())
 
 
-def _parquet_raw_sql(
-    con: duckdb.DuckDBPyConnection, path: Path, display: str, source_name: str,
-    source: SourceConfig,
-) -> str:
-    scan = f"read_parquet({_lit(str(path))}, file_row_number = true)"
+def _parquet_raw(engine: Engine, path: Path, display: str, source_name: str,
+                 source: SourceConfig) -> exp.Select:
+    numbered = engine.scan_numbered(path, _LINE)
     try:
-        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-        have.discard("file_row_number")
-    except duckdb.Error as e:
+        have = {c for c, _ in engine.describe(exp.select("*").from_(numbered))}
+        have.discard(_LINE)
+    except Interrupted:
+        raise
+    except EngineError as e:
         raise SourceError(f"not a readable Parquet file: {e}", file=display,
                           step=source_name) from e
     _require_columns(source, sorted(have), display, source_name)
-    cols = ", ".join(
-        (f"{_q(c)} AS {_q('c_' + c)}" if c in have else f"NULL AS {_q('c_' + c)}")
-        for c in source.columns
-    )
+    cols = [_alias(column(c) if c in have else exp.null(), "c_" + c) for c in source.columns]
     # the row number comes from the reader: no window, the file streams through
-    return f"SELECT file_row_number + 1 AS line, NULL AS raw, true AS ok, {cols} FROM {scan}"
+    return exp.select(_alias(column(_LINE), "line"), _alias(exp.null(), "raw"),
+                      _alias(exp.true(), "ok"), *cols).from_(numbered)
 
 
 def _ingest_raw(
-    con: duckdb.DuckDBPyConnection,
-    raw_sql: str,
+    engine: Engine,
+    raw: exp.Select,
+    is_json: bool,
     display: str,
     source_name: str,
     source: SourceConfig,
     out: Path,
 ) -> IngestResult:
     """Cast raw values to the contract; rows with any failure become rejects."""
-    is_json = "AS doc" in raw_sql
-    raw_of: dict[str, str] = {}
-    for c in source.columns:
-        raw_of[c] = f"json_extract_string(doc, {_lit('$.' + _json_key(c))})" if is_json \
-            else _q("c_" + c)
-    typed = ", ".join(
-        f"TRY_CAST({raw_of[c]} AS {spec.duckdb_type}) AS {_q(c)}"
-        for c, spec in source.columns.items()
-    )
-    raws = ", ".join(f"{raw_of[c]} AS {_q('raw_' + c)}" for c in source.columns)
-    raw_table = f"(SELECT line, raw, ok, {typed}, {raws} FROM ({raw_sql}))"
-    problems: list[str] = ["CASE WHEN NOT ok THEN 'not a JSON object' END"] if is_json else []
+    raw_of: dict[str, exp.Expression] = {
+        c: engine.json_field(column("doc"), c) if is_json else column("c_" + c)
+        for c in source.columns}
+    typed = [_alias(cast(raw_of[c].copy(), spec.duckdb_type, safe=True, dialect=engine.dialect),
+                    c) for c, spec in source.columns.items()]
+    raws = [_alias(raw_of[c].copy(), "raw_" + c) for c in source.columns]
+    raw_table = exp.select(column("line"), column("raw"), column("ok"), *typed, *raws
+                           ).from_(raw.subquery())
+    problems: list[exp.Expression] = []
+    if is_json:
+        problems.append(exp.Case().when(exp.not_(column("ok")), literal("not a JSON object")))
     for c, spec in source.columns.items():
-        problems.append(
-            f"CASE WHEN {_q('raw_' + c)} IS NOT NULL AND {_q(c)} IS NULL THEN "
-            f"{_lit(f'column {c}: cannot convert ')} || CAST({_q('raw_' + c)} AS VARCHAR) "
-            f"|| {_lit(' to ' + spec.duckdb_type)} END"
-        )
+        given = exp.not_(column("raw_" + c).is_(exp.null()))
+        text = exp.DPipe(this=exp.DPipe(this=literal(f"column {c}: cannot convert "),
+                                        expression=cast(column("raw_" + c), "VARCHAR")),
+                         expression=literal(" to " + spec.duckdb_type))
+        problems.append(exp.Case().when(exp.and_(given, column(c).is_(exp.null())), text))
         if spec.required:
-            problems.append(
-                f"CASE WHEN ok AND {_q('raw_' + c)} IS NULL THEN "
-                f"{_lit(f'required column {c} missing')} END"
-            )
-    reason = "concat_ws('; ', " + ", ".join(problems) + ")"
+            problems.append(exp.Case().when(
+                exp.and_(column("ok"), column("raw_" + c).is_(exp.null())),
+                literal(f"required column {c} missing")))
+    # concat_ws skips NULLs: the reasons that apply, joined (empty when none does)
+    reason = exp.Anonymous(this="concat_ws", expressions=[literal("; "), *problems])
     # nothing is materialised: one streaming pass writes the good rows (in file order, as
-    # DuckDB preserves insertion order), another counts and samples the rejects
-    classified = f"(SELECT *, {reason} AS reason FROM {raw_table})"
-    cols = ", ".join(_q(c) for c in source.columns)
-    rows = _copy(
-        con,
-        f"SELECT {cols}, {_lit(display)} AS {LANDED_FILE_COLUMN} FROM {classified} "
-        f"WHERE reason = ''",
-        out,
-        source_name,
-    )
-    count = con.execute(f"SELECT count(*) FROM {classified} WHERE reason <> ''").fetchone()
-    bad = con.execute(
-        f"SELECT line, reason, raw FROM {classified} WHERE reason <> '' ORDER BY line "
-        f"LIMIT {MAX_REJECTS_STORED}"
-    ).fetchall() if count and count[0] else []
+    # the engine preserves insertion order), another counts and samples the rejects
+    classified = exp.select("*", _alias(reason, "reason")).from_(raw_table.subquery())
+
+    def rows_where(good: bool) -> exp.Select:
+        test = exp.EQ if good else exp.NEQ
+        return exp.select(*[column(c) for c in source.columns], _landed(display)).from_(
+            classified.subquery()).where(test(this=column("reason"), expression=literal("")))
+
+    rows = _copy(engine, rows_where(True), out, source_name)
+    bad_rows = exp.select("*").from_(classified.subquery()).where(
+        exp.NEQ(this=column("reason"), expression=literal("")))
+    count = _fetchone(engine, exp.select(exp.Count(this=exp.Star())).from_(bad_rows.subquery()))
+    bad = engine.cursor().execute(
+        exp.select(column("line"), column("reason"), column("raw")).from_(bad_rows.subquery())
+        .order_by(column("line")).limit(MAX_REJECTS_STORED)
+    ).fetchall() if count else []
     rejected = tuple(_reject(source_name, display, int(n), None, r, raw) for n, r, raw in bad)
-    return IngestResult(rows=rows, rejects=int(count[0]) if count else 0, rejected=rejected)
-
-
-def _json_key(name: str) -> str:
-    return name if name.isidentifier() else '"' + name.replace('"', '\\"') + '"'
+    return IngestResult(rows=rows, rejects=count, rejected=rejected)

@@ -21,10 +21,10 @@ from andon.config import SourceConfig, SourceSpec
 from andon.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # the registry itself loads nothing heavy
-    import duckdb
     import pyarrow as pa
 
     from andon.build import BuildContext, Built
+    from andon.engines.base import Engine
     from andon.parsecache import ParseCache
     from andon.plan import PlannedStep
     from andon.steps import Step
@@ -34,7 +34,7 @@ SchemaOf = Callable[[str], "Schema | None"]
 Loader = Callable[[Path, str, Mapping[str, Any], "ParseCache"], "list[Step]"]
 Builder = Callable[["BuildContext", "Step", "PlannedStep"], "Built"]
 SchemaInferrer = Callable[
-    ["Step", SchemaOf, Callable[[], "duckdb.DuckDBPyConnection"]], "Schema | None"
+    ["Step", SchemaOf, Callable[[], "Engine"]], "Schema | None"
 ]
 
 
@@ -212,14 +212,14 @@ def _python_params(step: Step, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sql_schema(step: Step, schema_of: SchemaOf,
-                connection: Callable[[], duckdb.DuckDBPyConnection]) -> Schema | None:
+                connection: Callable[[], Engine]) -> Schema | None:
     from andon.schemas import sql_schema
 
     return sql_schema(step, schema_of, connection)
 
 
 def _source_schema(step: Step, schema_of: SchemaOf,
-                   connection: Callable[[], duckdb.DuckDBPyConnection]) -> Schema | None:
+                   connection: Callable[[], Engine]) -> Schema | None:
     from andon.schemas import source_schema
 
     return source_schema(step)

@@ -101,7 +101,20 @@ class _Tracer:
     """Follows columns of one qualified query through its scopes to base tables."""
 
     tables: set[str]
+    root: Scope
     memo: dict[tuple[int, str], list[tuple[str, str, str]]] = field(default_factory=dict)
+    scopes: dict[int, Scope] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for sc in self.root.traverse():
+            self.scopes[id(sc.expression)] = sc
+
+    def scope_of(self, col: exp.Column, scope: Scope) -> Scope:
+        """The scope a column is read in: a subquery's, when it sits in one."""
+        from sqlglot import exp
+
+        select = col.find_ancestor(exp.Select, exp.SetOperation)
+        return self.scopes.get(id(select), scope) if select is not None else scope
 
     def column(self, scope: Scope, col: exp.Column) -> list[tuple[str, str, str]]:
         """(table, column, kind) of the base columns behind ``col`` read in ``scope``."""
@@ -113,7 +126,12 @@ class _Tracer:
                 return [(source.name, col.name, "identity")]
             return []  # a table function (read_parquet...), not an andon table
         if source is None:
-            if not col.table:  # an alias or a name sqlglot could not resolve
+            expr = scope.expression
+            names = [sel.alias_or_name for sel in expr.selects] if isinstance(
+                expr, exp.Select) else []
+            if not col.table and col.name in names:  # ORDER BY an output column
+                return self.output(scope, col.name)
+            if not col.table:  # a name sqlglot could not resolve
                 raise _Untraceable(f"column {col.name!r} is not found in any input")
             raise _Untraceable(f"{col.table}.{col.name} cannot be resolved")
         return self.output(source, col.name)
@@ -126,20 +144,26 @@ class _Tracer:
         if key in self.memo:
             return self.memo[key]
         self.memo[key] = []  # a recursive CTE ends here
-        out: list[tuple[str, str, str]] = []
-        if scope.union_scopes:
-            for part in scope.union_scopes:
-                out += self.output(part, name)
-        else:
-            expr = scope.expression
-            if not isinstance(expr, exp.Select):
-                raise _Untraceable(f"{type(expr).__name__} is not traced")
-            for sel in expr.selects:
-                if sel.alias_or_name == name:
-                    out += self.projection(scope, sel)
-                    break
+        names = [sel.alias_or_name for sel in scope.expression.selects]
+        out = self.at(scope, names.index(name)) if name in names else []
         self.memo[key] = out
         return out
+
+    def at(self, scope: Scope, index: int) -> list[tuple[str, str, str]]:
+        """The base columns behind the ``index``-th output of ``scope`` (set operations
+        match their parts by position)."""
+        from sqlglot import exp
+
+        expr = scope.expression
+        if isinstance(expr, exp.SetOperation):
+            out: list[tuple[str, str, str]] = []
+            for part in scope.set_operation_scopes:
+                out += self.at(part, index)
+            return out
+        if not isinstance(expr, exp.Select):
+            raise _Untraceable(f"{type(expr).__name__} is not traced")
+        selects = expr.selects
+        return self.projection(scope, selects[index]) if index < len(selects) else []
 
     def projection(self, scope: Scope, sel: exp.Expression) -> list[tuple[str, str, str]]:
         from sqlglot import exp
@@ -151,7 +175,7 @@ class _Tracer:
         out: list[tuple[str, str, str]] = []
         for col in inner.find_all(exp.Column):
             kind = _context_kind(col, inner)
-            for table, column, below in self.column(scope, col):
+            for table, column, below in self.column(self.scope_of(col, scope), col):
                 if kind is None:
                     kind_here = ("aggregation" if aggregate or below == "aggregation"
                                  else "transformation")
@@ -180,8 +204,7 @@ class _Tracer:
                     if target is None:
                         continue
                     for col in target.find_all(exp.Column):
-                        if col.find_ancestor(exp.Subquery, exp.Select) not in (expr, None) \
-                                and arg != "order":
+                        if self.scope_of(col, sc) is not sc:
                             continue  # a subquery's column: its own scope reports it
                         for table, column, _ in self.column(sc, col):
                             out.append((table, column, kind))
@@ -209,6 +232,7 @@ def sql_lineage(step: Step, schemas: Mapping[str, Schema],
                 mapping: MappingSchema | None = None) -> StepLineage:
     """Trace a SQL step over its inputs' schemas; table level with a note when it cannot."""
     import sqlglot
+    from sqlglot import exp
     from sqlglot.errors import SqlglotError
     from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import build_scope
@@ -223,17 +247,17 @@ def sql_lineage(step: Step, schemas: Mapping[str, Schema],
                                  for p in step.parents}, dialect="duckdb", normalize=False)
     try:
         tree = sqlglot.parse_one(step.sql, read="duckdb")
+        if tree.find(exp.Columns) is not None:
+            raise _Untraceable("DuckDB's COLUMNS(...) expression is not traced")
         tree = qualify(tree, dialect="duckdb", schema=mapping, validate_qualify_columns=False,
                        quote_identifiers=False, identify=False)
         scope = build_scope(tree)
         if scope is None:
             raise _Untraceable("it is not a query")
-        tracer = _Tracer(set(step.parents))
+        tracer = _Tracer(set(step.parents), scope)
         columns: list[str] = []
         edges: dict[Edge, None] = {}
-        selects = (scope.union_scopes[0].expression.selects if scope.union_scopes
-                   else tree.selects)  # type: ignore[attr-defined]
-        for sel in selects:
+        for sel in scope.expression.selects:
             name = sel.alias_or_name
             if name == "*":
                 raise _Untraceable("SELECT * could not be expanded")

@@ -205,17 +205,19 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
     """The profile of a table's current artifact (computed now if it was never profiled)."""
     from andon.checks import history
     from andon.checks.run import Audit, evaluate
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import create
     from andon.runner import manifest_of
     from andon.secrets import stored_values
 
     art = _table(project, table, environment)
     found = history.profile_of(project.store, art["fingerprint"])
     if found is None:
-        engine = DuckDBEngine(threads=project.config.threads)
+        wh = Warehouse(project.warehouse)
+        engine = create(threads=project.config.threads,  # reads only this table's files
+                        allowed=[wh.path(f) for f in art["files"]])
         try:
             audit = Audit(store=project.store, engine=engine,
-                          warehouse=Warehouse(project.warehouse),
+                          warehouse=wh,
                           environment=environment or project.config.default_environment,
                           run_id=None, manifests={table: manifest_of(art)},
                           secrets=stored_values(project.store, project.root))
@@ -228,22 +230,27 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
 
 
 def suggest_checks(project: Project, table: str, environment: str | None = None) -> str:
+    from sqlglot import exp
+
     from andon.checks import history
     from andon.checks.suggest import MAX_CATEGORIES, suggest, to_yaml
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import create
+    from andon.engines.sql import column
 
     prof = profile(project, table, environment)
     art = _table(project, table, environment)
     wh = Warehouse(project.warehouse)
     categories: dict[str, list[Any]] = {}
-    engine = DuckDBEngine(threads=project.config.threads)
+    files = [wh.path(f) for f in art["files"]]
+    engine = create(threads=project.config.threads, allowed=files)
     try:
-        cur = engine.attach_tables({table: [str(wh.path(f)) for f in art["files"]]})
+        cur = engine.cursor()
         for name, p in prof["columns"].items():
             if p["type"] == "VARCHAR" and 0 < (p.get("distinct") or 0) <= MAX_CATEGORIES \
                     and not name.startswith("_"):
-                rows = cur.execute(f'SELECT DISTINCT "{name}" FROM "{table}" WHERE "{name}" '
-                                   f"IS NOT NULL LIMIT {MAX_CATEGORIES + 1}").fetchall()
+                values = exp.select(column(name)).distinct().from_(engine.scan(files)).where(
+                    exp.not_(column(name).is_(exp.null()))).limit(MAX_CATEGORIES + 1)
+                rows = cur.execute(values).fetchall()
                 if len(rows) <= MAX_CATEGORIES:
                     categories[name] = [r[0] for r in rows]
     finally:

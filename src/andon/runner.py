@@ -45,7 +45,9 @@ def run(
     require_for_run(project.store, environment,
                     [project.config.default_environment, *project.config.environments])
     project = project.for_environment(environment)  # its parameters may differ
-    listener = listener or NullListener()
+    from andon.openlineage import RunLineage  # column lineage and OpenLineage events
+
+    listener = RunLineage(project, listener or NullListener())
     token = cancel or CancelToken()
     store = project.store
     warehouse = Warehouse(project.warehouse)

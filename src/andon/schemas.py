@@ -1,12 +1,16 @@
-"""Infer the output schema of steps without running them: DuckDB binds each SQL step over
+"""Infer the output schema of steps without running them: the engine binds each SQL step over
 empty tables shaped like its parents. Lets checks fail at plan time, not mid-run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import duckdb
+from sqlglot import exp
+from sqlglot.errors import ParseError
 
+from andon import engines
+from andon.engines.base import Engine, EngineError, Interrupted
+from andon.engines.sql import ident, parse, table
 from andon.ingest import LANDED_FILE_COLUMN
 from andon.kinds import step_kind
 from andon.project import Project
@@ -15,20 +19,16 @@ from andon.steps import Step
 Schema = dict[str, str]
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> dict[str,
                                                                                  Schema | None]:
     """Schemas of ``wanted`` steps (and what they need); None where it cannot be known yet
     (Python steps that were never built)."""
     out: dict[str, Schema | None] = {}
-    opened: list[duckdb.DuckDBPyConnection] = []
+    opened: list[Engine] = []
 
-    def connection() -> duckdb.DuckDBPyConnection:  # only when a schema must be inferred
+    def connection() -> Engine:  # only when a schema must be inferred; it reads no file
         if not opened:
-            opened.append(duckdb.connect(":memory:"))
+            opened.append(engines.create(allowed=[]))
         return opened[0]
 
     try:
@@ -47,8 +47,8 @@ def infer(project: Project, wanted: set[str], known: Mapping[str, Schema]) -> di
         for name in wanted:
             schema_of(name)
     finally:
-        for con in opened:
-            con.close()
+        for engine in opened:
+            engine.close()
     return out
 
 
@@ -62,18 +62,30 @@ def source_schema(step: Step) -> Schema | None:
 
 
 def sql_schema(step: Step, schema_of: Callable[[str], Schema | None],
-               connection: Callable[[], duckdb.DuckDBPyConnection]) -> Schema | None:
-    """DuckDB binds the step's SQL over empty tables shaped like its parents."""
+               connection: Callable[[], Engine]) -> Schema | None:
+    """The engine binds the step's SQL over empty tables shaped like its parents."""
     parents = {p: schema_of(p) for p in step.parents}
     if not all(s is not None for s in parents.values()):
         return None
-    con = connection()
+    engine = connection()
+    session = engine.cursor()
     for p, s in parents.items():
         assert s is not None
-        cols = ", ".join(f"{_q(c)} {t}" for c, t in s.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(p)} ({cols})")
+        columns = [exp.ColumnDef(this=ident(c), kind=_type(t, engine.dialect))
+                   for c, t in s.items()]
+        session.execute(exp.Create(
+            this=exp.Schema(this=table(p), expressions=columns), kind="TABLE", replace=True,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
     try:
-        rows = con.execute(f"DESCRIBE {step.sql}").fetchall()
-    except duckdb.Error:
+        return dict(engine.describe(parse(step.sql, engine.dialect)))
+    except Interrupted:
+        raise
+    except (EngineError, ParseError):
         return None  # the run reports the SQL error with its location
-    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _type(name: str, dialect: str) -> exp.DataType:
+    try:
+        return exp.DataType.build(name, dialect=dialect)
+    except ParseError:  # a type of the engine sqlglot does not know: as the engine wrote it
+        return exp.DataType.build(name, dialect=dialect, udt=True)

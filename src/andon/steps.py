@@ -106,6 +106,7 @@ def step(
     materialized: Literal["full", "incremental"] = "full",
     time_column: str | None = None,
     description: str | None = None,
+    lineage: dict[str, list[str]] | None = None,
 ) -> Callable[[F], F]: ...
 def step(
     func: F | None = None,
@@ -117,12 +118,14 @@ def step(
     materialized: Literal["full", "incremental"] = "full",
     time_column: str | None = None,
     description: str | None = None,
+    lineage: dict[str, list[str]] | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a Python step. Its parameter names are its input tables.
 
     Inputs arrive as the type each parameter is annotated with (``pyarrow.Table`` by default,
     ``pandas.DataFrame`` or ``polars.DataFrame``); the return value may be any of the three.
-    A parameter named ``params`` receives the run's parameters.
+    A parameter named ``params`` receives the run's parameters. ``lineage`` maps output
+    columns to the input columns (``table.column``) they come from (column lineage).
     """
 
     def mark(f: F) -> F:
@@ -134,6 +137,7 @@ def step(
             "materialized": materialized,
             "time_column": time_column,
             "description": description if description is not None else (inspect.getdoc(f) or ""),
+            "lineage": dict(lineage or {}),
         }
         return f
 

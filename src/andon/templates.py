@@ -22,6 +22,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from andon.engines.sql import literal_sql
 from andon.errors import ConfigError, did_you_mean
 
 SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
@@ -61,7 +62,7 @@ def sql_literal(value: Any) -> str:
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, list | tuple):
         return "(" + ", ".join(sql_literal(v) for v in value) + ")"
-    return "'" + str(value).replace("'", "''") + "'"
+    return literal_sql(str(value))
 
 
 def render(template: str, params: Mapping[str, Any], path: Path, step_name: str | None = None,

@@ -11,6 +11,7 @@ import typer
 from andon.cli import (  # noqa: F401  (they register their verbs)
     commands,
     env,
+    features,
     landing,
     report,
     schedule,

@@ -306,11 +306,28 @@ def query(
 
 @app.command()
 def lineage(
-    table: Annotated[str, typer.Argument(help="table name")],
+    table: Annotated[str | None, typer.Argument(
+        help="table name, or TABLE.COLUMN for column lineage")] = None,
     project: ProjectOpt = None,
+    env: EnvOpt = None,
+    upstream: Annotated[bool, typer.Option("--upstream", help="TABLE.COLUMN: only where "
+                                           "it comes from")] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="TABLE.COLUMN: only "
+                                             "where it goes")] = False,
+    impact: Annotated[bool, typer.Option("--impact", help="the downstream columns the "
+                                         "steps a run would change touch")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Show where a table comes from and what depends on it."""
+    """Show where a table (or a column: TABLE.COLUMN) comes from and what depends on it;
+    --impact lists the columns a change reaches before it runs."""
+    if impact:
+        _lineage_impact(project, env, fmt)
+        return
+    if table is None:
+        raise typer.BadParameter("name a table or TABLE.COLUMN (or give --impact)")
+    if "." in table:
+        _column_lineage(table, project, env, upstream, downstream, fmt)
+        return
     session = _reader(project)
     info = session.lineage(table)
     if fmt is not Format.table:
@@ -329,6 +346,47 @@ def lineage(
     add(down, info["downstream"], "children")
     console.print(up)
     console.print(down)
+
+
+def _column_lineage(ref: str, project: Path | None, env: str | None, upstream: bool,
+                    downstream: bool, fmt: Format) -> None:
+    from andon.lineage import column_lineage
+
+    session = _reader(project)
+    both = upstream == downstream
+    info = column_lineage(session.project, ref, upstream=upstream or both,
+                          downstream=downstream or both, environment=env)
+    if fmt is not Format.table:
+        _emit_obj(info, fmt, read=session.project)
+        return
+    if info["note"]:
+        console.print(f"[yellow]{info['note']}[/]")
+    for key, arrow, side in (("upstream", "<-", "via"), ("downstream", "->", "from")):
+        if key not in info:
+            continue
+        console.print(f"[bold]{ref}[/] {key}:" + ("" if info[key] else " nothing"))
+        for e in info[key]:
+            console.print(f"  {'  ' * (e['depth'] - 1)}{arrow} {e['table']}.{e['column']} "
+                          f"[dim]({e['kind']}, {side} {e[side]})[/]")
+
+
+def _lineage_impact(project: Path | None, env: str | None, fmt: Format) -> None:
+    from andon.lineage import impact
+
+    session = _reader(project)
+    plan = session.plan(env)
+    changed = impact(session.project, plan)
+    if fmt is not Format.table:
+        _emit_obj({"environment": plan.environment, "changed": changed}, fmt,
+                  read=session.project)
+        return
+    if not changed:
+        console.print(f"no step changes its code in {plan.environment}")
+    for c in changed:
+        console.print(f"[bold]{c['step']}[/] changes; it reaches "
+                      f"{len(c['downstream'])} downstream column(s)")
+        for d in c["downstream"]:
+            console.print(f"  {d['table']}.{d['column']} [dim]({d['kind']})[/]")
 
 
 @app.command()

@@ -103,7 +103,7 @@ class Result(Protocol):
 class Session(Protocol):
     """One task's connection to the engine (one thread at a time)."""
 
-    def execute(self, sql: str | exp.Expression,
+    def execute(self, sql: str | exp.Expr,
                 params: Sequence[Any] | Mapping[str, Any] | None = None) -> Result: ...
 
     def view(self, name: str, files: Files) -> None:
@@ -143,7 +143,7 @@ class Engine(Protocol):
         """A new session where each of ``tables`` is a view over its files."""
         ...
 
-    def materialize(self, query: str | exp.Expression, out: Path, *,
+    def materialize(self, query: str | exp.Expr, out: Path, *,
                     compression: str | None = None) -> int:
         """Run a query and write its rows as one artifact file (``compression``: the
         format's codec when not the engine's default); returns the row count."""
@@ -151,7 +151,7 @@ class Engine(Protocol):
 
     def schema(self, files: Files) -> Schema: ...
 
-    def describe(self, query: exp.Expression) -> Schema:
+    def describe(self, query: exp.Expr) -> Schema:
         """The columns and types of a query's result, without running it."""
         ...
 

@@ -96,7 +96,7 @@ class DuckDBSession:
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self._cur = cur
 
-    def execute(self, sql: str | exp.Expression,
+    def execute(self, sql: str | exp.Expr,
                 params: Sequence[Any] | Mapping[str, Any] | None = None) -> DuckDBResult:
         text = sql if isinstance(sql, str) else sql.sql(dialect=DIALECT)
         try:
@@ -384,7 +384,7 @@ class DuckDBEngine:
     def scan_rows(files: Files, ranges: Sequence[tuple[str, int, int]]) -> exp.Expression:
         return scan_rows(files, ranges)
 
-    def materialize(self, query: str | exp.Expression, out: Path, *,
+    def materialize(self, query: str | exp.Expr, out: Path, *,
                     compression: str | None = None) -> int:
         """Stream a query into one Parquet file; returns the row count."""
         return copy_to(self.cursor(), query, out, compression)
@@ -399,7 +399,7 @@ class DuckDBEngine:
         rows = self.cursor().execute(f"DESCRIBE SELECT * FROM {scan_sql(files)}").fetchall()
         return tuple((str(r[0]), str(r[1])) for r in rows)
 
-    def describe(self, query: exp.Expression) -> Schema:
+    def describe(self, query: exp.Expr) -> Schema:
         """The columns and types of a query's result (DuckDB binds it; nothing is read)."""
         rows = self.cursor().execute(f"DESCRIBE {query.sql(dialect=DIALECT)}").fetchall()
         return tuple((str(r[0]), str(r[1])) for r in rows)
@@ -427,7 +427,7 @@ class DuckDBEngine:
 _CODECS = ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed")
 
 
-def copy_to(session: DuckDBSession, query: str | exp.Expression, out: Path,
+def copy_to(session: DuckDBSession, query: str | exp.Expr, out: Path,
             compression: str | None = None) -> int:
     """``COPY (query) TO out`` as Parquet in a session; returns the row count."""
     sql = query if isinstance(query, str) else query.sql(dialect=DIALECT)

@@ -16,6 +16,7 @@ from typing import Any
 from typing import cast as cast_type
 
 from sqlglot import exp
+from sqlglot.errors import ParseError
 
 DEFAULT_DIALECT = "duckdb"
 
@@ -60,7 +61,10 @@ def cast(value: exp.Expression | Any, to: str, *, safe: bool = False,
     """``CAST`` (or ``TRY_CAST`` with ``safe``) of an expression or a constant to an engine
     type named in the dialect (``DECIMAL(10,2)``, ``TIMESTAMP WITH TIME ZONE`` ...)."""
     this = value if isinstance(value, exp.Expression) else literal(value)
-    to_type = exp.DataType.build(to, dialect=dialect)
+    try:
+        to_type = exp.DataType.build(to, dialect=dialect)
+    except ParseError:  # a type of the engine sqlglot does not know (TIMESTAMP_NS): verbatim
+        to_type = exp.DataType.build(to, dialect=dialect, udt=True)
     return exp.TryCast(this=this, to=to_type) if safe else exp.Cast(this=this, to=to_type)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from andon.errors import AndonError, ConfigError, Failed, NotFound, did_you_mean
-from andon.features.definitions import Definitions, Feature, FeatureView, OnDemand
+from andon.features.catalog import Definitions, Feature, FeatureView, OnDemand
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -230,7 +230,7 @@ def _apply_on_demand(staged: Path, out: Path, fmt: str, on_demand: Sequence[OnDe
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from andon.features.definitions import TYPES
+    from andon.features.catalog import TYPES
 
     arrow_types = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
                    "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
@@ -262,7 +262,7 @@ def result_table(session: Session, sql: str, on_demand: Sequence[OnDemand],
                  drop: Sequence[str]) -> pa.Table:
     import pyarrow as pa
 
-    from andon.features.definitions import TYPES
+    from andon.features.catalog import TYPES
 
     arrow_types = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
                    "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}

@@ -103,7 +103,7 @@ async def _unexpected(_request: Request, e: Exception) -> Response:
 
 
 def build(project: Project, *, host: str) -> FastAPI:
-    from andon.server.api import checks, environments, people, queries, runs, tables
+    from andon.server.api import checks, environments, features, people, queries, runs, tables
 
     app = FastAPI(title="andon", version=_version(), default_response_class=JSON,
                   description="The andon HTTP API: the verbs of the CLI, with the same names, "
@@ -114,7 +114,7 @@ def build(project: Project, *, host: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _malformed)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (tables, runs, environments, checks, queries, people):
+    for module in (tables, runs, environments, checks, queries, people, features):
         app.include_router(module.router, prefix="/api")
     from andon.server.ui import mount_ui
 

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.responses import Response
 
 from andon.errors import AndonError
@@ -29,8 +29,8 @@ from andon.server.auth import session
 from andon.server.bodies import Ack, Promote, RunRequest
 from andon.server.jsonable import dumps
 from andon.server.names import checked
+from andon.server.trends import bars, row_history, schema_changes, sparkline
 from andon.service import Session
-from andon.store import Store
 from andon.store import schema as t
 
 HERE = Path(__file__).parent
@@ -104,58 +104,6 @@ async def _act(request: Request, template: str,
 
 def _env(value: str | None) -> str | None:
     return checked(value, "environment") if value else None
-
-
-def sparkline(values: Sequence[float], width: int = 96, height: int = 20) -> str:
-    """SVG polyline points of ``values`` scaled into ``width`` × ``height``."""
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = width / max(len(values) - 1, 1)
-    return " ".join(f"{i * step:.1f},{height - 1 - (v - low) / span * (height - 2):.1f}"
-                    for i, v in enumerate(values))
-
-
-def row_history(store: Store, environment: str, steps: Sequence[str], per_step: int
-                ) -> dict[str, list[tuple[int, float, int]]]:
-    """Step → (run id, start time, rows) of its latest ``per_step`` builds in the environment,
-    oldest first: one query whatever the number of runs."""
-    s, r = t.step_runs.c, t.runs.c
-    numbered = (select(s.step, s.run_id, s.started_at, s.rows,
-                       func.row_number().over(partition_by=s.step,
-                                              order_by=s.id.desc()).label("n"))
-                .join(t.runs, r.id == s.run_id)
-                .where(s.step.in_(list(steps)), r.environment == environment,
-                       s.action == "built", s.rows.is_not(None))
-                .subquery())
-    q = select(numbered).where(numbered.c.n <= per_step).order_by(numbered.c.run_id)
-    out: dict[str, list[tuple[int, float, int]]] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(q):
-            out.setdefault(row.step, []).append((row.run_id, row.started_at or 0.0, row.rows))
-    return out
-
-
-def schema_changes(store: Store, steps: Sequence[str], per_step: int) -> dict[str, int]:
-    """Step → how many times its columns (names and types) changed across its latest
-    ``per_step`` artifacts."""
-    a = t.artifacts.c
-    numbered = (select(a.step, a.schema, a.created_at,
-                       func.row_number().over(partition_by=a.step,
-                                              order_by=a.created_at.desc()).label("n"))
-                .where(a.step.in_(list(steps))).subquery())
-    q = (select(numbered.c.step, numbered.c.schema).where(numbered.c.n <= per_step)
-         .order_by(numbered.c.step, numbered.c.created_at))
-    changes: dict[str, int] = {}
-    last: dict[str, Any] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(q):
-            columns = [tuple(c) for c in row.schema]
-            if row.step in last and last[row.step] != columns:
-                changes[row.step] = changes.get(row.step, 0) + 1
-            last[row.step] = columns
-    return changes
 
 
 def _pages(total: int, page: int) -> dict[str, int]:
@@ -324,13 +272,6 @@ async def cancel_run(request: Request, run_id: int) -> Response:
 # tables and checks --------------------------------------------------------------------------
 
 
-def bars(pairs: Sequence[Sequence[Any]], width: int = 220) -> list[dict[str, Any]]:
-    """A column's top values as horizontal bars scaled to the most frequent."""
-    most = max((float(n) for _, n in pairs), default=0.0) or 1.0
-    return [{"value": v, "count": n, "width": round(width * float(n) / most, 1)}
-            for v, n in pairs]
-
-
 @router.get("/tables/{table}")
 def table(request: Request, table: str, environment: str | None = None) -> Response:
     def build(caller: Session) -> dict[str, Any]:
@@ -431,13 +372,17 @@ async def promote(request: Request, name: str) -> Response:
 # analytics ----------------------------------------------------------------------------------
 
 
-def _daily(rows: Sequence[dict[str, Any]], key: str, names: Sequence[str]) -> dict[str, Any]:
-    """Rows of one day (or week) each as chart series: x in seconds since the epoch."""
+def _daily(rows: Sequence[dict[str, Any]], key: str, names: Sequence[str],
+           window: dict[str, Any]) -> dict[str, Any]:
+    """Rows of one day each as chart series over the report's window: x in seconds since
+    the epoch."""
     from datetime import UTC, date, datetime
 
     x = [datetime.combine(date.fromisoformat(r[key]), datetime.min.time(), UTC).timestamp()
          for r in rows]
-    return {"x": x, "series": [{"label": n, "values": [r[n] for r in rows]} for n in names]}
+    return {"x": x, "series": [{"label": n, "values": [r[n] for r in rows]} for n in names],
+            "from": datetime.fromisoformat(window["since"]).timestamp(),
+            "to": datetime.fromisoformat(window["until"]).timestamp()}
 
 
 @api.get("/report")
@@ -460,12 +405,13 @@ def analytics(request: Request, since: str | None = None,
         return {"title": "Analytics", "r": figures, "steps": worst[:PAGE],
                 "since": since or "", "environment": environment or "",
                 "environments": [e["name"] for e in caller.env_list()],
-                "runs_chart": _daily(figures["runs_per_day"], "day", ("runs", "failed")),
+                "runs_chart": _daily(figures["runs_per_day"], "day", ("runs", "failed"),
+                                     figures["window"]),
                 "checks_chart": _daily(figures["checks_per_day"], "day",
-                                       ("passed", "failed", "errored")),
+                                       ("passed", "failed", "errored"), figures["window"]),
                 "twin": "/api/report" + (f"?{urlencode(query)}" if query else "")}
 
     return _page(request, "analytics.html", build)
 
 
-__all__ = ["mount_ui", "pipeline_graph", "router", "row_history", "sparkline"]
+__all__ = ["mount_ui", "pipeline_graph", "router"]

@@ -5,6 +5,8 @@
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
 
+  const whole = [1, 2, 5, 10, 20, 50, 100, 200, 500];  // x ticks of counted things
+
   function size(el) {
     return { width: Math.max(el.clientWidth, 320), height: 220 };
   }
@@ -18,7 +20,7 @@
     return new uPlot({
       ...size(el),
       scales: { x: { time: false } },
-      axes: [{ label: "build" }, { label: "rows", size: 70 }],
+      axes: [{ label: "build", incrs: whole }, { label: "rows", size: 70 }],
       series: [
         { label: "build", value: (u, v, i) => (v == null ? "" : "run " + data.runs[i]) },
         { label: "rows", stroke: color("--accent"), width: 2, points: { show: true } },
@@ -35,7 +37,7 @@
     return new uPlot({
       ...size(el),
       scales: { x: { time: false } },
-      axes: [{ label: "result" }, { label: "metric", size: 70 }],
+      axes: [{ label: "result", incrs: whole }, { label: "metric", size: 70 }],
       series: [
         { label: "result" },
         { label: "metric", stroke: color("--accent"), width: 2, points: { show: true } },
@@ -56,6 +58,7 @@
     const colors = [color("--accent"), color("--bad"), color("--warn")];
     return new uPlot({
       ...size(el),
+      scales: { x: { range: () => [data.from, data.to] } },
       axes: [{}, { size: 50 }],
       series: [{ label: "day" }].concat(data.series.map((s, i) => ({
         label: s.label, stroke: colors[i % colors.length], width: 2, points: { show: true },

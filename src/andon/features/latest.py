@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from andon.features.definitions import FeatureView
-from andon.features.online import SEP, OnlineStore
+from andon.features.catalog import FeatureView
+from andon.features.stores import SEP, OnlineStore
 from andon.features.training import lit, q, utc
 
 if TYPE_CHECKING:
@@ -36,21 +36,26 @@ def latest_sql(view: FeatureView, schema: Mapping[str, str]) -> str:
     when the value became known)."""
     keys = [q(k) for k in view.join_keys]
     key = f"concat_ws(chr({ord(SEP)}), {', '.join(f'CAST({k} AS VARCHAR)' for k in keys)})"
+    inner = list(keys)
     fields = []
     order = ""
     if view.timestamp:
         known = utc(q(view.timestamp), schema[view.timestamp])
         if view.available_after.total_seconds():
             known += f" + INTERVAL '{int(view.available_after.total_seconds())} seconds'"
-        fields.append(f'"__ts" := epoch({known})')
+        inner.append(f"epoch({known}) AS __ts")
+        fields.append('"__ts" := __ts')
         order = f"ORDER BY {q(view.timestamp)} DESC NULLS LAST"
         if view.created:
             order += f", {q(view.created)} DESC NULLS LAST"
-    fields += [f"{q(f.name)} := CAST({f.expr} AS {f.sql_type})" for f in view.features]
+    inner += [f"CAST({f.expr} AS {f.sql_type}) AS __f{j}" for j, f in enumerate(view.features)]
+    fields += [f"{q(f.name)} := __f{j}" for j, f in enumerate(view.features)]
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    # features first (a window feature sees every row), then the latest row per entity
     return (f"SELECT {key} AS entity_key, CAST(to_json(struct_pack({', '.join(fields)})) AS "
-            f"VARCHAR) AS value FROM {q(view.table)} WHERE {not_null} QUALIFY row_number() "
-            f"OVER (PARTITION BY {', '.join(keys)} {order}) = 1")
+            f"VARCHAR) AS value FROM (SELECT {', '.join(inner)} FROM {q(view.table)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} {order}) = 1) "
+            f"WHERE {not_null}")
 
 
 def materialize_view(session: Session, store: OnlineStore, view: FeatureView,
@@ -76,7 +81,8 @@ def materialize_view(session: Session, store: OnlineStore, view: FeatureView,
             changed_sql = (f"SELECT * FROM {new} EXCEPT SELECT * FROM {old}" if same_definition
                            else f"SELECT * FROM {new}")
             deleted = [r[0] for r in session.execute(
-                f"SELECT entity_key FROM {old} ANTI JOIN {new} USING (entity_key)").fetchall()]
+                f"SELECT o.entity_key FROM {old} AS o ANTI JOIN {new} AS n "
+                f"ON o.entity_key = n.entity_key").fetchall()]
         else:
             changed_sql = f"SELECT * FROM {new}"
             deleted = []

@@ -47,6 +47,7 @@ class SqliteStore:
         if con is None:
             con = sqlite3.connect(self.path, timeout=30)
             con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
             self._local.con = con
         return con
 

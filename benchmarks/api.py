@@ -6,7 +6,8 @@
                  checks): p50, p99
   tables list    GET /api/tables (with each table's health): p50, p99
   throughput     the table page at concurrency 8: requests/s, with 8 httpx threads (one
-                 connection each) and, when installed, with wrk (a C client, lighter)
+                 connection each) and, when installed, with wrk (a C client, lighter); as
+                 the local user (loopback, no users) and with an API token
 Targets (issue 8): p99 <= 50 ms for the runs list and a table page; >= 500 requests/s for a
 table's JSON at concurrency 8.
 
@@ -21,6 +22,7 @@ before the server starts. The project is created once in benchmarks/.work/api-fl
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
@@ -67,6 +69,26 @@ def prepare(root: Path, fresh: bool) -> None:
     project.close()
 
 
+def bench_token(root: Path) -> tuple[str, str]:
+    """An operator token for this run of the benchmark (revoked at its end)."""
+    from andon.project import Project
+
+    project = Project.load(root)
+    name = f"bench-{os.getpid()}"
+    token = project.store.tokens.create(name, user="bench", role="operator", expires_at=None,
+                                        by="bench")
+    project.close()
+    return name, token
+
+
+def revoke(root: Path, name: str) -> None:
+    from andon.project import Project
+
+    project = Project.load(root)
+    project.store.tokens.revoke(name)
+    project.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,12 +125,13 @@ def p99(xs: list[float]) -> float:
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
 
 
-def throughput(base: str, url: str, seconds: float, concurrency: int = 8) -> float:
+def throughput(base: str, url: str, seconds: float, concurrency: int = 8,
+               headers: dict[str, str] | None = None) -> float:
     done = [0] * concurrency
     stop = time.monotonic() + seconds
 
     def worker(i: int) -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=headers) as client:
             while time.monotonic() < stop:
                 assert client.get(url).status_code == 200
                 done[i] += 1
@@ -122,13 +145,15 @@ def throughput(base: str, url: str, seconds: float, concurrency: int = 8) -> flo
     return sum(done) / (time.perf_counter() - t0)
 
 
-def wrk(base: str, url: str, seconds: float, concurrency: int = 8) -> float | None:
+def wrk(base: str, url: str, seconds: float, concurrency: int = 8,
+        headers: dict[str, str] | None = None) -> float | None:
     """Requests/s measured by wrk (a C client: it leaves the cores to the server), if it is
     installed (Debian: apt-get install wrk)."""
     if shutil.which("wrk") is None:
         return None
-    done = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", base + url],
-                          capture_output=True, text=True, check=True).stdout
+    sent = [a for k, v in (headers or {}).items() for a in ("-H", f"{k}: {v}")]
+    done = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", *sent,
+                           base + url], capture_output=True, text=True, check=True).stdout
     assert "Non-2xx" not in done, done
     return float(next(line.split()[1] for line in done.splitlines()
                       if line.startswith("Requests/sec")))
@@ -143,6 +168,7 @@ def main() -> None:
     root = HERE / ".work" / "api-flights"
     print(machine())
     prepare(root, args.fresh)
+    token_name, token = bench_token(root)
     port = free_port()
     proc = serve(root, port)
     base = f"http://127.0.0.1:{port}"
@@ -161,16 +187,18 @@ def main() -> None:
                 target = "<= 50 ms" if "runs list" in label or "table page" in label else ""
                 print(row(label, f"{median(xs) * 1000:.1f}", f"{p99(xs) * 1000:.1f}", target))
         page = "/api/tables/daily_carrier_kpis"
-        rps = throughput(base, page, args.seconds)
-        print(row("table page, concurrency 8 (httpx threads)", f"{rps:.0f} req/s", "",
-                  ">= 500 req/s"))
-        measured = wrk(base, page, args.seconds)
-        if measured is not None:
-            print(row("table page, concurrency 8 (wrk)", f"{measured:.0f} req/s", "",
+        for who, headers in (("local user", None), ("token", {"Authorization": f"Bearer {token}"})):
+            rps = throughput(base, page, args.seconds, headers=headers)
+            print(row(f"table page, c8, {who} (httpx threads)", f"{rps:.0f} req/s", "",
                       ">= 500 req/s"))
+            measured = wrk(base, page, args.seconds, headers=headers)
+            if measured is not None:
+                print(row(f"table page, c8, {who} (wrk)", f"{measured:.0f} req/s", "",
+                          ">= 500 req/s"))
     finally:
         proc.terminate()
         proc.wait(30)
+        revoke(root, token_name)
 
 
 if __name__ == "__main__":

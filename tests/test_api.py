@@ -307,3 +307,113 @@ def test_without_the_server_extra_andon_server_says_what_to_install(project: Pro
                           timeout=120)
     assert done.returncode == 1
     assert "needs fastapi" in done.stderr and "pip install 'andon[server]'" in done.stderr
+
+
+# the UI's session cookie, over HTTP ---------------------------------------------------------
+
+TINY = {"andon.yaml": "name: tiny\n", "pipelines/p/numbers.sql": "SELECT 1 AS x"}
+
+
+def _cookie(response: httpx.Response) -> tuple[str, str]:
+    """The value and the attributes (lower case) of the session cookie a response sets."""
+    header = next(h for h in response.headers.get_list("set-cookie")
+                  if h.startswith("andon_session="))
+    value, _, attributes = header.partition(";")
+    return value.removeprefix("andon_session="), attributes.lower()
+
+
+def test_sign_in_with_a_token_gives_a_session_cookie_the_api_accepts(
+        make_project: ProjectFactory) -> None:
+    project = Project.load(make_project(TINY))
+    admin = _team(project)
+    token = admin.tokens_create("ann-ui", "developer", user="ann")
+    admin_token = admin.tokens_create("admin-bot", "admin")
+    try:
+        with served(project) as api:
+            # users exist: no token, no page; the page is the sign-in form
+            error_of(api.get("/api/me"), 401)
+            page = api.get("/runs")
+            assert page.status_code == 401 and 'name="token"' in page.text
+            assert 'value="/runs"' in page.text  # where to go back after signing in
+            refused = api.post("/signin", data={"token": "andon_wrong", "next": "/runs"})
+            assert refused.status_code == 401 and "unknown API token" in refused.text
+            assert "andon_session" not in refused.headers.get("set-cookie", "")
+            signed = api.post("/signin", data={"token": token, "next": "/runs"})
+            assert signed.status_code == 303 and signed.headers["location"] == "/runs"
+            value, attributes = _cookie(signed)
+            assert "httponly" in attributes and "samesite=strict" in attributes
+            assert "path=/" in attributes and "max-age=43200" in attributes
+            assert "secure" not in attributes  # served over http
+            assert token not in value and token.removeprefix("andon_") not in value
+            jar = {"Cookie": f"andon_session={value}"}
+            assert api.get("/api/me", headers=jar).json() == {"user": "ann",
+                                                              "role": "developer"}
+            assert api.get("/runs", headers=jar).status_code == 200
+            # a change with the cookie needs the UI's own header (another site cannot send it)
+            made = api.post("/api/environments", json={"name": "annx"}, headers=jar)
+            assert error_of(made, 403)["kind"] == "forbidden"
+            assert project.store.environment("annx") is None
+            made = api.post("/api/environments", json={"name": "annx"},
+                            headers={**jar, "HX-Request": "true"})
+            assert made.status_code == 201, made.text
+            # a forged or altered cookie is refused
+            forged = {"Cookie": "andon_session=" + value[:-2] + ("AA" if value[-2:] != "AA"
+                                                                 else "BB")}
+            assert "not valid" in error_of(api.get("/api/me", headers=forged), 401)["message"]
+            # revoking the token ends the session
+            revoked = api.delete("/api/tokens/ann-ui",
+                                 headers={"Authorization": f"Bearer {admin_token}"})
+            assert revoked.status_code in (200, 204), revoked.text
+            error_of(api.get("/api/me", headers=jar), 401)
+            out = api.post("/signout", headers=jar)
+            assert out.status_code == 303 and out.headers["location"] == "/signin"
+            assert "max-age=0" in _cookie(out)[1]
+    finally:
+        project.close()
+
+
+def _team(project: Project) -> Session:
+    """Users configured (so every request needs a token): this machine's user, an admin
+    acting through the returned session, and ann, a developer."""
+    admin = Session(project, local_user())
+    assert admin.run().ok
+    admin.users_add(local_user(), "admin")
+    admin.users_add("ann", "developer")
+    return admin
+
+
+def test_sign_in_is_secure_over_https_bounded_by_the_token_and_stays_on_this_site(
+        make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = Project.load(make_project(TINY))
+    token = _team(project).tokens_create("short", "viewer", user="ann", expires="1h")
+    try:
+        with served(project) as api:
+            # behind a proxy on this machine that terminates https (uvicorn trusts loopback)
+            signed = api.post("/signin", data={"token": token, "next": "https://evil.example/"},
+                              headers={"X-Forwarded-Proto": "https"})
+            assert signed.headers["location"] == "/"  # never sent to another site
+            value, attributes = _cookie(signed)
+            assert "secure" in attributes
+            max_age = int(attributes.split("max-age=")[1].split(";")[0])
+            assert 3500 < max_age <= 3600  # the token expires in an hour: so does the session
+            other = api.post("/signin", data={"token": token},
+                             headers={"Origin": "https://evil.example"})
+            assert other.status_code == 403 and "another site" in other.text
+            assert "andon_session" not in other.headers.get("set-cookie", "")
+            assert (project.root / ".andon" / "session.key").stat().st_mode & 0o077 == 0
+            # a cookie signed with another key (another server's) is refused
+            jar = {"Cookie": f"andon_session={value}"}
+            assert api.get("/api/me", headers=jar).status_code == 200
+            monkeypatch.setenv("ANDON_SESSION_KEY", "the key of another server")
+            error_of(api.get("/api/me", headers=jar), 401)
+    finally:
+        project.close()
+
+
+def test_unknown_pages_are_html_and_unknown_api_paths_json(api: httpx.Client) -> None:
+    page = api.get("/no-such-page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "/no-such-page" in page.text and 'href="/"' in page.text
+    error = error_of(api.get("/api/no-such-thing"), 404)
+    assert "/openapi.json" in error["hint"]
+    assert api.get("/static/no-such.js").headers["content-type"].startswith("application/json")

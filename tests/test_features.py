@@ -196,6 +196,29 @@ def test_training_set_from_a_file_keeps_rows_order_and_counts_null_keys(shop: Pa
         [8.4, None, None, None, 6.0]
 
 
+def test_a_large_csv_of_entity_rows_keeps_its_order(shop: Path) -> None:
+    """Many rows read in parallel by the engine: still one output row per input row, in order,
+    with the values pandas merge_asof gives."""
+    import random
+
+    rnd = random.Random(3)
+    n = 200_000
+    rows = pd.DataFrame({"item": [rnd.choice("abcd") for _ in range(n)],
+                         "event_timestamp": [T0 + timedelta(minutes=rnd.randint(0, 3000))
+                                             for _ in range(n)], "label": range(n)})
+    rows.to_csv(shop / "rows.csv", index=False)
+    features.training_set("item_price.price", shop / "rows.csv", shop / "out.parquet",
+                          project=shop)
+    got = pd.read_parquet(shop / "out.parquet")
+    assert got["label"].tolist() == list(range(n))
+    prices = pd.DataFrame({"item": ["a", "b", "c"], "ts": [T0 + timedelta(hours=10)] * 2
+                           + [T0 + timedelta(hours=11)], "created": [0, 1, 2],
+                           "price": [1.0, 5.0, 7.0]})
+    expected = _expected(prices, rows.rename(columns={"event_timestamp": "at"}),
+                         timedelta(days=1))
+    assert [None if pd.isna(v) else v for v in got["price"]] == expected
+
+
 def test_materialize_then_online_and_incremental(shop: Path, cli: Cli) -> None:
     first = {m.view: m for m in features.materialize(project=shop)}
     assert (first["item_price"].entities, first["item_price"].written) == (3, 3)
@@ -266,6 +289,16 @@ def test_unknown_feature_and_table_say_did_you_mean(shop: Path) -> None:
     with pytest.raises(NotFound) as e:
         features.definitions(shop)
     assert "'prices'" in e.value.hint
+
+
+def test_feature_that_is_not_a_column_names_its_line(shop: Path) -> None:
+    for old, new in (("price: {type: double", "prize: {type: double"),
+                     ("inputs: [item_price.price]", "inputs: [item_price.prize]"),
+                     ("[item_price.price,", "[item_price.prize,")):
+        _edit(shop, old, new)
+    with pytest.raises(ConfigError) as e:
+        features.definitions(shop)
+    assert (e.value.line, e.value.hint) == (11, "did you mean 'price'?")
 
 
 def test_entity_rows_without_the_key_or_timestamp_are_refused(shop: Path) -> None:
@@ -379,5 +412,44 @@ def test_online_values_over_http(shop: Path) -> None:
             assert bad.status_code == 404 and "item_price.price" in bad.json()["error"]["hint"]
             listed = client.get("/api/features", params={"search": "tax"}).json()
             assert [r["feature"] for r in listed["features"]] == ["price_with_tax"]
+    finally:
+        project.close()
+
+
+def test_monitor_records_freshness_and_drift_as_check_history(shop: Path, cli: Cli) -> None:
+    features.materialize(project=shop)
+    (shop / "rows.csv").write_text("item,event_timestamp\n" + "".join(
+        f"{i},2024-01-01 12:00:00\n" for i in "abc" * 5))
+    features.training_set("pricing", shop / "rows.csv", shop / "t.parquet", project=shop)
+    noon = datetime(2024, 1, 1, 12, tzinfo=UTC).timestamp()
+    rows = {r["check"]: r for r in features.monitor(shop / "t.parquet", project=shop,
+                                                    now=noon)}
+    fresh = rows["features.freshness.item_price"]
+    assert (fresh["status"], fresh["metric"]) == ("passed", 1.0)  # newest value: 11:00
+    drift = rows["features.drift.item_price.price"]
+    assert drift["status"] == "passed" and drift["metric"] < 0.01  # trained on what is served
+    later = {r["check"]: r for r in features.monitor(project=shop, now=noon + 2 * 86400)}
+    assert later["features.freshness.item_price"]["status"] == "failed"  # past the 1-day TTL
+    code, out, err = cli("checks", "history", "features.freshness.item_price", "-p", shop,
+                         "--format", "json")
+    assert code == 0, err
+    assert [r["status"] for r in json.loads(out)] == ["passed", "failed"]
+
+
+def test_materialize_is_authorised_as_running_is(shop: Path) -> None:
+    from andon.access import AccessDenied
+    from andon.project import Project
+    from andon.service import Session
+
+    project = Project.load(shop)
+    try:
+        admin = Session(project, "alice")
+        admin.users_add("alice", "admin")
+        admin.users_add("victor", "viewer")
+        with pytest.raises(AccessDenied, match="may not materialise features"):
+            Session(project, "victor").features_materialize()
+        assert not (shop / ".andon" / "features").exists()  # nothing was written
+        done = admin.features_materialize(["item_price"])
+        assert [(m["view"], m["written"]) for m in done] == [("item_price", 3)]
     finally:
         project.close()

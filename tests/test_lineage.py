@@ -192,5 +192,45 @@ def test_flights_columns_trace_back_to_the_landed_files(flights: Path, cli: Cli,
     assert ("flights", "dep_delay", "identity") in up
     assert ("raw_flights", "dep_delay", "identity") in up  # the source's column
     graph = for_environment(andon.Project.load(flights))
-    assert all(lin.level == "column" for lin in graph.steps.values()), {
-        n: lin.note for n, lin in graph.steps.items() if lin.note}
+    project = andon.Project.load(flights)
+    sql = [n for n, st in project.dag.steps.items() if st.kind == "sql"]
+    assert len(sql) >= 7  # every SQL step of the example is traced to its columns
+    assert all(graph.steps[n].level == "column" for n in sql), {
+        n: graph.steps[n].note for n in sql if graph.steps[n].note}
+
+
+def test_the_store_keeps_each_fingerprint_once(store_url: str) -> None:
+    from andon.store import open_store
+
+    store = open_store(store_url)
+    lin = StepLineage("agg", "column", ("g", "total"),
+                      (Edge("g", "t", "grp", "identity"), Edge(ALL, "t", "id", "filter")),
+                      fingerprint="f" * 32)
+    table = StepLineage("odd", "table", (), (Edge(ALL, "t", ALL, "table"),), "a note",
+                        "e" * 32)
+    assert store.lineage.put([lin, table]) == 2
+    assert store.lineage.put([lin]) == 0
+    got = store.lineage.get(["f" * 32, "e" * 32, "0" * 32])
+    assert got == {"f" * 32: lin, "e" * 32: table}
+    assert store.reader().column_lineage(["f" * 32])["f" * 32]["edges"][1] == {
+        "output": ALL, "table": "t", "column": "id", "kind": "filter"}
+    store.close()
+
+
+def test_a_wrong_python_declaration_is_said_in_the_note(make_project: ProjectFactory,
+                                                        cli: Cli) -> None:
+    root = make_project({**PROJECT, "pipelines/p/steps.py": """
+        import andon
+
+
+        @andon.step(lineage={"id": ["orders.id"]})
+        def declared(t):
+            return t
+    """})
+    assert andon.Session(andon.Project.load(root), "alice").run().ok  # never a failed run
+    lin = for_environment(andon.Project.load(root)).steps["declared"]
+    assert lin.level == "table"
+    assert "lineage of 'id' names 'orders.id'" in lin.note and "t.COLUMN" in lin.note
+    assert for_environment(andon.Project.load(root)).steps["agg"].level == "column"
+    code, out, _ = cli("lineage", "declared.id", "-p", root)
+    assert code == 0 and "orders.id" in out

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -93,7 +93,8 @@ def test_a_successful_run(make_project: ProjectFactory) -> None:
     assert str(uuid.UUID(run_id)) == run_id
     agg = events[2]
     assert agg["run"]["facets"]["parent"]["run"]["runId"] == run_id
-    assert agg["job"]["facets"]["sql"]["query"].startswith("/* ---") is False
+    assert agg["job"]["facets"]["sql"]["query"] == ("SELECT grp, count(*) AS n FROM t "
+                                                    "GROUP BY grp")  # the SQL, no header
     assert [(d["namespace"], d["name"]) for d in agg["inputs"]] == [("andon://ol", "prod.t")]
     out = agg["outputs"][0]
     assert out["name"] == "prod.agg"
@@ -153,16 +154,16 @@ def test_a_cancelled_run(make_project: ProjectFactory) -> None:
 
 
 class Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-    status = 201
+    received: ClassVar[list[tuple[str, dict[str, str], dict[str, Any]]]] = []
+    status: ClassVar[int] = 201
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, dict(self.headers), json.loads(body)))
         self.send_response(type(self).status)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

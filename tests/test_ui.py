@@ -20,6 +20,7 @@ from andon.server import graph
 from andon.server.trends import bars, sparkline
 from andon.service import Session, local_user
 from tests.apikit import served
+from tests.conftest import ProjectFactory
 
 CHROMIUM = shutil.which("chromium")
 ARRIVALS = 5  # monthly files played after the first build: enough history to judge SPC
@@ -332,3 +333,60 @@ def test_promote_from_the_ui_after_checking_the_candidate(page: Page, server: ht
     _open(page, "/")  # the new column shows as a schema change of airlines in prod
     airlines = page.locator("tr", has=page.locator("td:first-child a", has_text="airlines"))
     assert airlines.filter(has_not_text="raw_").locator("td.changed").inner_text() == "1"
+
+
+# signing in ---------------------------------------------------------------------------------
+
+TEAM_PROJECT = {"andon.yaml": "name: team\n",
+                "pipelines/p/numbers.sql": "SELECT range AS n FROM range(5)",
+                "pipelines/p/total.sql": "SELECT sum(n) AS total FROM numbers"}
+
+
+def test_sign_in_then_pages_and_a_run_then_sign_out(browser: Browser,
+                                                    make_project: ProjectFactory) -> None:
+    """Once users exist a browser signs in with a token; its session drives the pages and
+    the UI's actions, and signing out ends it."""
+    project = Project.load(make_project(TEAM_PROJECT))
+    admin = Session(project, local_user())
+    assert admin.run().ok
+    admin.users_add(local_user(), "admin")
+    admin.users_add("olga", "operator")
+    token = admin.tokens_create("olga-ui", "operator", user="olga")
+    try:
+        with served(project) as api:
+            context = browser.new_context(base_url=str(api.base_url))
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            console = Console(page)
+            assert _open(page, "/runs") == 401  # no session: the sign-in form, here
+            page.fill("#token", "andon_not-a-token")
+            page.click("form.signin button")
+            assert "unknown API token" in page.locator(".error").inner_text()
+            page.fill("#token", token)
+            page.click("form.signin button")
+            page.wait_for_url("**/runs")  # back where the browser was going
+            assert page.locator("header .who").first.inner_text() == "olga"
+            cookie = next(c for c in context.cookies() if c["name"] == "andon_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert page.evaluate("document.cookie") == ""  # scripts cannot read it
+            assert _open(page, "/") == 200
+            assert page.locator("td:first-child a", has_text="total").count() == 1
+            _open(page, "/runs")
+            page.locator("#start-run").click()  # an htmx POST with the session
+            page.wait_for_url("**/runs/*")
+            page.wait_for_selector("#run-status.succeeded", timeout=120_000)
+            run_id = int(page.url.rsplit("/", 1)[1])
+            details = api.get(f"/api/runs/{run_id}",
+                              headers={"Authorization": f"Bearer {token}"}).json()
+            assert details["user"] == "olga" and details["status"] == "succeeded"
+            page.click("header form.signout button")
+            page.wait_for_url("**/signin")
+            assert not [c for c in context.cookies() if c["name"] == "andon_session"]
+            assert _open(page, "/") == 401
+            assert _open(page, "/no-such-page") == 404
+            assert "no page at" in page.locator(".error").inner_text()
+            assert console.errors == [] or all("401" in e or "404" in e
+                                               for e in console.errors)
+            context.close()
+    finally:
+        project.close()

@@ -29,6 +29,7 @@ CAN: dict[str, tuple[str, ...]] = {
     "secrets_rm": _CHANGE, "secrets_rm_protected": _OPERATE,
     "checks_ack": _CHANGE, "checks_ack_protected": _OPERATE,
     "gc": _OPERATE,
+    "models_alias": _OPERATE,  # moving a champion changes what is served
     "users_add": _ADMIN, "users_rm": _ADMIN, "manage": _ADMIN,
 }
 

@@ -232,6 +232,25 @@ STEP_KINDS.register(StepKind(
 STEP_KINDS.register(StepKind(
     "python", _build_python, suffixes=(".py",), load=_load_python, data_params=_python_params,
 ))
+
+
+def _build_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    from andon.models.train import build_model
+
+    return build_model(ctx, step, ps)
+
+
+def _build_score(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
+    from andon.models.train import build_score
+
+    return build_score(ctx, step, ps)
+
+
+# Python functions marked @andon.models.model / @andon.models.scoring (andon.models)
+STEP_KINDS.register(StepKind("model", _build_model, default_zone="models",
+                             data_params=_python_params))
+STEP_KINDS.register(StepKind("score", _build_score, default_zone="exploitation",
+                             data_params=_python_params))
 # sources are declared in andon.yaml (see SOURCE_KINDS), not loaded from pipeline files
 STEP_KINDS.register(StepKind(
     "source", _build_source, default_zone="landing", infer_schema=_source_schema,

@@ -354,6 +354,34 @@ class Session:
 
         return landed.withdraw(self.project, source, file, reason=reason, user=self.user)
 
+    # features -------------------------------------------------------------------------------
+
+    def features_materialize(self, views: Sequence[str] | None = None,
+                             environment: str | None = None) -> list[Row]:
+        """Write feature views' latest values to the online store of ``environment``: it
+        changes what models are served, so it needs the right to run there."""
+        from dataclasses import asdict
+
+        from andon import features
+
+        env = self._env(environment)
+        protected = self.project.is_protected(env)
+        self._allow("run", f"materialise features of {'protected ' if protected else ''}"
+                    f"environment {env!r}", protected=protected)
+        return [asdict(m) for m in features.materialize(views, project=self.project,
+                                                        environment=env)]
+
+    def features_monitor(self, training: str | None = None,
+                         environment: str | None = None) -> list[Row]:
+        """Record feature freshness (and drift against ``training``) as check results."""
+        from andon import features
+
+        env = self._env(environment)
+        protected = self.project.is_protected(env)
+        self._allow("run", f"record feature checks of {'protected ' if protected else ''}"
+                    f"environment {env!r}", protected=protected)
+        return features.monitor(training, project=self.project, environment=env)
+
     # reads ------------------------------------------------------------------------------------
 
     def tables(self, environment: str | None = None) -> list[TableInfo]:
@@ -424,6 +452,38 @@ class Session:
         from andon.analytics import report
 
         return report(self.project, since, environment)
+
+    # models (andon.models.registry) -------------------------------------------------------
+
+    def models_list(self, environment: str | None = None) -> list[Row]:
+        from andon.models import registry
+
+        return registry.models(self.project, self._env(environment))
+
+    def models_show(self, name: str, environment: str | None = None, *,
+                    version: int | None = None, alias: str | None = None) -> Row:
+        from andon.models import registry
+
+        return registry.show(self.project, name, environment=self._env(environment),
+                             version=version, alias=alias)
+
+    def models_diff(self, name: str, a: int, b: int) -> Row:
+        from andon.models import registry
+
+        return registry.diff(self.project, name, a, b)
+
+    def models_alias(self, name: str, alias: str, version: int | None, *,
+                     note: str | None = None) -> Row:
+        from andon.models import registry
+
+        self._allow("models_alias", f"move alias {alias!r} of model {name!r}")
+        return registry.set_alias(self.project, name, alias, version, who=self.user, note=note)
+
+    def models_tag(self, name: str, version: int, tags: dict[str, str]) -> Row:
+        from andon.models import registry
+
+        self._allow("models_alias", f"tag model {name!r}")
+        return registry.set_tags(self.project, name, version, tags)
 
 
 def run(project: Project, environment: str | None = None, selection: Sequence[str] = (), *,

@@ -265,7 +265,7 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
         steps.append(
             Step(
                 name=meta["name"],
-                kind="python",
+                kind=getattr(obj, "__andon_kind__", "python"),  # e.g. @andon.models.model
                 pipeline=pipeline,
                 file=path,
                 config=config,

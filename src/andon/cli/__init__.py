@@ -13,6 +13,7 @@ from andon.cli import (  # noqa: F401  (they register their verbs)
     env,
     features,
     landing,
+    models,
     report,
     schedule,
     server,

@@ -95,12 +95,11 @@ def features_materialize(
 ) -> None:
     """Write each view's latest value per entity to the online store (only entities whose
     values changed since the last time)."""
-    from andon import features
+    from andon.service import Session, local_user
 
-    done = features.materialize(views, project=_load(project, env=env), environment=env)
-    _emit([{"view": m.view, "environment": m.environment, "entities": m.entities,
-            "written": m.written, "deleted": m.deleted, "latest_event": m.latest_event or "",
-            "seconds": round(m.seconds, 3)} for m in done], fmt, title="materialized")
+    done = Session(_load(project, env=env), local_user()).features_materialize(views, env)
+    _emit([{**m, "latest_event": m["latest_event"] or "", "seconds": round(m["seconds"], 3)}
+           for m in done], fmt, title="materialized")
 
 
 @features_app.command("get")
@@ -134,3 +133,21 @@ def features_get(
     _emit([{**e, **r["features"], "status": ", ".join(f"{v}: {s}" for v, s in
                                                       r["status"].items())}
            for e, r in zip(parsed, found, strict=True)], fmt, title=service)
+
+
+@features_app.command("monitor")
+def features_monitor(
+    training_set: Annotated[Path | None, typer.Option(
+        "--training-set", help="a training set file: record drift (PSI) against served values")]
+    = None,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Record feature checks in the check history: each materialised view's freshness
+    (failed past its TTL) and, with --training-set, drift between training and serving."""
+    from andon.service import Session, local_user
+
+    rows = Session(_load(project, env=env), local_user()).features_monitor(
+        str(training_set) if training_set else None, env)
+    _emit(rows, fmt, title="feature checks")

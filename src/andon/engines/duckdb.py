@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from andon.engines.base import (
-    CsvOptions,
     EngineError,
     Files,
     Interrupted,
@@ -28,7 +27,15 @@ from andon.engines.base import (
     Schema,
     UnknownObject,
 )
-from andon.engines.sql import literal, literal_sql
+from andon.engines.duckdb_files import (
+    json_field,
+    json_object,
+    read_csv,
+    read_lines,
+    scan_numbered,
+)
+from andon.engines.sql import column as col
+from andon.engines.sql import ident_sql, literal_sql
 
 DIALECT = "duckdb"
 Error = duckdb.Error  # for the Python step kind, whose functions get a DuckDB connection
@@ -107,8 +114,8 @@ class DuckDBSession:
 
     def view(self, name: str, files: Files) -> None:
         """Name a scan of an artifact's files in this session (a temporary view)."""
-        ident = '"' + name.replace('"', '""') + '"'
-        self.execute(f"CREATE OR REPLACE TEMP VIEW {ident} AS SELECT * FROM {scan_sql(files)}")
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {ident_sql(name, DIALECT)} AS "
+                     f"SELECT * FROM {scan_sql(files)}")
 
     def interrupt(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -148,84 +155,6 @@ def scan_sql(files: Files) -> str:
     if len(files) == 1:  # one file has one schema: skip reconciling them
         return f"read_parquet({_sql_list(files)})"
     return f"read_parquet({_sql_list(files)}, union_by_name = true)"
-
-
-def _option(name: str, value: exp.Expression) -> exp.Expression:
-    """A named argument of a table function: ``name = value``."""
-    return exp.EQ(this=exp.column(name), expression=value)
-
-
-def read_csv(file: str | Path, columns: Sequence[tuple[str, str]],
-             options: CsvOptions) -> exp.Expression:
-    """DuckDB's CSV reader with the types given, nothing sniffed, and the lines that do not
-    parse stored as rejects (``store_rejects``)."""
-    types = exp.Struct(expressions=[
-        exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(kind))
-        for name, kind in columns])
-    args = [
-        literal(str(file)),
-        _option("header", literal(options.header)),
-        _option("columns", types),
-        _option("delim", literal(options.delimiter)),
-        _option("quote", literal(options.quote)),
-        _option("nullstr", exp.Array(expressions=[literal(v) for v in options.null_values])),
-        _option("store_rejects", exp.true()),
-        _option("auto_detect", exp.false()),
-        _option("compression", literal("auto")),
-    ]
-    if options.encoding != "utf-8":
-        args.append(_option("encoding", literal(options.encoding)))
-    if options.date_format:
-        args.append(_option("dateformat", literal(options.date_format)))
-    if options.timestamp_format:
-        args.append(_option("timestampformat", literal(options.timestamp_format)))
-    return exp.Anonymous(this="read_csv", expressions=args)
-
-
-def read_lines(file: str | Path) -> exp.Expression:
-    """Each line of a text file whole: the CSV reader with a delimiter that does not occur in
-    text (ASCII record separator), no quoting and no escaping."""
-    reader = exp.Anonymous(this="read_csv", expressions=[
-        literal(str(file)),
-        _option("columns", exp.Struct(expressions=[
-            exp.PropertyEQ(this=exp.Literal.string("text"),
-                           expression=exp.Literal.string("VARCHAR"))])),
-        _option("header", exp.false()),
-        _option("delim", exp.Anonymous(this="chr", expressions=[literal(30)])),
-        _option("quote", literal("")),
-        _option("escape", literal("")),
-        _option("auto_detect", exp.false()),
-        _option("compression", literal("auto")),
-    ])
-    # DuckDB keeps a scan's rows in file order, so numbering them numbers the lines
-    number = exp.alias_(exp.Window(this=exp.RowNumber()), "line", quoted=True)
-    return exp.select(number, exp.column("text", quoted=True)).from_(reader).subquery()
-
-
-def scan_numbered(file: str | Path, column: str) -> exp.Expression:
-    """One Parquet file's rows with their number from 1 in ``column``: the reader's
-    ``file_row_number``, so the file streams through (no window)."""
-    reader = exp.Anonymous(this="read_parquet", expressions=[
-        literal(str(file)), _option("file_row_number", exp.true())])
-    number = exp.alias_(exp.Add(this=exp.column("file_row_number"),
-                                expression=literal(1)), column, quoted=True)
-    rest = exp.Star(except_=[exp.column("file_row_number")])
-    return exp.select(number, rest).from_(reader).subquery()
-
-
-def json_object(text: exp.Expression) -> exp.Expression:
-    """``text`` when it is a JSON object, else NULL (``json_type`` only once it is valid)."""
-    is_object = exp.EQ(this=exp.Anonymous(this="json_type", expressions=[text.copy()]),
-                       expression=literal("OBJECT"))
-    inner = exp.Case().when(is_object, text.copy())
-    return exp.Case().when(exp.Anonymous(this="json_valid", expressions=[text.copy()]), inner)
-
-
-def json_field(document: exp.Expression, key: str) -> exp.Expression:
-    """A top-level key's value as text: a JSON path ``$.key`` (quoted unless a plain name)."""
-    name = key if key.isidentifier() else '"' + key.replace('"', '\\"') + '"'
-    return exp.Anonymous(this="json_extract_string",
-                         expressions=[document.copy(), literal("$." + name)])
 
 
 def scan(files: Files) -> exp.Expression:
@@ -411,8 +340,8 @@ class DuckDBEngine:
     json_field = staticmethod(json_field)
 
     def max_value(self, files: Files, column: str) -> Any:
-        col = '"' + column.replace('"', '""') + '"'
-        row = self.cursor().execute(f"SELECT max({col}) FROM {scan_sql(files)}").fetchone()
+        row = self.cursor().execute(exp.select(exp.Max(this=col(column))).from_(scan(files))
+                                    ).fetchone()
         return row[0] if row else None
 
     def read_arrow(self, files: Files) -> pa.Table:

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from andon.features.training import TrainingSet
     from andon.project import Project
 
-__all__ = ["definitions", "get", "list_features", "materialize", "online", "show",
-           "training_set"]
+__all__ = ["Online", "definitions", "get", "list_features", "materialize", "monitor", "online",
+           "show", "training_set"]
 
 
 def _project(project: Project | str | Path | None) -> Project:
@@ -226,6 +226,36 @@ def materialize(views: Sequence[str] | None = None, *,
         engine.close()
         store.close()
     return done
+
+
+def monitor(training: str | Path | None = None, *, project: Project | str | Path | None = None,
+            environment: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+    """Record feature checks in the check history of ``environment``: the freshness of each
+    materialised view (failed past its TTL) and, given a training set file, the drift (PSI)
+    of each numeric feature between it and the values served. Returns the results."""
+    from andon.engines import EngineError, create
+    from andon.features import health as m
+
+    proj = _project(project)
+    env = environment or proj.config.default_environment
+    defs = definitions(proj, env)
+    state = proj.root / ".andon" / "features" / env
+    results = m.freshness(defs, state, now)
+    if training is not None:
+        path = Path(training)
+        if not path.is_file():
+            raise AndonError(f"no training set file {str(training)!r}",
+                             hint="give a .parquet or .csv file: andon features training-set")
+        engine = create(threads=proj.config.threads)
+        try:
+            results += m.drift(engine.session(), defs, path.resolve(), state)
+        except EngineError as e:
+            raise Failed(f"reading {path.name} failed: {e.first_line}") from e
+        finally:
+            engine.close()
+    proj.store.checks.add(results, run_id=None, environment=env)
+    return [{"check": r.check_name, "table": r.step, "status": r.status, "metric": r.metric,
+             "message": r.message} for r in results]
 
 
 class Online:

@@ -8,7 +8,7 @@ import importlib.util
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,15 +326,13 @@ def _link(defs: Definitions) -> None:
         if not keys:
             raise ConfigError(f"feature view {name!r} has no entities", file=view.where.file,
                               line=view.where.line, hint="add entities: [ENTITY]")
-        object.__setattr__(view, "join_keys", tuple(keys))
-    names: dict[str, str] = {}
+        defs.views[name] = replace(view, join_keys=tuple(keys))
     for view in defs.views.values():
         for f in view.features:
             if f.name in defs.on_demand:
                 raise ConfigError(f"feature {view.name}.{f.name} has the name of an on-demand "
                                   "feature", file=f.where.file, line=f.where.line,
                                   hint="rename one of them")
-            names.setdefault(f.name, view.name)
     for service in defs.services.values():
         seen: set[str] = set()
         for ref in service.features:
@@ -369,3 +367,10 @@ def check_tables(defs: Definitions, schemas: Mapping[str, Sequence[tuple[str, st
                     f"feature view {view.name!r}: table {view.table!r} has no {what} column "
                     f"{col!r}", file=view.where.file, line=view.where.line,
                     hint=did_you_mean(col, columns) or "columns: " + ", ".join(columns))
+        for f in view.features:
+            if f.expr == f'"{f.name}"' and f.name not in columns:
+                raise ConfigError(
+                    f"feature {view.name}.{f.name}: table {view.table!r} has no column "
+                    f"{f.name!r}", file=f.where.file, line=f.where.line,
+                    hint=did_you_mean(f.name, columns)
+                    or "name a column, or compute it with expr: SQL")

@@ -224,16 +224,21 @@ def compute_on_demand(columns: Mapping[str, Sequence[Any]], on_demand: Sequence[
     return out
 
 
+def arrow_type(feature_type: str) -> pa.DataType:
+    """The Arrow type of a feature type (on-demand values are typed like stored ones)."""
+    import pyarrow as pa
+
+    return {"boolean": pa.bool_(), "integer": pa.int64(), "double": pa.float64(),
+            "string": pa.string(), "date": pa.date32(),
+            "timestamp": pa.timestamp("us")}[feature_type]
+
+
 def _apply_on_demand(staged: Path, out: Path, fmt: str, on_demand: Sequence[OnDemand],
                      drop: Sequence[str]) -> int:
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from andon.features.catalog import TYPES
-
-    arrow_types = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-                   "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
     writer: Any = None
     rows = 0
     try:
@@ -243,7 +248,7 @@ def _apply_on_demand(staged: Path, out: Path, fmt: str, on_demand: Sequence[OnDe
             values = compute_on_demand(columns, on_demand, table.num_rows)
             for od in on_demand:
                 table = table.append_column(
-                    od.name, pa.array(values[od.name], type=arrow_types[TYPES[od.type]]))
+                    od.name, pa.array(values[od.name], type=arrow_type(od.type)))
             table = table.drop_columns([c for c in drop if c in table.column_names])
             if writer is None:
                 writer = (pcsv.CSVWriter(out, table.schema) if fmt == "csv"
@@ -262,15 +267,11 @@ def result_table(session: Session, sql: str, on_demand: Sequence[OnDemand],
                  drop: Sequence[str]) -> pa.Table:
     import pyarrow as pa
 
-    from andon.features.catalog import TYPES
-
-    arrow_types = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-                   "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
     table = session.execute(sql).arrow()
     if on_demand:
         columns = {name: table.column(name).to_pylist() for name in table.column_names}
         values = compute_on_demand(columns, on_demand, table.num_rows)
         for od in on_demand:
             table = table.append_column(
-                od.name, pa.array(values[od.name], type=arrow_types[TYPES[od.type]]))
+                od.name, pa.array(values[od.name], type=arrow_type(od.type)))
     return table.drop_columns([c for c in drop if c in table.column_names])

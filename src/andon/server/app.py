@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from andon.access import NotAuthenticated
 from andon.errors import AndonError, Kind
@@ -20,6 +21,7 @@ from andon.server.cache import ArtifactPages
 from andon.server.jsonable import JSON
 from andon.server.live import LiveRuns
 from andon.server.names import InvalidName
+from andon.server.recent import Recent
 
 log = logging.getLogger("andon.server")
 
@@ -28,11 +30,13 @@ STATUS: dict[Kind, int] = {"invalid": 400, "not_found": 404, "conflict": 409,
 _KIND_OF_STATUS: dict[int, Kind] = {400: "invalid", 404: "not_found", 405: "invalid",
                                     409: "conflict", 403: "forbidden"}
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+READS = ("GET", "HEAD", "OPTIONS")
 
 
 class ServerState:
     """What every request shares: the project (read once, tolerant of broken files, as the
-    CLI's reading commands), the address served, and the runs this process started."""
+    CLI's reading commands), the address served, the runs this process started, and answers
+    reused for a second (``recent``: forgotten whenever a request may have changed something)."""
 
     def __init__(self, project: Project, host: str) -> None:
         self.project = project
@@ -40,6 +44,7 @@ class ServerState:
         self.loopback = host in LOOPBACK or host.startswith("127.")
         self.runs = LiveRuns()
         self.pages = ArtifactPages()
+        self.recent = Recent()
 
     def local_admin(self) -> bool:
         """Whether a request without a token acts as the local user: only on a loopback
@@ -76,7 +81,7 @@ async def _malformed(_request: Request, e: Exception) -> Response:
     return JSON(error.to_dict(), status_code=422)
 
 
-async def _http_error(request: Request, e: Exception) -> Response:
+async def http_error(request: Request, e: Exception) -> Response:
     assert isinstance(e, StarletteHTTPException)
     kind = _KIND_OF_STATUS.get(e.status_code, "invalid")
     if e.status_code == 404 and ".." in request.url.path.split("/"):
@@ -103,7 +108,8 @@ async def _unexpected(_request: Request, e: Exception) -> Response:
 
 
 def build(project: Project, *, host: str) -> FastAPI:
-    from andon.server.api import checks, environments, features, people, queries, runs, tables
+    from andon.server.api import (checks, environments, features, models, people, queries,
+                                  runs, tables)
 
     app = FastAPI(title="andon", version=_version(), default_response_class=JSON,
                   description="The andon HTTP API: the verbs of the CLI, with the same names, "
@@ -112,14 +118,36 @@ def build(project: Project, *, host: str) -> FastAPI:
     app.state.andon = ServerState(project, host)
     app.add_exception_handler(AndonError, _andon_error)
     app.add_exception_handler(RequestValidationError, _malformed)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (tables, runs, environments, checks, queries, people, features):
+    for module in (tables, runs, environments, checks, queries, people, features, models):
         app.include_router(module.router, prefix="/api")
     from andon.server.ui import mount_ui
 
     mount_ui(app)  # the web UI: its pages and vendored assets
+    app.add_middleware(ForgetOnChange, state=app.state.andon)
     return app
+
+
+class ForgetOnChange:
+    """Forget the recent answers when a request that may change something (any method but
+    GET, HEAD, OPTIONS) answers, before its client can ask again."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in READS:
+            await self.app(scope, receive, send)
+            return
+
+        async def forgetting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.state.recent.clear()
+            await send(message)
+
+        await self.app(scope, receive, forgetting)
 
 
 def _version() -> str:
@@ -131,4 +159,4 @@ def _version() -> str:
         return "0"
 
 
-__all__ = ["ServerState", "build", "error_response", "state_of"]
+__all__ = ["ServerState", "build", "error_response", "http_error", "state_of"]

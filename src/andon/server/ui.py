@@ -13,22 +13,22 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from andon.access import NotAuthenticated
 from andon.errors import AndonError
-from andon.server import graph
+from andon.server import graph, signin
 from andon.server.api import checks as checks_api
 from andon.server.api import environments as environments_api
 from andon.server.api import runs as runs_api
 from andon.server.api import tables as tables_api
-from andon.server.app import error_response
+from andon.server.app import error_response, http_error
 from andon.server.auth import session
 from andon.server.bodies import Ack, Promote, RunRequest
-from andon.server.jsonable import dumps
 from andon.server.names import checked
+from andon.server.templating import templates
 from andon.server.trends import bars, row_history, schema_changes, sparkline
 from andon.service import Session
 from andon.store import schema as t
@@ -38,27 +38,30 @@ PAGE = 50  # rows of a list page
 MAX_GRAPH = 300  # steps drawn at once on the pipeline page; more needs a selection
 TREND = 20  # builds in a table's sparkline
 
-templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 api = APIRouter(tags=["pipeline"])  # the pipeline page's JSON twin (the API has no such page)
 
 
-def _json_script(value: Any) -> Markup:
-    """``value`` as JSON safe inside a ``<script type="application/json">`` element."""
-    text = dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)  # escaped above for the script context
-
-
-templates.env.filters["json_script"] = _json_script
-templates.env.globals["node_w"] = graph.NODE_W
-templates.env.globals["node_h"] = graph.NODE_H
-
-
 def mount_ui(app: FastAPI) -> None:
-    """Serve the UI's pages and its vendored assets from ``app`` (made by ``build``)."""
+    """Serve the UI's pages, its sign-in and its vendored assets from ``app`` (made by
+    ``build``); a path outside the API that names nothing is an HTML page, not JSON."""
     app.include_router(router)
+    app.include_router(signin.router)
     app.include_router(api, prefix="/api")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(StarletteHTTPException, _http_error_page)
+
+
+async def _http_error_page(request: Request, e: Exception) -> Response:
+    """``http_error``'s JSON under /api/ and for the assets, else a page."""
+    answer = await http_error(request, e)
+    path = request.url.path
+    if path == "/api" or path.startswith(("/api/", "/openapi", "/static/")):
+        return answer
+    error = json.loads(bytes(answer.body))["error"]
+    template = "not_found.html" if answer.status_code == 404 else "error.html"
+    return templates.TemplateResponse(request, template, {"error": error, "path": path},
+                                      status_code=answer.status_code)
 
 
 # rendering ----------------------------------------------------------------------------------
@@ -75,10 +78,18 @@ def _page(request: Request, template: str, build: Callable[[Session], dict[str, 
     """``template`` filled by ``build(caller)``; an error renders as a page with the JSON
     error's message and hint and its HTTP status."""
     try:
-        context = build(session(request))
+        caller = session(request)
+        context = build(caller)
+    except NotAuthenticated as e:  # a browser without a (valid) session: sign in first
+        return signin.signin_page(request, error=e, status=401, next_url=_here(request))
     except AndonError as e:
         return _error(request, e)
-    return templates.TemplateResponse(request, template, context)
+    return templates.TemplateResponse(request, template, {"user": caller.user, **context})
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
 
 
 async def _act(request: Request, template: str,

@@ -21,6 +21,7 @@ from andon.store import schema as t
 from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
 from andon.store.lineage import LineageRepository
+from andon.store.models import ModelRepository
 from andon.store.migrations import LATEST, require_current
 from andon.store.migrations import migrate as upgrade
 from andon.store.promotions import PromotionRepository
@@ -106,6 +107,7 @@ class Store:
             self.checks = CheckRepository(self.engine)
             self.tokens = TokenRepository(self.engine)
             self.lineage = LineageRepository(self.engine)
+            self.models = ModelRepository(self.engine)
         except ModuleNotFoundError as e:
             raise StoreError(
                 f"cannot open the store at {self.safe_url}: {e}",
@@ -424,6 +426,10 @@ class Store:
     def reader(self) -> StoreReader:
         """This store, for commands that only read: no method that writes."""
         return ReadOnlyStore(self)
+
+    def column_lineage(self, fingerprints: Iterable[str]) -> dict[str, Row]:
+        """The stored column lineage of these step versions (``store.lineage``)."""
+        return self.lineage.rows(fingerprints)
 
     # leases -------------------------------------------------------------------------------
 

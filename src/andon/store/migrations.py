@@ -89,10 +89,16 @@ def _column_lineage(conn: Connection) -> None:
     schema.column_lineage.create(conn, checkfirst=True)
 
 
+def _models(conn: Connection) -> None:
+    """The model registry: versions of model steps and the history of their aliases."""
+    schema.model_versions.create(conn, checkfirst=True)
+    schema.model_aliases.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _tokens,
                                                   _run_cancel_flag, _schedules,
                                                   _artifact_format, _check_results_at,
-                                                  _column_lineage]
+                                                  _column_lineage, _models]
 LATEST = len(MIGRATIONS)
 
 

@@ -354,3 +354,35 @@ column_lineage = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_column_lineage_step", "step"),
 )
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    # one per model artifact: a model step's version is the artifact its run sealed
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),  # the model step
+    Column("version", Integer, nullable=False),  # 1, 2, … per name, in the order first built
+    Column("fingerprint", String(64), nullable=False),
+    Column("run_id", Integer),
+    Column("environment", String(128)),  # where it was first built
+    Column("created_at", Float, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("info", JSON, nullable=False),  # signature, parameters, lineage, estimator
+    Column("tags", JSON, nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_versions_version"),
+    UniqueConstraint("name", "fingerprint", name="uq_model_versions_fingerprint"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    # append-only: the latest row of (name, alias) is the alias now; version NULL: removed
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer),
+    Column("set_at", Float, nullable=False),
+    Column("set_by", String(128)),
+    Column("note", Text),
+    Index("ix_model_aliases_name", "name", "alias", "id"),
+)

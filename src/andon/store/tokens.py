@@ -78,8 +78,12 @@ class TokenRepository:
 
     def find(self, token: str) -> TokenRecord | None:
         """The token's record (expired or not), noting when it was last used."""
+        return self.find_digest(digest(token))
+
+    def find_digest(self, token_hash: str) -> TokenRecord | None:
+        """``find`` by the token's sha256 (what a UI session keeps instead of the token)."""
         with self.engine.connect() as conn:
-            r = conn.execute(select(t.tokens).where(t.tokens.c.token_hash == digest(token))
+            r = conn.execute(select(t.tokens).where(t.tokens.c.token_hash == token_hash)
                              ).first()
         if r is None:
             return None

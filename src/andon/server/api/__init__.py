@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 
-from andon.server.auth import session
+from andon.server.auth import caller
 from andon.service import Session
 
-Caller = Annotated[Session, Depends(session)]
+Caller = Annotated[Session, Depends(caller)]  # async: no thread hop when cached
 
 
 def load(caller: Session, *, params: Mapping[str, Any] | None = None,

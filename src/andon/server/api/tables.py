@@ -8,10 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from andon.server.api import Caller
 from andon.server.app import state_of
+from andon.server.jsonable import dumps
 from andon.server.names import checked
+from andon.service import Session
 from andon.store import Store
 
 router = APIRouter(tags=["tables"])
@@ -63,13 +67,28 @@ def list_tables(caller: Caller, environment: str | None = None) -> dict[str, Any
     return {"environment": env or caller.project.config.default_environment, "tables": rows}
 
 
-@router.get("/tables/{table}")
-def table_page(caller: Caller, request: Request, table: str, environment: str | None = None,
-               rows: int = Query(10, ge=0, le=1000),
-               profile: bool = Query(True, description="include the column profile")
-               ) -> dict[str, Any]:
+@router.get("/tables/{table}", response_model=None)
+async def table_json(caller: Caller, request: Request, table: str,
+                     environment: str | None = None, rows: int = Query(10, ge=0, le=1000),
+                     profile: bool = Query(True, description="include the column profile")
+                     ) -> Response:
     """One table: what ``andon show``, ``andon profile`` and ``andon lineage`` print, with
     the latest result of each check on its artifact."""
+    # the most read page: its JSON is kept for a second, and served from the event loop
+    recent = state_of(request).recent
+    key = ("table page", table, environment, rows, profile)
+    hit, body = recent.peek(key)
+    if not hit:
+        page = await run_in_threadpool(table_page, caller, request, table, environment,
+                                       rows=rows, profile=profile)
+        body = dumps(page).encode()
+        recent.put(key, body)
+    return Response(body, media_type="application/json")
+
+
+def table_page(caller: Session, request: Request, table: str, environment: str | None = None,
+               *, rows: int = 10, profile: bool = True) -> dict[str, Any]:
+    """The table page (``/api/tables/{table}``) as a dict, for the UI and the API."""
     name = checked(table, "table")
     env = checked(environment, "environment") if environment else None
     # a commit never changes: it fixes the table's artifact, so it keys the page

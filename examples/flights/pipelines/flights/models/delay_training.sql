@@ -1,0 +1,24 @@
+/* ---
+description: >
+  Flights that departed, with what was known before departure (schedule, distance, the
+  weather at the origin), labelled delayed when they left more than 15 minutes late: the
+  training set of delay_model.
+owner: analytics@example.com
+zone: features
+checks:
+  - {type: not_null, column: delayed}
+  - {type: accepted_values, column: delayed, values: [0, 1]}
+--- */
+SELECT
+    flight_id,
+    CAST(dep_delay > 15 AS INTEGER) AS delayed,
+    CAST(date_part('hour', timezone('UTC', sched_dep_at)) AS INTEGER) AS sched_hour_utc,
+    CAST(dayofweek(flight_date) AS INTEGER) AS weekday,
+    CAST(month(flight_date) AS INTEGER) AS month,
+    distance,
+    temp,
+    wind_speed,
+    precip,
+    visib
+FROM flights_enriched
+WHERE NOT cancelled AND dep_delay IS NOT NULL

@@ -1,0 +1,153 @@
+"""Gates: check types on model steps, run with the other checks (history, SPC, severities).
+
+``model_metric`` judges one metric of the held-out evaluation against bounds;
+``beats_champion`` scores the model holding an alias (``champion``) on the candidate's own
+holdout and passes when the candidate is better by at least ``by``. Declared in
+``checks/*.yaml`` under the model step's name, like any check; an error-severity gate that
+fails stops the line: the model is not published."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from andon.checks.kinds.base import CheckType
+from andon.checks.model import Check, CheckResult, WithRange, WithSpc
+from andon.checks.types import judge_range
+from andon.errors import AndonError
+
+if TYPE_CHECKING:
+    from andon.checks.context import Audit, Evaluation
+
+
+def _metrics(ev: Evaluation, c: Check) -> dict[str, float] | CheckResult:
+    from andon.models.artifact import META
+
+    info = ev.manifest.meta.get(META)
+    if not isinstance(info, dict):
+        return ev.error(c, f"{c.table!r} is not a model step: {c.type} checks apply to "
+                        "steps marked @andon.models.model")
+    return {str(k): float(v) for k, v in info["metrics"].items()}
+
+
+def _missing(ev: Evaluation, c: Check, metric: str, known: Mapping[str, float]) -> CheckResult:
+    return ev.error(c, f"model {c.table!r} has no metric {metric!r}; its metrics: "
+                    f"{', '.join(sorted(known))}")
+
+
+class ModelMetricSpec(WithRange):
+    type: Literal["model_metric"]
+    metric: str
+
+
+class ModelMetric(CheckType[ModelMetricSpec]):
+    name = "model_metric"
+    spec = ModelMetricSpec
+    family = "meta"
+    doc = ("A model step's metric on its held-out validation rows is within [min, max] "
+           "(accuracy, f1, roc_auc, log_loss for classifiers; rmse, mae, r2 for regressors).")
+    example = "{type: model_metric, metric: roc_auc, min: 0.65}"
+
+    def default_name(self, table: str, spec: ModelMetricSpec) -> str:
+        return f"{table}.model_metric.{spec.metric}"
+
+    def validate(self, c: Check, schema: Mapping[str, str],
+                 other_schema: Mapping[str, str] | None = None) -> None:
+        """Metrics are known once the model is trained: judged when it runs."""
+
+    def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        spec = self.of(c)
+        metrics = _metrics(ev, c)
+        if isinstance(metrics, CheckResult):
+            return metrics
+        if spec.metric not in metrics:
+            return _missing(ev, c, spec.metric, metrics)
+        value = metrics[spec.metric]
+        ok, threshold = judge_range(spec, value)
+        return ev.with_spc(c, ev.result(c, ok, value, threshold,
+                                        f"{spec.metric} = {value:.4g} on the holdout"))
+
+
+class BeatsChampionSpec(WithSpc):
+    type: Literal["beats_champion"]
+    metric: str
+    by: float = 0.0
+    alias: str = "champion"
+
+
+class BeatsChampion(CheckType[BeatsChampionSpec]):
+    name = "beats_champion"
+    spec = BeatsChampionSpec
+    family = "meta"
+    doc = ("The model beats the version holding ``alias`` (default champion) on the same "
+           "holdout (the candidate's held-out rows) by at least ``by`` in ``metric`` (lower "
+           "is better for log_loss, rmse and mae). Passes when there is no champion yet.")
+    example = "{type: beats_champion, metric: roc_auc, by: 0.0}"
+    reuse = True
+
+    def default_name(self, table: str, spec: BeatsChampionSpec) -> str:
+        return f"{table}.beats_{spec.alias}.{spec.metric}"
+
+    def validate(self, c: Check, schema: Mapping[str, str],
+                 other_schema: Mapping[str, str] | None = None) -> None:
+        """The champion is looked up when the check runs."""
+
+    def context(self, audit: Audit, c: Check) -> str:
+        """The result depends on which version holds the alias."""
+        version = audit.store.models.aliases(c.table).get(self.of(c).alias)
+        return hashlib.sha256(f"{self.of(c).alias}={version}".encode()).hexdigest()[:16]
+
+    def run(self, ev: Evaluation, c: Check) -> CheckResult:
+        from andon.models import artifact
+        from andon.models.train import LOSSES, evaluate
+
+        spec = self.of(c)
+        metrics = _metrics(ev, c)
+        if isinstance(metrics, CheckResult):
+            return metrics
+        if spec.metric not in metrics:
+            return _missing(ev, c, spec.metric, metrics)
+        store, warehouse = ev.audit.store, ev.audit.warehouse
+        version = store.models.aliases(c.table).get(spec.alias)
+        threshold = {"by": spec.by, "alias": spec.alias}
+        if version is None:
+            return ev.result(c, True, None, threshold, f"no {spec.alias} yet: nothing to beat")
+        champion = store.models.get(c.table, version)
+        assert champion is not None
+        if champion.fingerprint == ev.manifest.fingerprint:
+            return ev.result(c, True, 0.0, threshold,
+                             f"this model is the {spec.alias} (version {version})")
+        manifest = warehouse.read_manifest(c.table, champion.fingerprint)
+        if manifest is None:
+            return ev.error(c, f"the {spec.alias}'s artifact (version {version}) is no "
+                            "longer in the warehouse")
+        try:
+            model = artifact.load(warehouse, manifest, version)
+            info = artifact.model_info(ev.manifest)
+            import pandas as pd
+
+            holdout = pd.read_parquet(warehouse.artifact_dir(c.table, ev.manifest.fingerprint)
+                                      / info["holdout"])
+            missing = [f for f in model.features if f not in holdout.columns]
+            if missing:
+                return ev.error(c, f"the {spec.alias} (version {version}) needs column "
+                                f"{missing[0]!r}, which the candidate's holdout lacks")
+            theirs = evaluate(model.estimator, holdout[model.features], holdout[info["label"]])
+        except AndonError as e:
+            return ev.error(c, e.message)
+        if spec.metric not in theirs:
+            return _missing(ev, c, spec.metric, theirs)
+        mine = metrics[spec.metric]
+        delta = mine - theirs[spec.metric]
+        if spec.metric in LOSSES:
+            delta = -delta
+        ok = delta >= spec.by
+        result = ev.result(c, ok, delta, threshold,
+                           f"{spec.metric} {mine:.4g} vs the {spec.alias}'s (version {version}) "
+                           f"{theirs[spec.metric]:.4g} on the same holdout: "
+                           f"{'better' if delta >= 0 else 'worse'} by {abs(delta):.4g}")
+        return ev.with_spc(c, result)
+
+
+GATES = (ModelMetric(), BeatsChampion())

@@ -1,0 +1,252 @@
+"""Model steps: training into a skops artifact (reused, retrained on change), the registry
+(versions, aliases with history, diff), gates that stop the line, batch scoring, and
+prediction over real HTTP with requests validated against the signature."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from andon.errors import AndonError
+from andon.events import RunResult
+from andon.models import ModelLoadError, load
+from andon.project import Project
+from andon.service import Session
+from andon.warehouse import Warehouse
+from tests.apikit import error_of, served
+from tests.conftest import unprotect
+
+YAML = """
+name: models
+sources:
+  raw:
+    path: in/*.csv
+    columns:
+      id: {type: integer, required: true}
+      x1: double
+      x2: double
+      cat: string
+      label: integer
+"""
+
+MODEL = """
+import andon.models
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+
+@andon.models.model(label="label", features=["x1", "x2"], validation=0.25, seed=1)
+def clf(raw: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression(C={c})
+"""
+
+SCORE = """
+import andon.models
+import pyarrow as pa
+
+
+@andon.models.scoring()
+def scored(clf: andon.models.LoadedModel, raw: pa.Table) -> pa.Table:
+    return clf.score(raw)
+"""
+
+
+def data(rows: int = 400, *, label: bool = True) -> str:
+    """A separable-with-noise problem: label = x1 + x2 > 1, one row in 17 flipped."""
+    lines = ["id,x1,x2,cat,label"]
+    for i in range(rows):
+        x1, x2 = (i * 37 % 100) / 100, (i * 53 % 100) / 100
+        y = int(x1 + x2 > 1.0) ^ (i % 17 == 0)
+        lines.append(f"{i},{x1},{x2},{'abc'[i % 3]},{y if label else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def make(make_project: Any, *, c: float = 1.0, extra: dict[str, str] | None = None,
+         label: bool = True) -> Path:
+    return unprotect(make_project({
+        "andon.yaml": YAML, "in/data.csv": data(label=label),
+        "pipelines/p/clf.py": MODEL.format(c=c), **(extra or {})}))
+
+
+def run(root: Path) -> RunResult:
+    result = Session(Project.load(root), "tester").run("prod")
+    return result
+
+
+def action(result: RunResult, step: str) -> str:
+    return next(s.action for s in result.steps if s.name == step)
+
+
+def test_training_seals_a_skops_model_with_signature_metrics_and_lineage(make_project) -> None:
+    root = make(make_project)
+    result = run(root)
+    assert result.ok, result.error
+    project = Project.load(root)
+    versions = project.store.models.versions("clf")
+    assert [v.version for v in versions] == [1]
+    v1 = versions[0]
+    manifest = Warehouse(project.warehouse).read_manifest("clf", v1.fingerprint)
+    assert manifest is not None
+    info = manifest.meta["model"]
+    folder = Warehouse(project.warehouse).artifact_dir("clf", v1.fingerprint)
+    assert (folder / "model.skops").is_file() and info["file"] == "model.skops"
+    assert info["signature"] == {"inputs": [["x1", "double"], ["x2", "double"]],
+                                 "output": ["label", "integer"]}
+    assert info["estimator"] == "sklearn.linear_model._logistic.LogisticRegression"
+    assert info["params"]["C"] == 1.0
+    assert info["lineage"]["inputs"] == {"raw": project.store.commit_steps(
+        project.store.environment("prod")["commit_id"])["raw"]}
+    assert v1.metrics["rows_validation"] == 100 and v1.metrics["rows_train"] == 300
+    assert 0.8 < v1.metrics["accuracy"] <= 1 and 0.8 < v1.metrics["roc_auc"] <= 1
+    # the artifact's table is the evaluation: one row, readable like any table
+    cols, rows = Session(project, "t").query("SELECT accuracy, rows_validation FROM clf", "prod")
+    assert cols == ["accuracy", "rows_validation"] and rows == [(v1.metrics["accuracy"], 100)]
+    # the file is skops, not pickle: skops reads it with the trusted types only
+    import skops.io as sio
+
+    assert sio.get_untrusted_types(file=folder / "model.skops") == []
+    model = load(project, "clf")
+    assert model.version == 1 and model.predict_rows([{"x1": 0.9, "x2": 0.9}]) == [1]
+
+
+def test_unchanged_code_and_data_reuse_the_model_a_change_retrains(make_project) -> None:
+    root = make(make_project)
+    assert action(run(root), "clf") == "built"
+    again = run(root)
+    assert again.ok and action(again, "clf") == "reused"
+    assert [v.version for v in Project.load(root).store.models.versions("clf")] == [1]
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=0.05))
+    changed = run(root)
+    assert changed.ok and action(changed, "clf") == "built"
+    project = Project.load(root)
+    assert [v.version for v in project.store.models.versions("clf")] == [2, 1]
+    assert load(project, "clf").version == 2  # prod publishes the new one
+    diff = Session(project, "t").models_diff("clf", 1, 2)
+    c_row = next(r for r in diff["rows"] if r["name"] == "C")
+    assert (c_row["a"], c_row["b"], c_row["changed"]) == (1.0, 0.05, True)
+    assert next(r for r in diff["rows"] if r["name"] == "raw")["changed"] is False
+
+
+def test_aliases_move_with_history(make_project, cli) -> None:
+    root = make(make_project)
+    run(root)
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=0.05))
+    run(root)
+    session = Session(Project.load(root), "alice")
+    session.models_alias("clf", "champion", 1, note="first")
+    session.models_alias("clf", "challenger", 2)
+    session.models_alias("clf", "champion", 2, note="better")
+    shown = session.models_show("clf", alias="champion")
+    assert shown["version"] == 2
+    assert shown["aliases"] == {"champion": 2, "challenger": 2}
+    assert [(m["alias"], m["version"], m["set_by"], m["note"]) for m in
+            shown["alias_history"]] == [("champion", 1, "alice", "first"),
+                                        ("challenger", 2, "alice", None),
+                                        ("champion", 2, "alice", "better")]
+    code, out, err = cli("models", "alias", "clf", "challenger", "--remove", "-p", root)
+    assert code == 0, err
+    code, out, err = cli("models", "list", "-p", root, "--format", "json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [(m["name"], m["version"], m["aliases"]) for m in listed] == [
+        ("clf", 2, ["champion"])]
+    code, out, err = cli("models", "show", "clf", "--version", "3", "-p", root)
+    assert code != 0 and "no version 3" in err
+    with pytest.raises(AndonError, match="did you mean"):
+        session.models_show("clff")
+
+
+def test_a_failing_gate_stops_the_line(make_project) -> None:
+    gates = {"checks/models.yaml": """
+        clf:
+          - {type: model_metric, metric: accuracy, min: 0.5}
+          - {type: beats_champion, metric: roc_auc, by: 0.0}
+    """}
+    root = make(make_project, extra=gates)
+    first = run(root)
+    assert first.ok, first.error
+    messages = {c.name: c.message for c in first.checks}
+    assert messages["clf.beats_champion.roc_auc"] == "no champion yet: nothing to beat"
+    Session(Project.load(root), "t").models_alias("clf", "champion", 1)
+    # a much weaker model (heavily regularised): trained, sealed, judged, not published
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=1e-6).replace(
+        'features=["x1", "x2"]', 'features=["x1"]'))
+    second = run(root)
+    assert not second.ok
+    gate = next(c for c in second.checks if c.name == "clf.beats_champion.roc_auc")
+    assert gate.status == "failed" and gate.metric is not None and gate.metric < 0
+    assert "on the same holdout" in gate.message
+    project = Project.load(root)
+    assert load(project, "clf").version == 1  # prod still serves the champion
+    assert {v.version for v in project.store.models.versions("clf")} == {1, 2}
+
+
+def test_a_missing_gate_metric_is_an_error_naming_the_metrics(make_project) -> None:
+    root = make(make_project, extra={"checks/models.yaml": """
+        clf:
+          - {type: model_metric, metric: rmse, max: 1}
+    """})
+    result = run(root)
+    assert not result.ok
+    gate = next(c for c in result.checks if c.table == "clf")
+    assert gate.status == "error" and "no metric 'rmse'" in gate.message
+    assert "accuracy" in gate.message
+
+
+def test_a_label_column_full_of_nulls_is_a_clear_error(make_project) -> None:
+    root = make(make_project, label=False)
+    result = run(root)
+    assert not result.ok
+    error = next(s.error for s in result.steps if s.name == "clf")
+    assert error is not None
+    assert "label column 'label' of 'raw' is null in all 400 rows" in error.message
+    assert error.file is not None and error.file.endswith("clf.py")
+    assert Project.load(root).store.models.versions("clf") == []
+
+
+def test_a_model_file_that_fails_to_load_is_a_clear_error(make_project) -> None:
+    root = make(make_project)
+    run(root)
+    project = Project.load(root)
+    fp = project.store.models.versions("clf")[0].fingerprint
+    path = Warehouse(project.warehouse).artifact_dir("clf", fp) / "model.skops"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelLoadError) as info:
+        load(project, "clf")
+    assert "is not the one andon sealed" in info.value.message
+    assert "rebuild it" in info.value.hint
+
+
+def test_batch_scoring_adds_prediction_and_version_per_row(make_project) -> None:
+    root = make(make_project, extra={"pipelines/p/scored.py": SCORE})
+    result = run(root)
+    assert result.ok, result.error
+    out = Session(Project.load(root), "t").query(
+        "SELECT count(*) AS n, min(model_version) AS lo, max(model_version) AS hi, "
+        "avg(CAST(prediction = label AS INTEGER)) AS hit FROM scored", "prod")
+    row = dict(zip(out[0], out[1][0], strict=True))
+    assert row["n"] == 400 and row["lo"] == row["hi"] == 1 and row["hit"] > 0.8
+
+
+def test_predict_over_http_with_signature_validation(make_project) -> None:
+    root = make(make_project)
+    run(root)
+    with served(Project.load(root)) as client:
+        ok = client.post("/api/models/clf/predict",
+                         json={"rows": [{"x1": 0.9, "x2": 0.95}, {"x1": 0.1, "x2": 0.0}]})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["predictions"] == [1, 0] and ok.json()["version"] == 1
+        missing = client.post("/api/models/clf/predict", json={"rows": [{"x1": 0.9}]})
+        error = error_of(missing, 422)
+        assert error["field"] == "rows[0].x2" and "'x2' is missing" in error["message"]
+        mistyped = client.post("/api/models/clf/predict",
+                               json={"rows": [{"x1": 0.9, "x2": "high"}]})
+        assert error_of(mistyped, 422)["field"] == "rows[0].x2"
+        assert "must be double" in error_of(mistyped, 422)["message"]
+        unknown = client.post("/api/models/nope/predict", json={"rows": [{"x1": 1}]})
+        assert error_of(unknown, 404)["message"] == "no model named 'nope'"
+        listed = client.get("/api/models").json()["models"]
+        assert [m["name"] for m in listed] == ["clf"]

@@ -334,7 +334,7 @@ def main() -> None:
     arrival = file_arrival(flights)
     print(row("file arrival -> run started", f"{arrival:.2f} s", "", "<= 2 s"))
 
-    print(row(f"run page, {STEPS}-step chain", "FCP s", "idle s", "KB", "requests"))
+    print(row(f"run page, {STEPS}-step chain", "FCP s", "idle s", "KB"))
     root = built(WORK / "server-200-chain", chain(STEPS), args.fresh)
     with andon_server(root) as base:
         ours = measure_page(base + "/runs/1", args.repeat, idle=True)

@@ -257,6 +257,7 @@ def test_a_predicate_written_as_text_is_parsed_and_counted() -> None:
 
     from andon.checks.kinds.rows import NotNull, NotNullSpec
     from andon.checks.model import Check
+    from andon.checks.registry import get
     from andon.engines import create
     from andon.engines.sql import parse
     from andon.errors import ConfigError
@@ -270,7 +271,7 @@ def test_a_predicate_written_as_text_is_parsed_and_counted() -> None:
             return f"{ident(self.of(c).column)} IS NULL OR ("
 
     c = Check(name="t", table="odd", spec=NotNullSpec(type="not_null", column=ORIGIN),
-              file=Path("odd.sql"))
+              kind=get("not_null"), file=Path("odd.sql"))
     rows = parse(f"SELECT * FROM (VALUES ('EWR', 'O''Brien'), (NULL, 'plain'), "
                  f"('JFK', {text(INJECT)}), ('LGA', 'x')) AS v({ident(ORIGIN)}, {ident(WHO)})")
     engine = create()

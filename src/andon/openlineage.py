@@ -221,8 +221,8 @@ class Emitter:
 
     def column_facet(self, env: str, graph: Graph, table: str) -> dict[str, Any] | None:
         lin = graph.steps[table]
-        if lin.level != "column":
-            return None
+        if lin.level != "column" or not lin.edges:
+            return None  # not traced, or a source: its columns come from files
         indirect = [e for e in lin.edges if e.output == "*"]
         fields: dict[str, Any] = {}
         for col in lin.columns:

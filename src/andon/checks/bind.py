@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from andon.engines.base import EngineError
+from andon.errors import ConfigError
 from andon.parsecache import known_valid, remember_valid
 
 if TYPE_CHECKING:  # sqlglot and the engine are imported when a check is first tried
@@ -103,3 +105,21 @@ def bind_error(sql: str | exp.Expression, schema: Mapping[str, str]) -> str | No
     else:
         query = exp.Describe(this=exp.select(sql).from_(table(CHECKED)))
     return _try(shaped, query)
+
+
+def parse_sql(sql: str, file: str | Path, line: int) -> None:
+    """Refuse SQL that does not parse (DuckDB's dialect), naming its file and line."""
+    if known_valid("check sql", sql):  # parsed by an earlier load: sqlglot is not needed
+        return
+    import sqlglot
+
+    try:
+        sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        raise ConfigError(
+            f"SQL syntax error in a check: {str(err.get('description', e)).split('. Line')[0]}",
+            file=file, line=line + int(err.get("line", 1)) - 1, column=err.get("col"),
+            hint="fix the SQL (dialect: DuckDB)",
+        ) from None
+    remember_valid("check sql", sql)

@@ -20,7 +20,6 @@ from andon.checks.model import Check, CheckSpec
 from andon.checks.registry import check_types, get
 from andon.config import validate
 from andon.errors import AndonError, ConfigError, did_you_mean
-from andon.parsecache import known_valid, remember_valid
 from andon.steps import Step, import_file, split_header
 from andon.yamlfile import Loc, YamlDoc, load_yaml
 
@@ -78,24 +77,6 @@ def _spec(doc: YamlDoc, where: str) -> CheckSpec:
     return spec
 
 
-def parse_sql(sql: str, file: str | Path, line: int) -> None:
-    """Refuse SQL that does not parse (DuckDB's dialect), naming its file and line."""
-    if known_valid("check sql", sql):  # parsed by an earlier load: sqlglot is not needed
-        return
-    import sqlglot
-
-    try:
-        sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.ParseError as e:
-        err = e.errors[0] if e.errors else {}
-        raise ConfigError(
-            f"SQL syntax error in a check: {str(err.get('description', e)).split('. Line')[0]}",
-            file=file, line=line + int(err.get("line", 1)) - 1, column=err.get("col"),
-            hint="fix the SQL (dialect: DuckDB)",
-        ) from None
-    remember_valid("check sql", sql)
-
-
 def _from_list(doc: YamlDoc, table: str, prefix: Loc, where: str) -> list[Check]:
     items = _sub(doc, prefix)
     if not isinstance(items.data, list):
@@ -105,9 +86,9 @@ def _from_list(doc: YamlDoc, table: str, prefix: Loc, where: str) -> list[Check]
     for i in range(len(items.data)):
         one = _sub(items, (i,))
         spec = _spec(one, where)
-        out.append(Check(name=spec.name or get(spec.type).default_name(table, spec),
-                         table=table, spec=spec,
-                         file=Path(doc.file), line=one.line_of(())))
+        kind = get(spec.type)
+        out.append(Check(name=spec.name or kind.default_name(table, spec), table=table,
+                         spec=spec, kind=kind, file=Path(doc.file), line=one.line_of(())))
     return out
 
 
@@ -178,7 +159,8 @@ def _sql_check(file: Path) -> Check:
                   lines={**(header.lines if header else {}), ("sql",): body_line},
                   line_offset=header.line_offset if header else 0)
     spec = _spec(doc, file.name)
-    return Check(name=spec.name or file.stem, table=table, spec=spec, file=file, line=1)
+    return Check(name=spec.name or file.stem, table=table, spec=spec, kind=get(spec.type),
+                 file=file, line=1)
 
 
 def _python_checks(file: Path) -> list[Check]:
@@ -208,8 +190,9 @@ def _python_checks(file: Path) -> list[Check]:
                 f"check {meta['name']!r}: bad {'.'.join(map(str, err['loc']))}: {err['msg']}",
                 file=file, line=line,
                 hint="severity is one of error, warn, info") from None
-        out.append(Check(name=meta["name"], table=meta["table"], spec=cspec, file=file,
-                         line=line, function=obj, code=f"{meta['name']}\n{canonical}"))
+        out.append(Check(name=meta["name"], table=meta["table"], spec=cspec,
+                         kind=get(cspec.type), file=file, line=line, function=obj,
+                         code=f"{meta['name']}\n{canonical}"))
     return out
 
 

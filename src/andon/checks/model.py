@@ -131,6 +131,7 @@ class Check:
     table: str
     spec: CheckSpec
     file: Path
+    kind: CheckType[Any] = field(compare=False, repr=False)  # its type, from the registry
     line: int | None = None
     function: Any = field(default=None, compare=False, repr=False)  # Python checks
     code: str = ""  # Python checks: canonical source
@@ -138,13 +139,6 @@ class Check:
     @property
     def type(self) -> str:
         return self.spec.type
-
-    @property
-    def kind(self) -> CheckType[Any]:
-        """The check's type (a class of ``andon.checks.registry``)."""
-        from andon.checks.registry import get
-
-        return get(self.spec.type)
 
     @property
     def spc(self) -> SpcSpec | None:

@@ -18,7 +18,7 @@ from andon.secrets import stored_values
 from andon.warehouse import Manifest, Warehouse
 
 if TYPE_CHECKING:
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import Engine
     from andon.project import Project
 
 
@@ -43,16 +43,15 @@ def check_failure(failed: list[CheckResult]) -> CheckFailed:
     )
 
 
-def open_engine(project: Project, warehouse: Warehouse) -> DuckDBEngine:
+def open_engine(project: Project, warehouse: Warehouse) -> Engine:
     """The engine steps and checks run on: it reads only the warehouse's artifacts."""
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import create
 
-    return DuckDBEngine(threads=project.config.threads,
-                        memory_limit=project.config.memory_limit,
-                        allowed=[warehouse.root])
+    return create(threads=project.config.threads, memory_limit=project.config.memory_limit,
+                  allowed=[warehouse.root])
 
 
-def make_audit(project: Project, engine: DuckDBEngine, warehouse: Warehouse, environment: str,
+def make_audit(project: Project, engine: Engine, warehouse: Warehouse, environment: str,
                manifests: Mapping[str, Manifest], *, previous: Mapping[str, Manifest | None],
                run_id: int | None = None, force: bool = False) -> Audit:
     """What checks read: ``manifests`` (the artifacts checked) and ``previous`` (each table's

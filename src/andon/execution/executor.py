@@ -32,7 +32,7 @@ from andon.store import Row, Store
 from andon.warehouse import ArtifactTampered, Manifest, Warehouse
 
 if TYPE_CHECKING:
-    from andon.engines.duckdb import DuckDBEngine
+    from andon.engines import Engine
 
 # makes the pool that runs steps; threads on this machine by default (a Dask client's
 # ``get_executor()`` fits the same interface)
@@ -287,7 +287,7 @@ class StepWalk:
                                         seconds=old.seconds, reason=old.reason,
                                         error=failure), verdict_only=True)
 
-    def _make_audit(self, engine: DuckDBEngine) -> Audit:
+    def _make_audit(self, engine: Engine) -> Audit:
         manifests: dict[str, Manifest] = {}
         for name, fp in self.plan.base_steps.items():
             if name not in self.plan.by_name and fp in self.artifacts:

@@ -15,7 +15,7 @@ T = TypeVar("T")
 SECONDS = 1.0
 
 
-class Uncached(Exception):  # noqa: N818 (a signal to take the slow path, not an error)
+class Uncached(Exception):
     """The answer is not cached and the caller asked not to read the store for it."""
 
 

@@ -130,7 +130,7 @@ def signin_page(request: Request, *, error: AndonError | None = None, status: in
 
 
 @router.get("/signin")
-def signin_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
+def signin_form(request: Request, next: str | None = None) -> Response:
     return signin_page(request, next_url=next)
 
 

@@ -21,9 +21,9 @@ from andon.store import schema as t
 from andon.store.checks import CheckRepository
 from andon.store.environments import EnvironmentRepository
 from andon.store.lineage import LineageRepository
-from andon.store.models import ModelRepository
 from andon.store.migrations import LATEST, require_current
 from andon.store.migrations import migrate as upgrade
+from andon.store.models import ModelRepository
 from andon.store.promotions import PromotionRepository
 from andon.store.reader import ReadOnlyStore, Row, StoreReader
 from andon.store.secrets import SecretRepository

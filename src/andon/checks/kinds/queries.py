@@ -120,7 +120,7 @@ class Sql(QueryCheck[SqlSpec]):
     example = "{type: sql, sql: 'SELECT * FROM {{ table }} WHERE dep_delay > arr_delay + 600'}"
 
     def check_spec(self, spec: SqlSpec, doc: YamlDoc) -> None:
-        from andon.checks.load import parse_sql
+        from andon.checks.bind import parse_sql
 
         # {{ table }} and {{ ref('other') }} become table names for the syntax check
         parse_sql(_TEMPLATE_RE.sub("t", spec.sql), doc.file, doc.line_of(("sql",)) or 1)
@@ -197,7 +197,7 @@ class Balance(QueryCheck[BalanceSpec]):
     example = "{type: balance, expr: 'count(*)', other: raw_flights, plus_rejects: true}"
 
     def check_spec(self, spec: BalanceSpec, doc: YamlDoc) -> None:
-        from andon.checks.load import parse_sql
+        from andon.checks.bind import parse_sql
 
         for key in ("expr", "other_expr"):
             expr = getattr(spec, key)

@@ -287,7 +287,7 @@ class Expression(RowCheck[ExpressionSpec]):
     example = "{type: expression, expr: 'cancelled OR dep_at IS NOT NULL'}"
 
     def check_spec(self, spec: ExpressionSpec, doc: YamlDoc) -> None:
-        from andon.checks.load import parse_sql
+        from andon.checks.bind import parse_sql
 
         parse_sql(f"SELECT {spec.expr}", doc.file, doc.line_of(("expr",)) or 1)
 

@@ -83,10 +83,19 @@ def predict(request: Request, caller: Caller, name: str, body: PredictBody,
     from andon.warehouse import Warehouse
 
     project = caller.project
-    found = resolve(project, checked(name, "model"),
-                    environment=checked(environment, "environment") if environment else None,
-                    version=version, alias=alias)
+    env = checked(environment, "environment") if environment else None
     cache = _cache(request)
+    key: tuple[str, str] | None = None
+    if version is None and alias is None:  # the environment's: fixed for its head commit
+        head = project.store.environment(env or project.environment
+                                         or project.config.default_environment)
+        key = (name, f"commit:{head['commit_id']}") if head else None
+    found = cache.get(key) if key else None
+    if found is None:
+        found = resolve(project, checked(name, "model"), environment=env, version=version,
+                        alias=alias)
+        if key:
+            cache[key] = found
     model = cache.get((name, found.fingerprint))
     if model is None:
         warehouse = Warehouse(project.warehouse)

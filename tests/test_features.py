@@ -345,10 +345,19 @@ def test_materialize_and_read_with_redis(shop: Path, redis_url: str) -> None:
         f.write(f"online_store: {redis_url}\n")
     text = (shop / "andon.yaml").read_text().replace("name: shop", f"name: shop{uuid.uuid4().hex}")
     (shop / "andon.yaml").write_text(text)
-    assert {m.written for m in features.materialize(project=shop)} == {3}
-    got = features.online("pricing", [{"item": "c"}], project=shop,
-                          at=datetime(2024, 1, 1, 12, tzinfo=UTC))
-    assert got[0]["features"] == {"price": 7.0, "price_with_tax": 8.4}
+    try:
+        assert {m.written for m in features.materialize(project=shop)} == {3}
+        got = features.online("pricing", [{"item": "c"}], project=shop,
+                              at=datetime(2024, 1, 1, 12, tzinfo=UTC))
+        assert got[0]["features"] == {"price": 7.0, "price_with_tax": 8.4}
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        name = text.split("name: ", 1)[1].split()[0]
+        for key in client.scan_iter(f"andon:{name}:*"):
+            client.delete(key)
+        client.close()
 
 
 # -- the flights example -----------------------------------------------------------------

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Literal, TypeVar, get_origin
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_origin
 
 from pydantic import (
     BaseModel,
@@ -23,8 +26,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from andon.errors import ConfigError, did_you_mean
+from andon.registry import Ref, Registry
 from andon.schedule.model import ScheduleConfig, SensorConfig, SlaConfig
 from andon.yamlfile import YamlDoc
+
+if TYPE_CHECKING:
+    from andon.steps import Step
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -169,11 +176,27 @@ class SourceConfig(SourceSpec):
     max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
 
 
+@dataclass(frozen=True)
+class SourceKind:
+    """A kind of source in ``andon.yaml``: its ``kind:`` name, the pydantic model of its
+    settings (a ``SourceSpec`` whose ``kind`` field is a ``Literal`` of that name), and how
+    a source of the kind becomes a step (``step(name, spec, andon.yaml path)``; the step's
+    kind builds it)."""
+
+    name: str
+    config: type[SourceSpec]
+    step: Callable[[str, SourceSpec, Path], Step]
+
+
+
+SOURCE_KINDS: Registry[SourceKind] = Registry("source kind", "andon.source_kinds")
+# a files source becomes a step that lands its files (andon.steps, imported on first use)
+SOURCE_KINDS.register(SourceKind("files", SourceConfig, Ref("andon.steps:files_source_step")))
+
+
 def source_model(data: Any) -> type[SourceSpec] | None:
     """The model of the source kind ``data`` names (``files`` when it names none); None when
     no installed package provides that kind."""
-    from andon.kinds import SOURCE_KINDS
-
     name = data.get("kind", "files") if isinstance(data, dict) else "files"
     kind = SOURCE_KINDS.all().get(name) if isinstance(name, str) else None
     return kind.config if kind is not None else None
@@ -186,8 +209,6 @@ def _source_by_kind(data: Any, handler: ValidatorFunctionWrapHandler) -> SourceS
     model = source_model(data)
     if model is not None:
         return model.model_validate(data)
-    from andon.kinds import SOURCE_KINDS
-
     name = str(data.get("kind") if isinstance(data, dict) else data)
     known = SOURCE_KINDS.all()
     hint = did_you_mean(name, known)

@@ -61,6 +61,12 @@ def source_schema(step: Step) -> Schema | None:
     return result
 
 
+def contract_schema(step: Step, schema_of: Callable[[str], Schema | None],
+                    connection: Callable[[], Engine]) -> Schema | None:
+    """A source's schema at plan time (the ``source`` step kind's): its contract."""
+    return source_schema(step)
+
+
 def sql_schema(step: Step, schema_of: Callable[[str], Schema | None],
                connection: Callable[[], Engine]) -> Schema | None:
     """The engine binds the step's SQL over empty tables shaped like its parents."""

@@ -220,6 +220,18 @@ def import_file(path: Path, module_name: str, what: str) -> types.ModuleType:
     return module
 
 
+def load_python_file(path: Path, pipeline: str, params: Mapping[str, Any],
+                     cache: ParseCache | None = None) -> list[Step]:
+    """The steps of a Python file (the ``python`` step kind's loader)."""
+    return load_python_steps(path, pipeline)
+
+
+def load_sql_file(path: Path, pipeline: str, params: Mapping[str, Any],
+                  cache: ParseCache | None = None) -> list[Step]:
+    """The step of a SQL file (the ``sql`` step kind's loader)."""
+    return [load_sql_step(path, pipeline, params, cache)]
+
+
 def load_python_steps(path: Path, pipeline: str) -> list[Step]:
     source = path.read_text(encoding="utf-8")
     try:

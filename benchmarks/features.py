@@ -120,6 +120,70 @@ def percentiles(reader: Any, batches: list[list[dict[str, str]]]) -> tuple[float
     return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
 
 
+def http(root: Path, entities: int, seconds: float = 5.0) -> None:
+    """``andon server`` in a process of its own; POST /api/features/online with 1 entity:
+    sequential p50/p99, then requests/s from 8 client threads (which share the 2 cores)."""
+    import random
+    import socket
+    import subprocess
+    import threading
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, "-m", "andon", "server", "-p", str(root),
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    rnd = random.Random(11)
+
+    def body() -> dict[str, Any]:
+        return {"features": "s", "entities": [{"entity": f"e{rnd.randrange(entities)}"}]}
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/openapi.json")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+        with httpx.Client(base_url=base) as client:
+            assert client.post("/api/features/online", json=body()).status_code == 200
+            times = []
+            for _ in range(1000):
+                start = time.perf_counter()
+                response = client.post("/api/features/online", json=body())
+                times.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200, response.text
+        times.sort()
+        done = [0] * 8
+        stop = time.monotonic() + seconds
+
+        def worker(i: int) -> None:
+            with httpx.Client(base_url=base) as c:
+                while time.monotonic() < stop:
+                    assert c.post("/api/features/online", json=body()).status_code == 200
+                    done[i] += 1
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        start = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        rate = sum(done) / (time.perf_counter() - start)
+        print(f"online read over HTTP, 1 entity: p50 {times[500]:.2f} ms, p99 {times[989]:.2f} "
+              f"ms; {rate:,.0f} requests/s at concurrency 8 (Python clients on the same cores)")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feature-rows", type=int, default=1_000_000)
@@ -127,6 +191,7 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000)
     ap.add_argument("--ttl-days", type=int, default=7, help="0: no TTL (deep history)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-http", action="store_true", help="skip the andon server case")
     args = ap.parse_args()
     from andon import features
 
@@ -176,6 +241,8 @@ def main() -> None:
         print(f"online read in-process, {batch:>3} entities x {N_FEATURES} features: "
               f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
     reader.close()
+    if not args.no_http:
+        http(root, args.entities)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@
 
 Projects are made once under benchmarks/.work/ (git-ignored); --fresh recreates them.
 
-    python benchmarks/server.py [--repeat 5] [--skip-dagster] [--fresh]
+    python benchmarks/server.py [--repeat 5] [--only overview|scheduler|run-page]
+                                [--skip-dagster] [--fresh]
 """
 
 from __future__ import annotations
@@ -278,7 +279,9 @@ from dagster import DagsterInstance, execute_job, reconstructable
 sys.path.insert(0, sys.argv[1])
 import defs
 with DagsterInstance.get() as instance:
-    result = execute_job(reconstructable(defs.chain), instance=instance)
+    # in one process, as andon runs its steps (one process per op takes ~7 s per op here)
+    result = execute_job(reconstructable(defs.chain), instance=instance,
+                         run_config={"execution": {"config": {"in_process": {}}}})
     assert result.success
     print(result.run_id)
 """
@@ -319,29 +322,35 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-dagster", action="store_true")
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--only", choices=("overview", "scheduler", "run-page"))
     args = parser.parse_args()
     print(machine())
+    if args.only in (None, "overview"):
+        root = built(WORK / "server-1000-tables", wide(TABLES), args.fresh)
+        with andon_server(root) as base:
+            page = measure_page(base + "/", args.repeat)
+        print(row("overview, 1,000 tables", "load s", "FCP s", "target"))
+        print(row("", f"{page['load']:.2f}", f"{page['fcp']:.2f}", "<= 1 s"))
+    if args.only in (None, "scheduler"):
+        flights = flights_with_a_sensor(args.fresh)
+        tick = scheduler_tick(flights, args.repeat)
+        print(row("scheduler evaluation, nothing due", f"{tick * 1000:.2f} ms", "",
+                  "< 5 ms"))
+        arrival = file_arrival(flights)
+        print(row("file arrival -> run started", f"{arrival:.2f} s", "", "<= 2 s"))
+    if args.only in (None, "run-page"):
+        run_pages(args.repeat, args.fresh, dagster=not args.skip_dagster)
 
-    root = built(WORK / "server-1000-tables", wide(TABLES), args.fresh)
-    with andon_server(root) as base:
-        page = measure_page(base + "/", args.repeat)
-    print(row("overview, 1,000 tables", "load s", "FCP s", "target"))
-    print(row("", f"{page['load']:.2f}", f"{page['fcp']:.2f}", "<= 1 s"))
 
-    flights = flights_with_a_sensor(args.fresh)
-    tick = scheduler_tick(flights, args.repeat)
-    print(row("scheduler evaluation, nothing due", f"{tick * 1000:.2f} ms", "", "< 5 ms"))
-    arrival = file_arrival(flights)
-    print(row("file arrival -> run started", f"{arrival:.2f} s", "", "<= 2 s"))
-
+def run_pages(repeat: int, fresh: bool, *, dagster: bool) -> None:
     print(row(f"run page, {STEPS}-step chain", "FCP s", "idle s", "KB"))
-    root = built(WORK / "server-200-chain", chain(STEPS), args.fresh)
+    root = built(WORK / "server-200-chain", chain(STEPS), fresh)
     with andon_server(root) as base:
-        ours = measure_page(base + "/runs/1", args.repeat, idle=True)
+        ours = measure_page(base + "/runs/1", repeat, idle=True)
     print(row("andon", f"{ours['fcp']:.2f}", f"{ours['idle']:.2f}",
               f"{ours['bytes'] / 1024:.0f}"))
-    if not args.skip_dagster:
-        theirs = dagster_run_page(args.repeat, args.fresh)
+    if dagster:
+        theirs = dagster_run_page(repeat, fresh)
         print(row("Dagster webserver", f"{theirs['fcp']:.2f}", f"{theirs['idle']:.2f}",
                   f"{theirs['bytes'] / 1024:.0f}"))
 

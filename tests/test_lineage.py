@@ -118,7 +118,8 @@ def test_a_run_stores_the_lineage_of_each_fingerprint(root: Path) -> None:
     env = project.store.environment("prod")
     assert env is not None
     fps = project.store.commit_steps(env["commit_id"])
-    stored = project.store.lineage.get(fps.values())
+    stored = {fp: StepLineage.from_dict(r)
+              for fp, r in project.store.lineage.rows(fps.values()).items()}
     assert set(stored) == set(fps.values())  # every step of the run, once
     agg = stored[fps["agg"]]
     assert agg.step == "agg" and ("total", "t", "amount", "aggregation") in edges(agg)
@@ -210,7 +211,8 @@ def test_the_store_keeps_each_fingerprint_once(store_url: str) -> None:
                         "e" * 32)
     assert store.lineage.put([lin, table]) == 2
     assert store.lineage.put([lin]) == 0
-    got = store.lineage.get(["f" * 32, "e" * 32, "0" * 32])
+    got = {fp: StepLineage.from_dict(r)
+           for fp, r in store.lineage.rows(["f" * 32, "e" * 32, "0" * 32]).items()}
     assert got == {"f" * 32: lin, "e" * 32: table}
     assert store.reader().column_lineage(["f" * 32])["f" * 32]["edges"][1] == {
         "output": ALL, "table": "t", "column": "id", "kind": "filter"}

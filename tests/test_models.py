@@ -250,3 +250,22 @@ def test_predict_over_http_with_signature_validation(make_project) -> None:
         assert error_of(unknown, 404)["message"] == "no model named 'nope'"
         listed = client.get("/api/models").json()["models"]
         assert [m["name"] for m in listed] == ["clf"]
+
+
+def test_promotion_carries_the_model_and_runs_its_gates(make_project) -> None:
+    root = make(make_project, extra={"checks/models.yaml": """
+        clf:
+          - {type: model_metric, metric: accuracy, min: 0.5}
+    """})
+    run(root)
+    session = Session(Project.load(root), "tester")
+    session.env_create("dev", "prod")
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=0.05))
+    session = Session(Project.load(root), "tester")
+    assert session.run("dev").ok
+    assert [m["version"] for m in session.models_list("dev")] == [2]
+    assert [m["version"] for m in session.models_list("prod")] == [1]
+    promotion = session.promote("dev", "prod")
+    assert promotion.status == "promoted", promotion
+    assert [m["version"] for m in session.models_list("prod")] == [2]
+    assert load(Project.load(root), "clf", environment="prod").version == 2

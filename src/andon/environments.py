@@ -8,10 +8,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from andon.errors import AndonError, EnvironmentNotFound, did_you_mean
+from andon.errors import AndonError, EnvironmentNotFound, NotFound, did_you_mean
 from andon.store import Row, Store, StoreReader
+
+if TYPE_CHECKING:
+    from andon.project import Project
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -212,3 +215,37 @@ def merge_base(store: Store, a: str | None, b: str | None) -> str | None:
     mine = ancestors(store, a)
     theirs = set(ancestors(store, b))
     return next((c for c in mine if c in theirs), None)
+
+
+def env_tables(project: Project, environment: str | None = None, *,
+               as_of: str | None = None, commit: str | None = None) -> dict[str, Row]:
+    """Table name → artifact row, for what ``environment`` points at (now, at ``as_of``, or
+    a given ``commit``: the time machine)."""
+    environment = environment or project.config.default_environment
+    store = project.reader
+    if commit is not None:
+        found = find_commit(store, commit)
+        if found is None:
+            raise NotFound(f"no commit {commit!r}", hint="see commits with: andon env log ENV")
+        return _mapping_rows(project, store.commit_steps(found))
+    env = store.environment(environment)
+    if env is None and as_of is not None and store.ref_log(environment):
+        env = {"commit_id": None}  # deleted since: its history stays readable
+    if env is None:
+        known = [e["name"] for e in store.environments()]
+        hint = did_you_mean(environment, known)
+        raise EnvironmentNotFound(
+            f"no environment named {environment!r}"
+            + (" yet" if not known else ""),
+            hint=hint or ("run the pipeline first: andon run" if not known
+                          else f"environments: {', '.join(known)}"),
+        )
+    commit_id = env["commit_id"]
+    if as_of is not None:
+        commit_id = commit_at(store, environment, parse_time(as_of))
+    return _mapping_rows(project, store.commit_steps(commit_id))
+
+
+def _mapping_rows(project: Project, mapping: dict[str, str]) -> dict[str, Row]:
+    rows = project.reader.artifacts(mapping.values())
+    return {step: rows[fp] for step, fp in sorted(mapping.items()) if fp in rows}

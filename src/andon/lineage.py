@@ -429,9 +429,8 @@ def for_environment(project: Project, environment: str | None = None) -> Graph:
 
 
 def _stored(project: Project, fingerprints: Iterable[str]) -> dict[str, StepLineage]:
-    from andon.store.lineage import read_lineage
-
-    return read_lineage(project.reader, fingerprints)
+    rows = project.reader.column_lineage(fingerprints)  # andon lineage never writes
+    return {fp: StepLineage.from_dict(r) for fp, r in rows.items()}
 
 
 def for_plan(project: Project, plan: Plan) -> Graph:
@@ -448,7 +447,7 @@ def record(project: Project, plan: Plan) -> Graph:
     reader = project.store.reader()
     schemas = _artifact_schemas(reader, fps)
     repo = project.store.lineage
-    have = repo.get(fps.values())
+    have = {fp: StepLineage.from_dict(r) for fp, r in repo.rows(fps.values()).items()}
     graph = compute(project, fps, schemas, have)
     repo.put([lin for lin in graph.steps.values()
               if lin.fingerprint and lin.fingerprint not in have

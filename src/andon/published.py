@@ -7,46 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from andon.engines.base import EngineError, UnknownObject
-from andon.errors import AndonError, EnvironmentNotFound, NotFound, SqlError, did_you_mean
+from andon.environments import env_tables
+from andon.errors import AndonError, NotFound, SqlError, did_you_mean
 from andon.project import Project
 from andon.store import Row
 from andon.warehouse import Warehouse
-
-
-def env_tables(project: Project, environment: str | None = None, *,
-               as_of: str | None = None, commit: str | None = None) -> dict[str, Row]:
-    """Table name → artifact row, for what ``environment`` points at (now, at ``as_of``, or
-    a given ``commit``: the time machine)."""
-    from andon.environments import commit_at, find_commit, parse_time
-
-    environment = environment or project.config.default_environment
-    store = project.reader
-    if commit is not None:
-        found = find_commit(store, commit)
-        if found is None:
-            raise NotFound(f"no commit {commit!r}", hint="see commits with: andon env log ENV")
-        return _mapping_rows(project, store.commit_steps(found))
-    env = store.environment(environment)
-    if env is None and as_of is not None and store.ref_log(environment):
-        env = {"commit_id": None}  # deleted since: its history stays readable
-    if env is None:
-        known = [e["name"] for e in store.environments()]
-        hint = did_you_mean(environment, known)
-        raise EnvironmentNotFound(
-            f"no environment named {environment!r}"
-            + (" yet" if not known else ""),
-            hint=hint or ("run the pipeline first: andon run" if not known
-                          else f"environments: {', '.join(known)}"),
-        )
-    commit_id = env["commit_id"]
-    if as_of is not None:
-        commit_id = commit_at(store, environment, parse_time(as_of))
-    return _mapping_rows(project, store.commit_steps(commit_id))
-
-
-def _mapping_rows(project: Project, mapping: dict[str, str]) -> dict[str, Row]:
-    rows = project.reader.artifacts(mapping.values())
-    return {step: rows[fp] for step, fp in sorted(mapping.items()) if fp in rows}
 
 
 def tables(project: Project, environment: str | None = None) -> list[Row]:

@@ -120,7 +120,7 @@ class RunDetails:
 
 
 def tables(project: Project, environment: str | None = None) -> list[TableInfo]:
-    from andon.published import env_tables
+    from andon.environments import env_tables
 
     out = []
     for name, art in env_tables(project, environment).items():

@@ -14,7 +14,6 @@ from andon.store import schema as t
 
 if TYPE_CHECKING:
     from andon.lineage import StepLineage
-    from andon.store.reader import StoreReader
 
 Row = dict[str, Any]
 _CHUNK = 500  # fingerprints per IN (...): well under every driver's parameter limit
@@ -39,11 +38,6 @@ class LineageRepository:
                         "edges": [{"output": e[0], "table": e[1], "column": e[2], "kind": e[3]}
                                   for e in r["edges"]]}
         return out
-
-    def get(self, fingerprints: Iterable[str]) -> dict[str, StepLineage]:
-        from andon.lineage import StepLineage
-
-        return {fp: StepLineage.from_dict(r) for fp, r in self.rows(fingerprints).items()}
 
     def put(self, lineages: Sequence[StepLineage]) -> int:
         """Store each step version's lineage once; another run that stored it first wins
@@ -76,9 +70,3 @@ class LineageRepository:
                 except IntegrityError:
                     continue
             return added
-
-def read_lineage(reader: StoreReader, fingerprints: Iterable[str]) -> dict[str, StepLineage]:
-    """Stored lineage through a reader (``andon lineage`` never writes)."""
-    from andon.lineage import StepLineage
-
-    return {fp: StepLineage.from_dict(r) for fp, r in reader.column_lineage(fingerprints).items()}

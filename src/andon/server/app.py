@@ -108,8 +108,16 @@ async def _unexpected(_request: Request, e: Exception) -> Response:
 
 
 def build(project: Project, *, host: str) -> FastAPI:
-    from andon.server.api import (checks, environments, features, models, people, queries,
-                                  runs, tables)
+    from andon.server.api import (
+        checks,
+        environments,
+        features,
+        models,
+        people,
+        queries,
+        runs,
+        tables,
+    )
 
     app = FastAPI(title="andon", version=_version(), default_response_class=JSON,
                   description="The andon HTTP API: the verbs of the CLI, with the same names, "

@@ -280,3 +280,42 @@ class AnalyticsRepository:
             q = q.where(r.environment == environment)
         rows = self._rows(q)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # trends the UI draws -------------------------------------------------------------------
+
+    def row_history(self, environment: str, steps: Sequence[str], per_step: int
+                    ) -> dict[str, list[tuple[int, float, int]]]:
+        """Step → (run id, start time, rows) of its latest ``per_step`` builds in the
+        environment, oldest first: one query whatever the number of runs."""
+        s, r = t.step_runs.c, t.runs.c
+        numbered = (select(s.step, s.run_id, s.started_at, s.rows,
+                           func.row_number().over(partition_by=s.step,
+                                                  order_by=s.id.desc()).label("n"))
+                    .join(t.runs, r.id == s.run_id)
+                    .where(s.step.in_(list(steps)), r.environment == environment,
+                           s.action == "built", s.rows.is_not(None))
+                    .subquery())
+        q = select(numbered).where(numbered.c.n <= per_step).order_by(numbered.c.run_id)
+        out: dict[str, list[tuple[int, float, int]]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                out.setdefault(row.step, []).append(
+                    (row.run_id, row.started_at or 0.0, row.rows))
+        return out
+
+    def recent_schemas(self, steps: Sequence[str], per_step: int
+                       ) -> dict[str, list[list[tuple[str, str]]]]:
+        """Step → the schemas of its latest ``per_step`` artifacts, oldest first."""
+        a = t.artifacts.c
+        numbered = (select(a.step, a.schema, a.created_at,
+                           func.row_number().over(partition_by=a.step,
+                                                  order_by=a.created_at.desc()).label("n"))
+                    .where(a.step.in_(list(steps))).subquery())
+        q = (select(numbered.c.step, numbered.c.schema).where(numbered.c.n <= per_step)
+             .order_by(numbered.c.step, numbered.c.created_at))
+        out: dict[str, list[list[tuple[str, str]]]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                out.setdefault(row.step, []).append([(str(c[0]), str(c[1]))
+                                                     for c in row.schema or ()])
+        return out

@@ -10,8 +10,8 @@
 Targets (issue 10): p50 <= 1.5 ms, p99 <= 3 ms, ready <= 3 s; batch scoring of 1M rows
 <= 10 s. (MLflow serving, not run here: 2.97 / 5.38 ms, ready ~9 s on this kind of machine.)
 
-The project is created once in benchmarks/.work/models-flights (git-ignored); --fresh
-recreates it.
+The project (the example with extras/models/ added) is created once in
+benchmarks/.work/models-flights (git-ignored); --fresh recreates it.
 
     python benchmarks/models.py [--requests 2000]
 """
@@ -42,6 +42,13 @@ def prepare(root: Path, fresh: bool) -> None:
         shutil.rmtree(root)
     if not root.exists():
         init_project(root, "flights")
+        # the delay classifier, added as docs/models.md tells
+        (root / "pipelines" / "flights" / "models").mkdir()
+        for name in ("delay_training.sql", "delay_model.py"):
+            shutil.copyfile(root / "extras" / "models" / name,
+                            root / "pipelines" / "flights" / "models" / name)
+        (root / "checks").mkdir(exist_ok=True)
+        shutil.copyfile(root / "extras" / "models" / "models.yaml", root / "checks" / "models.yaml")
         project = Project.load(root)
         result = Session(project, "bench").run()
         assert result.ok, result.error

@@ -269,3 +269,87 @@ def test_promotion_carries_the_model_and_runs_its_gates(make_project) -> None:
     assert promotion.status == "promoted", promotion
     assert [m["version"] for m in session.models_list("prod")] == [2]
     assert load(Project.load(root), "clf", environment="prod").version == 2
+
+
+def test_the_registry_numbers_versions_and_keeps_alias_history_on_each_store(
+        store_url: str) -> None:
+    from andon.store import open_store
+
+    store = open_store(store_url)
+    try:
+        repo = store.models
+        a = repo.register("m", "fp-a", run_id=None, environment="prod",
+                          metrics={"accuracy": 0.8}, info={"params": {"C": 1}})
+        b = repo.register("m", "fp-b", run_id=None, environment="dev", metrics={}, info={})
+        assert (a.version, b.version) == (1, 2)
+        assert repo.register("m", "fp-a", run_id=None, environment="dev", metrics={},
+                             info={}).version == 1  # the same artifact keeps its version
+        repo.move_alias("m", "champion", 1, who="alice")
+        repo.move_alias("m", "champion", 2, who="bob", note="better")
+        repo.move_alias("m", "challenger", 1, who="bob")
+        repo.move_alias("m", "challenger", None, who="bob")
+        assert repo.aliases("m") == {"champion": 2}
+        assert [(m.alias, m.version, m.set_by) for m in repo.alias_history("m", "champion")] \
+            == [("champion", 1, "alice"), ("champion", 2, "bob")]
+        repo.set_tags("m", 1, {"reviewed": "yes"})
+        assert repo.get("m", 1) is not None and repo.get("m", 1).tags == {"reviewed": "yes"}
+        assert repo.get("m", 1).metrics == {"accuracy": 0.8}  # type: ignore[union-attr]
+    finally:
+        store.engine.dispose()
+
+
+def test_shadow_mode_compares_a_challenger_without_returning_it(make_project) -> None:
+    root = make(make_project)
+    run(root)
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=1e-6))
+    run(root)
+    session = Session(Project.load(root), "t")
+    session.models_alias("clf", "challenger", 2)
+    rows = [{"x1": 0.9, "x2": 0.95}, {"x1": 0.1, "x2": 0.0}, {"x1": 0.6, "x2": 0.6}]
+    with served(Project.load(root)) as client:
+        answer = client.post("/api/models/clf/predict?version=1&shadow=challenger",
+                             json={"rows": rows})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["version"] == 1 and set(answer.json()) == {
+            "model", "version", "fingerprint", "predictions"}
+        stats = client.get("/api/models/clf/shadow/challenger").json()["comparisons"]
+    assert len(stats) == 1 and stats[0]["version"] == 1 and stats[0]["shadow_version"] == 2
+    assert stats[0]["rows"] == 3 and stats[0]["requests"] == 1
+    theirs = load(Project.load(root), "clf", version=2).predict_rows(rows)
+    agreed = sum(a == b for a, b in zip(answer.json()["predictions"], theirs, strict=True))
+    assert stats[0]["agreed"] == agreed
+
+
+def add_delay_model(root: Path) -> None:
+    """The example's delay classifier, added as docs/models.md tells: extras/models/ holds
+    the training set, the model step and its gates."""
+    import shutil
+
+    extras = root / "extras" / "models"
+    target = root / "pipelines" / "flights" / "models"
+    target.mkdir(parents=True)
+    for name in ("delay_training.sql", "delay_model.py"):
+        shutil.copyfile(extras / name, target / name)
+    (root / "checks").mkdir(exist_ok=True)
+    shutil.copyfile(extras / "models.yaml", root / "checks" / "models.yaml")
+
+
+@pytest.mark.slow
+def test_the_flights_delay_classifier_trains_behind_its_gates(flights: Path, cli) -> None:
+    from tests.examplekit import assert_every_check_ran
+
+    add_delay_model(flights)
+    result = run(flights)
+    assert result.ok, result.error
+    gates = {c.name: c for c in result.checks if c.table == "delay_model"}
+    assert set(gates) == {"delay_model.roc_auc", "delay_model.beats_champion"}
+    assert all(g.status == "passed" for g in gates.values())
+    assert gates["delay_model.roc_auc"].metric is not None
+    assert gates["delay_model.roc_auc"].metric > 0.6
+    model = load(Project.load(flights), "delay_model")
+    assert model.features == ["sched_hour_utc", "weekday", "month", "distance", "temp",
+                              "wind_speed", "precip", "visib"]
+    assert model.predict_rows([{"sched_hour_utc": 22, "weekday": 5, "month": 7,
+                                "distance": 1000.0, "temp": 85.0, "wind_speed": 20.0,
+                                "precip": 0.3, "visib": 2.0}])[0] in (0, 1)
+    assert_every_check_ran(flights, lambda args: cli(*args, "-p", flights))

@@ -23,7 +23,7 @@ def test_flights_first_run_publishes_six_months_every_table_tested(flights: Path
     # every published table is tested, at every severity, SPC included
     tables = {t["table"] for t in json.loads(cli("tables", "-p", flights, "--format", "json")[1])}
     checks = json.loads(cli("checks", "list", "-p", flights, "--format", "json")[1])
-    assert len(tables) == 14
+    assert len(tables) == 12
     assert tables == {c["table"] for c in checks}
     assert {c["severity"] for c in checks} == {"error", "warn", "info"}
     assert any(c["name"] == "flights.rows_per_month" and c["spc"] for c in checks)
@@ -40,6 +40,5 @@ def test_rerun_builds_nothing_and_new_month_builds_only_its_descendants(flights:
     assert cli("run", "-p", flights, "-q")[0] == 0
     run = json.loads(cli("runs", "show", "latest", "-p", flights, "--format", "json")[1])
     built = {s["name"] for s in run["steps"] if s["action"] == "built"}
-    assert built == {"raw_flights", "flights", "flights_enriched", "daily_carrier_kpis",
-                     "delay_training", "delay_model"}
+    assert built == {"raw_flights", "flights", "flights_enriched", "daily_carrier_kpis"}
     assert_every_check_ran(flights, lambda args: cli(*args, "-p", flights))

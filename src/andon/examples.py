@@ -55,23 +55,12 @@ def init_project(target: Path, example: str | None = None, *, force: bool = Fals
     if example is None:
         _init_empty(target)
     else:
-        # the delay classifier (pipelines/flights/models, checks/models.yaml) needs the
-        # models extra: without it the example is the data pipeline alone
-        optional = () if _models_installed() else ("models", "models.yaml")
         shutil.copytree(example_dir(example), target, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".andon", "incoming", "arrivals",
-                                                      "reference", "__pycache__", *optional))
+                                                      "reference", "__pycache__"))
         _flights_data(target)
     (target / ".gitignore").write_text(".andon/\n")
     return target
-
-
-def _models_installed() -> bool:
-    """Whether scikit-learn and skops (``andon[models]``) are installed, without importing
-    them."""
-    from importlib.util import find_spec
-
-    return find_spec("sklearn") is not None and find_spec("skops") is not None
 
 
 def _init_empty(target: Path) -> None:

@@ -19,7 +19,8 @@ def require_extra() -> None:
     """Raise a clear error when FastAPI or uvicorn is missing (they are optional)."""
     import importlib.util
 
-    missing = [m for m in ("fastapi", "uvicorn", "jinja2", "itsdangerous") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "jinja2", "itsdangerous")
+               if importlib.util.find_spec(m) is None]
     if missing:
         raise AndonError(f"the andon server needs {' and '.join(missing)}, not installed",
                          hint=INSTALL_HINT)

@@ -14,9 +14,9 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from andon.access import AccessDenied, NotAuthenticated
-from andon.server.app import ServerState, state_of
 from andon.server.recent import Uncached
 from andon.server.signin import AGAIN, token_hash_of
+from andon.server.state import ServerState, state_of
 from andon.server.templating import COOKIE
 from andon.service import Session, local_user
 from andon.store.tokens import digest

@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from andon.access import NotAuthenticated
 from andon.errors import AndonError
-from andon.server.app import ServerState, state_of
+from andon.server.state import ServerState, state_of
 from andon.server.templating import COOKIE, templates
 from andon.store.tokens import TokenRecord, digest
 

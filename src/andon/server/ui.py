@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -24,14 +23,13 @@ from andon.server.api import checks as checks_api
 from andon.server.api import environments as environments_api
 from andon.server.api import runs as runs_api
 from andon.server.api import tables as tables_api
-from andon.server.app import error_response, http_error
 from andon.server.auth import session
 from andon.server.bodies import Ack, Promote, RunRequest
+from andon.server.failures import error_response, http_error
 from andon.server.names import checked
 from andon.server.templating import templates
 from andon.server.trends import bars, row_history, schema_changes, sparkline
 from andon.service import Session
-from andon.store import schema as t
 
 HERE = Path(__file__).parent
 PAGE = 50  # rows of a list page
@@ -214,10 +212,8 @@ def runs(request: Request, environment: str | None = None, status: str | None = 
 def run_context(caller: Session, run_id: int) -> dict[str, Any]:
     """A run's details, its steps on a time line and the check results it recorded."""
     details = caller.run_details(run_id).to_dict()
-    s = t.step_runs.c
-    with caller.project.store.engine.connect() as conn:
-        starts = {r.step: r.started_at for r in conn.execute(
-            select(s.step, s.started_at).where(s.run_id == details["id"]))}
+    starts = {r["step"]: r["started_at"]
+              for r in caller.project.store.step_runs(details["id"])}
     origin = min((v for v in starts.values() if v), default=None)
     span = max((((starts.get(st["name"]) or origin or 0.0) - (origin or 0.0))
                 + (st["seconds"] or 0.0) for st in details["steps"]), default=0.0) or 1.0

@@ -7,6 +7,7 @@ per artifact, so a request costs one small store read and the prediction."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +20,7 @@ from andon.server.jsonable import JSON
 from andon.server.names import checked
 
 router = APIRouter(tags=["models"])
+log = logging.getLogger("andon.models")
 
 
 class PredictBody(BaseModel):
@@ -73,14 +75,67 @@ def move_alias(caller: Caller, name: str, alias: str, body: AliasBody) -> dict[s
     return caller.models_alias(checked(name, "model"), alias, body.version, note=body.note)
 
 
+def _loaded(request: Request, caller: Caller, name: str, found: Any) -> Any:
+    from andon.models import artifact
+    from andon.warehouse import Warehouse
+
+    cache = _cache(request)
+    model = cache.get((name, found.fingerprint))
+    if model is None:
+        warehouse = Warehouse(caller.project.warehouse)
+        manifest = warehouse.read_manifest(name, found.fingerprint)
+        if manifest is None:
+            raise AndonError(f"the artifact of model {name!r} version {found.version} is no "
+                             "longer in the warehouse", kind="not_found",
+                             hint=f"rebuild it: andon run {name}")
+        model = artifact.load(warehouse, manifest, found.version)
+        cache[(name, found.fingerprint)] = model
+    return model
+
+
+def _shadow(request: Request, caller: Caller, name: str, alias: str, served: int | None,
+            rows: list[dict[str, Any]], predictions: list[Any]) -> None:
+    """Predict with the version holding ``alias`` too; count and log how often it agrees
+    (its predictions are never returned)."""
+    from andon.models.registry import resolve
+
+    found = resolve(caller.project, name, alias=alias)
+    theirs = _loaded(request, caller, name, found).predict_rows(rows)
+    agree = sum(a == b for a, b in zip(predictions, theirs, strict=True))
+    cache = _cache(request)
+    with _LOCK:
+        stats = cache.setdefault((name, f"shadow:{alias}"), {})
+        key = f"{served}-vs-{found.version}"
+        s = stats.setdefault(key, {"version": served, "shadow_version": found.version,
+                                   "requests": 0, "rows": 0, "agreed": 0})
+        s["requests"] += 1
+        s["rows"] += len(rows)
+        s["agreed"] += agree
+    log.info("shadow %s: version %s vs %s (%s) agreed on %d of %d rows", name, served,
+             found.version, alias, agree, len(rows))
+
+
+@router.get("/models/{name}/shadow/{alias}")
+def shadow_stats(request: Request, name: str, alias: str) -> dict[str, Any]:
+    """How often the shadow version (``alias``) agreed with the one served, since the
+    server started."""
+    cache = _cache(request)
+    with _LOCK:
+        stats = dict(cache.get((name, f"shadow:{alias}"), {}))
+    return {"model": name, "alias": alias, "comparisons": [
+        {**s, "agreement": s["agreed"] / s["rows"] if s["rows"] else None}
+        for s in stats.values()]}
+
+
 @router.post("/models/{name}/predict")
 def predict(request: Request, caller: Caller, name: str, body: PredictBody,
             environment: str | None = None, version: int | None = None,
-            alias: str | None = None) -> Any:
-    """Predictions for ``rows`` (objects of the model's input fields), with its version."""
+            alias: str | None = None, shadow: str | None = None) -> Any:
+    """Predictions for ``rows`` (objects of the model's input fields), with its version.
+    ``shadow``: an alias (e.g. challenger) whose version also predicts, compared and logged,
+    never returned."""
     from andon.models import artifact
     from andon.models.registry import resolve
-    from andon.warehouse import Warehouse
 
     project = caller.project
     env = checked(environment, "environment") if environment else None
@@ -96,19 +151,15 @@ def predict(request: Request, caller: Caller, name: str, body: PredictBody,
                         alias=alias)
         if key:
             cache[key] = found
-    model = cache.get((name, found.fingerprint))
-    if model is None:
-        warehouse = Warehouse(project.warehouse)
-        manifest = warehouse.read_manifest(name, found.fingerprint)
-        if manifest is None:
-            raise AndonError(f"the artifact of model {name!r} version {found.version} is no "
-                             "longer in the warehouse", kind="not_found",
-                             hint=f"rebuild it: andon run {name}")
-        model = artifact.load(warehouse, manifest, found.version)
-        cache[(name, found.fingerprint)] = model
+    model = _loaded(request, caller, name, found)
     try:
         predictions = model.predict_rows(body.rows)
     except artifact.RequestInvalid as e:
         return JSON({"error": {**e.to_dict()["error"], "field": e.field}}, status_code=422)
+    if shadow is not None:
+        try:
+            _shadow(request, caller, name, shadow, found.version, body.rows, predictions)
+        except AndonError as e:  # the shadow never fails the request it watches
+            log.warning("shadow %s (%s) failed: %s", name, shadow, e.message)
     return {"model": name, "version": found.version, "fingerprint": found.fingerprint,
             "predictions": predictions}

@@ -15,11 +15,11 @@ from starlette.responses import StreamingResponse
 
 from andon.errors import AndonError, did_you_mean
 from andon.server.api import Caller, load
-from andon.server.app import state_of
 from andon.server.bodies import RunRequest
 from andon.server.jsonable import dumps
 from andon.server.live import LiveRun
 from andon.server.names import checked
+from andon.server.state import state_of
 from andon.service import Session
 
 router = APIRouter(tags=["runs"])

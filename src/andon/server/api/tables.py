@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from andon.server.api import Caller
-from andon.server.app import state_of
 from andon.server.jsonable import dumps
 from andon.server.names import checked
+from andon.server.state import state_of
 from andon.service import Session
 from andon.store import Store
 

@@ -498,3 +498,49 @@ def test_a_run_queued_by_key_is_queued_once_and_runs(make_project: ProjectFactor
         s.close()
     assert done["status"] == "succeeded", done["error"]
     assert andon.query(Project.load(root), "SELECT n FROM totals")[1] == [(2,)]
+
+
+def test_andon_server_is_one_process_with_api_ui_and_scheduler(
+        make_project: ProjectFactory) -> None:
+    """`andon server` serves the API and runs the sensors: a file that arrives is built and
+    shows in the API's runs list, with no `andon scheduler` beside it."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    root = make_project(orders_project(
+        sensors="sensors:\n              arrivals: {source: orders, settle_seconds: 0}\n"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "andon", "server", "-p", str(root),
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{base}/api/runs", timeout=5).status_code in (200, 404):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "andon server did not start"
+            time.sleep(0.2)
+        time.sleep(1.5)  # the sensor's first look: files already there count as seen
+        (root / "incoming" / "b.csv").write_text("id,amount\n4,40\n")
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline + 60:
+            body = httpx.get(f"{base}/api/runs", timeout=5).json()
+            runs = [r for r in body.get("runs", []) if r.get("status") == "succeeded"]
+            if runs:
+                break
+            time.sleep(0.3)
+        assert runs, body
+        assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the UI, same process
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +22,9 @@ from andon.cli.app import (
     err_console,
 )
 
+if TYPE_CHECKING:
+    from andon.schedule.scheduler import Scheduler
+
 tokens_app = typer.Typer(help="API tokens for the server: create (shown once), list, revoke.",
                          no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
@@ -33,8 +37,13 @@ def server(
         help="address to listen on; any other than 127.0.0.1 requires a token on every "
              "request")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    scheduler: Annotated[bool, typer.Option(
+        "--scheduler/--no-scheduler",
+        help="run the schedules and sensors of andon.yaml in this process too (off: run "
+             "`andon scheduler` elsewhere)")] = True,
 ) -> None:
-    """Serve the project's HTTP API (OpenAPI at /openapi.json). Needs andon[server]."""
+    """Serve the project's HTTP API (OpenAPI at /openapi.json) and web UI, and run its
+    schedules and sensors. Needs andon[server]."""
     from andon.server import require_extra
 
     require_extra()
@@ -51,9 +60,34 @@ def server(
     elif not store.tokens.all():
         err_console.print("[yellow]every request needs a token and none exists yet: "
                           "andon tokens create NAME --role ROLE[/]")
-    console.print(f"andon server for {session.project.root}: http://{host}:{port}/api "
-                  f"(OpenAPI: http://{host}:{port}/openapi.json)")
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    console.print(f"andon server for {session.project.root}: http://{host}:{port}/ "
+                  f"(API: /api, OpenAPI: /openapi.json)")
+    sched = _start_scheduler(session.project.root) if scheduler else None
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="info")
+    finally:
+        if sched is not None:
+            sched.stop()  # runs under way go on to their end in their threads
+            sched.close()
+
+
+def _start_scheduler(root: Path) -> Scheduler:
+    """The project's scheduler in a background thread of the server (it reads andon.yaml
+    again when it changes, so schedules added later run without a restart)."""
+    import threading
+
+    from andon.project import Project
+    from andon.schedule.scheduler import Scheduler
+
+    proj = Project.load(root, tolerant=True)
+
+    def log(message: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')} scheduler:[/] {_escape(message)}")
+
+    sched = Scheduler(proj, log=log)
+    threading.Thread(target=sched.run_forever, name="andon-scheduler", daemon=True).start()
+    log(f"{len(proj.config.schedules)} schedule(s), {len(proj.config.sensors)} sensor(s)")
+    return sched
 
 
 @tokens_app.command("create")

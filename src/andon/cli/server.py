@@ -61,7 +61,7 @@ def server(
         err_console.print("[yellow]every request needs a token and none exists yet: "
                           "andon tokens create NAME --role ROLE[/]")
     console.print(f"andon server for {session.project.root}: http://{host}:{port}/ "
-                  f"(API: /api, OpenAPI: /openapi.json)")
+                  f"(API: http://{host}:{port}/api, OpenAPI: /openapi.json)")
     sched = _start_scheduler(session.project.root) if scheduler else None
     try:
         uvicorn.run(api, host=host, port=port, log_level="info")

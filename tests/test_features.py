@@ -141,7 +141,8 @@ SHOP = {
               at: {type: timestamp, required: true}
               price: double
         """,
-    "pipelines/shop/prices.sql": "SELECT item, at, price FROM raw_prices\n",
+    # AT is a reserved word in DuckDB 1.4: the step quotes the column
+    "pipelines/shop/prices.sql": "SELECT item, \"at\", price FROM raw_prices\n",
     "in/day1.csv": "item,at,price\na,2024-01-01 10:00:00,1.0\nb,2024-01-01 10:00:00,5.0\n"
                    "c,2024-01-01 11:00:00,7.0\n",
     "features/shop.yaml": """

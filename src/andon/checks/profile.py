@@ -160,7 +160,7 @@ def sample_stats(cur: Session, source: exp.Expression,
     size."""
     from sqlglot import exp
 
-    from andon.engines.sql import column, table
+    from andon.engines.sql import column, ident_sql, table
 
     cols = [(n, t) for n, t in schema if t == "VARCHAR" or is_numeric(t)
             or t.upper() in ("BOOLEAN", "DATE")]
@@ -172,7 +172,8 @@ def sample_stats(cur: Session, source: exp.Expression,
     try:
         return _sample_stats(cur, cols)
     finally:
-        cur.execute(exp.Drop(tables=[table(_SAMPLE)], kind="TABLE", exists=True))
+        # as text: sqlglot names DROP's table differently across the versions andon allows
+        cur.execute(f"DROP TABLE IF EXISTS {ident_sql(_SAMPLE)}")
 
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -30,6 +30,8 @@ def read_csv(file: str | Path, columns: Sequence[tuple[str, str]],
         _option("columns", types),
         _option("delim", literal(options.delimiter)),
         _option("quote", literal(options.quote)),
+        # RFC 4180: a quote inside a quoted field is doubled (DuckDB 1.4 needs it said)
+        _option("escape", literal(options.quote)),
         _option("nullstr", exp.Array(expressions=[literal(v) for v in options.null_values])),
         _option("store_rejects", exp.true()),
         _option("auto_detect", exp.false()),

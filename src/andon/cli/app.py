@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -97,29 +93,10 @@ def _session(project: Path | None, params: Sequence[str] | None = None, env: str
     return Session(_load(project, params, env, sets), local_user())
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, bytes):
-        return v.hex()
-    return str(v)
-
-
-def _finite(v: Any) -> Any:
-    """NaN and ±Infinity are not JSON: they are written as null."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite(x) for x in v]
-    return v
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(_finite(obj), default=_json_default, indent=2, allow_nan=False)
+    from andon.jsontext import dumps
+
+    return dumps(obj, indent=2)
 
 
 def _emit(rows: list[dict[str, Any]], fmt: Format, title: str | None = None,

@@ -326,6 +326,10 @@ class ProjectConfig(Model):
         default="sqlite:///.andon/andon.db",
         description="metadata store URL (sqlite path relative to the project, or postgresql://)",
     )
+    engine: str = Field(default="duckdb", description="the SQL engine steps and checks run "
+                        "on: duckdb (embedded), or another registered engine")
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict, description="settings of the engine (its connection, for one)")
     threads: int = Field(default_factory=_default_threads, ge=1, le=256)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 4GB")
     default_environment: str = "prod"

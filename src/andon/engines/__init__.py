@@ -3,6 +3,8 @@ in-process is the embedded default; ``andon.engines.sql`` builds andon's own SQL
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from andon.engines.base import (
@@ -17,16 +19,19 @@ from andon.engines.base import (
     Schema,
     UnknownObject,
 )
+from andon.registry import Ref, Registry
 
 if TYPE_CHECKING:
     from andon.engines.base import Session
     from andon.engines.duckdb import DuckDBEngine
 
 __all__ = [
+    "ENGINES",
     "CsvOptions",
     "DuckDBEngine",
     "Engine",
     "EngineError",
+    "EngineKind",
     "Interrupted",
     "InvalidInput",
     "Location",
@@ -39,15 +44,26 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class EngineKind:
+    """An engine andon can run on: its name (``engine:`` in andon.yaml), how to make one, and
+    the extra to install when its driver is missing."""
+
+    name: str
+    make: Callable[..., Engine]
+    extra: str | None = None
+    description: str = ""
+
+
+ENGINES: Registry[EngineKind] = Registry("engine", "andon.engines")
+ENGINES.register(EngineKind("duckdb", Ref("andon.engines.duckdb:DuckDBEngine"),
+                            description="DuckDB in-process (embedded, the default)"))
+
+
 def create(name: str = "duckdb", **options: Any) -> Engine:
-    """An engine by name (``duckdb`` today; PostgreSQL and Spark next)."""
-    if name == "duckdb":
-        from andon.engines.duckdb import DuckDBEngine
-
-        return DuckDBEngine(**options)
-    from andon.errors import ConfigError
-
-    raise ConfigError(f"unknown engine {name!r}", hint="andon runs on: duckdb")
+    """An engine by name (``andon.yaml``'s ``engine:``; unknown names say did-you-mean)."""
+    kind = ENGINES.get_kind(name)
+    return kind.make(**options)
 
 
 def __getattr__(name: str) -> Any:  # DuckDB is imported when an engine is first made

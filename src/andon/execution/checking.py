@@ -47,7 +47,11 @@ def open_engine(project: Project, warehouse: Warehouse) -> Engine:
     """The engine steps and checks run on: it reads only the warehouse's artifacts."""
     from andon.engines import create
 
-    return create(threads=project.config.threads, memory_limit=project.config.memory_limit,
+    config = project.config
+    if config.engine != "duckdb":
+        return create(config.engine, warehouse=warehouse, threads=config.threads,
+                      **config.engine_options)
+    return create(threads=config.threads, memory_limit=config.memory_limit,
                   allowed=[warehouse.root])
 
 

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 
 def lowest_pins(pyproject: Path) -> list[str]:
@@ -18,16 +19,19 @@ def lowest_pins(pyproject: Path) -> list[str]:
     lines = [*project["dependencies"]]
     for extra in project.get("optional-dependencies", {}).values():
         lines.extend(extra)
-    pins: dict[str, str] = {}
+    pins: dict[str, Version] = {}
     for line in lines:
         req = Requirement(line)
         if req.name == project["name"]:
             continue  # andon[...] refers to its own extras, listed here already
-        lower = [s.version for s in req.specifier if s.operator == ">="]
+        lower = [s.version for s in req.specifier if s.operator in (">=", "==")]
         if len(lower) != 1:
-            sys.exit(f"pyproject.toml: {line!r} needs one lower bound (>=) to be tested")
-        pins[req.name] = f"{req.name}=={lower[0]}"
-    return sorted(pins.values())
+            sys.exit(f"pyproject.toml: {line!r} needs one lower bound (>= or ==) to be tested")
+        # a package named twice (the core and an extra that needs a newer one): the extra's
+        # bound is the lowest version a user installing every extra can get
+        low = Version(lower[0])
+        pins[req.name] = max(low, pins.get(req.name, low))
+    return sorted(f"{name}=={version}" for name, version in pins.items())
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ class Project:
             from andon.store import open_store  # SQLAlchemy: only for what reads the store
 
             url = os.environ.get("ANDON_STORE_URL") or self.config.store
-            self._store = open_store(url, self.root)
+            self._store = open_store(url, self.root, project=self.name)
         return self._store
 
     @property
@@ -178,7 +178,8 @@ class Project:
             from andon.store import open_store
 
             url = os.environ.get("ANDON_STORE_URL") or self.config.store
-            self._read_store = open_store(url, self.root, migrate=False)
+            self._read_store = open_store(url, self.root, migrate=False,
+                                          project=self.name)
         return self._read_store.reader()
 
     def close(self) -> None:

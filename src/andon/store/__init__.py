@@ -6,14 +6,27 @@ SQLite file by default, PostgreSQL by URL; both through SQLAlchemy Core.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from andon.errors import Conflict, LeaseError, NotFound, StoreError
 from andon.hosts import pid_alive
@@ -35,10 +48,16 @@ __all__ = ["Row", "Store", "StoreReader", "open_reader", "open_store"]
 STALE_AFTER = 300.0  # seconds without a heartbeat after which a lease's holder counts as gone
 
 
-def open_store(url: str, project_root: Path | None = None, *, migrate: bool = True) -> Store:
+def open_store(url: str, project_root: Path | None = None, *, migrate: bool = True,
+               project: str | None = None) -> Store:
     """Open (and migrate) the store at ``url``; a relative sqlite path is under the project.
     ``migrate=False`` creates nothing: a store that does not exist yet, or was written by a
-    newer andon, is a ``StoreError`` saying what to do (what readers open)."""
+    newer andon, is a ``StoreError`` saying what to do (what readers open).
+
+    ``project``: the project opening it. A store belongs to the first project that writes
+    to it; another project is refused (give each project its own PostgreSQL schema,
+    ``?schema=NAME`` in the URL), so two teams never share environments or users by
+    accident."""
     url = _resolve(url, project_root, create=migrate)
     if not migrate and url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
@@ -46,7 +65,14 @@ def open_store(url: str, project_root: Path | None = None, *, migrate: bool = Tr
             raise StoreError(f"there is no andon store at {url} yet",
                              hint="it is created by the first command that writes, "
                                   "e.g. andon run")
-    return Store(url, migrate=migrate)
+    store = Store(url, migrate=migrate)
+    if project is not None:
+        try:
+            store.claim(project, write=migrate)
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def open_reader(url: str, project_root: Path | None = None) -> StoreReader:
@@ -70,6 +96,54 @@ def _resolve(url: str, project_root: Path | None, *, create: bool) -> str:
     return url
 
 
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL without its ``schema`` query parameter, and that schema."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = [v for k, v in query if k == "schema"]
+    if not names:
+        return url, None
+    if len(names) > 1 or not _SCHEMA.fullmatch(names[0]):
+        raise StoreError(f"store URL: schema {names[-1]!r} is not a plain SQL name",
+                         hint="use letters, digits and _ (at most 63), starting with a letter")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), names[0]
+
+
+def _schema_hint(project: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", project.lower()) or "project"
+
+
+def _use_schema(conn: Connection, name: str, url: str, *, create: bool) -> None:
+    """Make sure the project's schema exists (made when ``create`` and missing: the role needs
+    CREATE on the database, or a DBA makes the schema for it) and that this role may use it:
+    PostgreSQL's grants are what keep one team's store from another's roles."""
+    found = conn.execute(text("SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace "
+                              "WHERE nspname = :name"), {"name": name}).first()
+    if found is None:
+        if not create:
+            raise StoreError(f"there is no andon store at {url} yet (no schema {name!r})",
+                             hint="it is created by the first command that writes, "
+                                  "e.g. andon run")
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+        except DBAPIError as e:
+            raise StoreError(
+                f"cannot create schema {name!r} in the store at {url}: "
+                f"{str(e.orig).splitlines()[0]}",
+                hint=f'ask the database owner to run: CREATE SCHEMA "{name}" AUTHORIZATION '
+                     "<your role>") from e
+    elif not found[0]:
+        raise StoreError(
+            f"permission denied for schema {name!r} in the store at {url}: it belongs to "
+            "another role", hint="use your project's own schema, or ask its owner for access "
+                                 f'(GRANT USAGE ON SCHEMA "{name}" TO <your role>)')
+
+
 class Store:
     """Every read and write of metadata goes through this class: runs, artifacts, leases,
     landing and rejects here; environments, users, secrets and promotions through its
@@ -85,17 +159,26 @@ class Store:
         self.is_sqlite = url.startswith("sqlite")
         try:
             if self.is_sqlite:
+                self.schema: str | None = None
                 self.engine: Engine = create_engine(
                     url, connect_args={"timeout": 60, "check_same_thread": False}
                 )
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             else:
-                self.engine = create_engine(url, pool_pre_ping=True)
+                # a team's server: each project in a schema of its own (?schema=NAME), which
+                # PostgreSQL's own grants keep from the other projects' roles
+                plain, self.schema = split_schema(url)
+                options = {"options": f"-c search_path={self.schema}"} if self.schema else {}
+                self.engine = create_engine(plain, pool_pre_ping=True, connect_args=options)
             if migrate:
                 with self.engine.begin() as conn:
+                    if self.schema:
+                        _use_schema(conn, self.schema, self.safe_url, create=True)
                     upgrade(conn, self.safe_url)
             else:
                 with self.engine.connect() as conn:
+                    if self.schema:
+                        _use_schema(conn, self.schema, self.safe_url, create=False)
                     version = require_current(conn, self.safe_url)
                 if version < LATEST:  # andon was upgraded: its schema first, data unchanged
                     with self.engine.begin() as conn:
@@ -130,6 +213,22 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def claim(self, project: str, *, write: bool = True) -> None:
+        """Check that this store is ``project``'s, recording it on the first write."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "project")).first()
+            if row is None:
+                if write:
+                    conn.execute(insert(t.meta).values(key="project", value=project))
+                return
+        if row[0] != project:
+            where = f"schema {self.schema!r} of " if self.schema else ""
+            raise StoreError(
+                f"the store at {where}{self.safe_url} belongs to project {row[0]!r}, "
+                f"not {project!r}",
+                hint="give each project a store of its own: on a shared PostgreSQL server, a "
+                     f"schema each (store: postgresql://…/DB?schema={_schema_hint(project)})")
 
     # runs ---------------------------------------------------------------------------------
 

@@ -129,6 +129,11 @@ STEP_KINDS.register(StepKind("model", Ref("andon.models.train:build_model"),
                              default_zone="models", data_params=_PYTHON_PARAMS))
 STEP_KINDS.register(StepKind("score", Ref("andon.models.train:build_score"),
                              default_zone="exploitation", data_params=_PYTHON_PARAMS))
+# in-engine models: fitted and scored by the engine's SQL (andon.models.sqlmodel)
+STEP_KINDS.register(StepKind("sqlmodel", Ref("andon.models.sqlmodel:build_sql_model"),
+                             default_zone="models", data_params=_PYTHON_PARAMS))
+STEP_KINDS.register(StepKind("sqlscore", Ref("andon.models.sqlmodel:build_sql_score"),
+                             default_zone="exploitation", data_params=_PYTHON_PARAMS))
 # sources are declared in andon.yaml (see SOURCE_KINDS), not loaded from pipeline files
 STEP_KINDS.register(StepKind(
     "source", Ref("andon.build:build_source"), default_zone="landing",

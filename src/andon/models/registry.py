@@ -20,8 +20,9 @@ def published(project: Project, environment: str | None = None) -> dict[str, str
     """Model step → fingerprint of its artifact, in what ``environment`` publishes."""
     from andon.published import env_tables
 
+    steps = project.dag.steps
     return {name: str(row["fingerprint"]) for name, row in env_tables(project, environment)
-            .items() if name in project.dag.steps and project.dag.steps[name].kind == "model"}
+            .items() if name in steps and steps[name].kind in ("model", "sqlmodel")}
 
 
 def models(project: Project, environment: str | None = None) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ store (entities/s) and online reads in-process (p50/p99 for 1 and 100 entities).
 
     python benchmarks/features.py                      # 1M x 100k, 10 features, TTL 7 d
     python benchmarks/features.py --feature-rows 10000000 --entity-rows 1000000
+    python benchmarks/features.py --feast              # and Feast 0.67, side by side
+    python benchmarks/features.py --feast /tmp/feast-venv/bin/python   # a Feast venv of yours
 
 The data is synthetic and seeded: --entities keys, each with feature rows at distinct times
 spread over 90 days, 10 double features; entity rows at random keys and times. andon builds
@@ -17,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import duckdb
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_project
+from _common import machine, venv_python, write_project
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work" / "features"
@@ -110,14 +113,52 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
         assert (abs(x - y) < 1e-9).all(), f"f{k} differs"
 
 
-def percentiles(reader: Any, batches: list[list[dict[str, str]]]) -> tuple[float, float]:
+def percentiles(reader: Any, batches: list[list[dict[str, str]]],
+                latest: pd.DataFrame, ttl_days: int) -> tuple[float, float]:
+    """Reads as of just after the newest feature row (so every value is within the TTL)."""
+    at = (latest["ts"].max() + pd.Timedelta(seconds=1)).to_pydatetime()
     times = []
+    got: list[dict[str, Any]] = []
     for batch in batches:
         start = time.perf_counter()
-        reader.get("s", batch)
+        got = reader.get("s", batch, at)
         times.append((time.perf_counter() - start) * 1000)
+    for entity, row in zip(batches[-1], got, strict=True):  # the last answer, checked
+        want = latest.loc[entity["entity"]]
+        if ttl_days and want["ts"] < at - timedelta(days=ttl_days):
+            assert row["status"] == {"v": "expired"}
+            assert set(row["features"].values()) == {None}
+            continue
+        assert all(abs(row["features"][f"f{k}"] - want[f"f{k}"]) < 1e-9
+                   for k in range(N_FEATURES)), "an online value differs from the table's"
     times.sort()
     return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
+
+
+FEAST = ["feast[duckdb]==0.67.0"]
+
+
+def feast(python: str, feat_files: list[str], row_files: list[str], expected: pd.DataFrame,
+          ttl_days: int, folder: Path, with_online: bool) -> dict[str, Any]:
+    """Feast in its own virtualenv on the same data (exported as one Parquet file each)."""
+    import json
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_parquet({feat_files})) TO "
+                f"'{folder / 'feats.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM read_parquet({row_files})) TO "
+                f"'{folder / 'rows.parquet'}' (FORMAT parquet)")
+    con.close()
+    expected.to_parquet(folder / "expected.parquet", index=False)
+    cmd = [python, str(HERE / "features_feast.py"), str(folder), "--ttl-days", str(ttl_days)]
+    done = subprocess.run(cmd + (["--online"] if with_online else []), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"Feast failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def http(root: Path, entities: int, seconds: float = 5.0) -> None:
@@ -179,9 +220,34 @@ def http(root: Path, entities: int, seconds: float = 5.0) -> None:
         rate = sum(done) / (time.perf_counter() - start)
         print(f"online read over HTTP, 1 entity: p50 {times[500]:.2f} ms, p99 {times[989]:.2f} "
               f"ms; {rate:,.0f} requests/s at concurrency 8 (Python clients on the same cores)")
+        by_wrk = wrk(base, entities, seconds, WORK / "online.lua")
+        if by_wrk is not None:
+            print(f"  with wrk (a C client, 2 threads, 8 connections): {by_wrk:,.0f} requests/s")
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def wrk(base: str, entities: int, seconds: float, script: Path) -> float | None:
+    """Requests/s of POST /api/features/online (1 random entity each) at concurrency 8,
+    measured by wrk if it is installed (Debian: apt-get install wrk); every answer 200."""
+    import shutil
+    import subprocess
+
+    if shutil.which("wrk") is None:
+        return None
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        "math.randomseed(11)\nrequest = function()\n"
+        '  local body = \'{"features": "s", "entities": [{"entity": "e\' .. '
+        f"math.random(0, {entities - 1})"
+        ' .. \'"}]}\'\n  return wrk.format(nil, nil, nil, body)\nend\n')
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds:.0f}s", "-s", str(script),
+                          base + "/api/features/online"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "Non-2xx" not in out, out
+    return float(next(line.split()[1] for line in out.splitlines()
+                      if line.startswith("Requests/sec")))
 
 
 def main() -> None:
@@ -192,6 +258,9 @@ def main() -> None:
     ap.add_argument("--ttl-days", type=int, default=7, help="0: no TTL (deep history)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-http", action="store_true", help="skip the andon server case")
+    ap.add_argument("--feast", nargs="?", const="", default=None, metavar="PYTHON",
+                    help="also run Feast 0.67 (in PYTHON's environment; default: a venv "
+                         "under benchmarks/.venvs)")
     args = ap.parse_args()
     from andon import features
 
@@ -217,6 +286,13 @@ def main() -> None:
     print(f"  andon training_set          {t_andon:8.2f} s   (rows, order, values = merge_asof)")
     print(f"  DuckDB ASOF JOIN alone      {t_duck:8.2f} s")
     print(f"  pandas merge_asof           {t_pandas:8.2f} s   (read + sort + merge)")
+    fe: dict[str, Any] = {}
+    if args.feast is not None:
+        python = args.feast or str(venv_python("feast", FEAST, "feast"))
+        fe = feast(python, feat_files, row_files, expected, args.ttl_days,
+                   WORK / f"feast-{root.name}", with_online=args.ttl_days == 7)
+        print(f"  Feast get_historical_features (DuckDB offline store) {fe['historical_s']:8.2f} s"
+              f"   (= merge_asof; andon {fe['historical_s'] / t_andon:.1f}x faster)")
 
     for stale in (root / ".andon" / "features").glob("*/v.*"):
         stale.unlink()
@@ -227,19 +303,30 @@ def main() -> None:
     print(f"materialise to SQLite: {done.entities:,} entities in {t_mat:.2f} s = "
           f"{done.entities / t_mat:,.0f} entities/s (whole call); the view's own work "
           f"{done.seconds:.2f} s = {done.entities / done.seconds:,.0f} entities/s")
+    if "materialize_s" in fe:
+        print(f"  Feast materialize (SQLite): {fe['entities']:,} entities in "
+              f"{fe['materialize_s']:.2f} s = {fe['entities'] / fe['materialize_s']:,.0f}/s")
     again = features.materialize(project=root)[0]
     print(f"  again, unchanged table: {again.written} written in {again.seconds * 1000:.1f} ms")
 
-    reader = features.Online(root)
+    con = duckdb.connect()
+    latest = con.sql(f"SELECT * FROM read_parquet({feat_files}) QUALIFY row_number() OVER "
+                     "(PARTITION BY entity ORDER BY ts DESC) = 1").df().set_index("entity")
+    con.close()
+    reader = features.Online(root, log_sample=0)
     keys = [{"entity": f"e{i}"} for i in range(args.entities)]
     import random
 
     rnd = random.Random(7)
     for batch in (1, 100):
         samples = [rnd.sample(keys, batch) for _ in range(2000 if batch == 1 else 500)]
-        p50, p99 = percentiles(reader, samples)
+        reader.get("s", samples[0])  # warm: the plan of the read is cached
+        p50, p99 = percentiles(reader, samples, latest, args.ttl_days)
         print(f"online read in-process, {batch:>3} entities x {N_FEATURES} features: "
-              f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+              f"p50 {p50:.3f} ms, p99 {p99:.3f} ms (values = the table's latest)")
+        if f"online_{batch}_p50_ms" in fe:
+            p50, p99 = fe[f"online_{batch}_p50_ms"], fe[f"online_{batch}_p99_ms"]
+            print(f"  Feast get_online_features (SQLite): p50 {p50:.3f} ms, p99 {p99:.3f} ms")
     reader.close()
     if not args.no_http:
         http(root, args.entities)

@@ -7,7 +7,8 @@ nothing stored, each step's input schemas derived from its parents' lineage, as 
 of a first run (cold). Then the same with every step's lineage read from a SQLite store,
 as a plan does once a run stored them per fingerprint (warm). Median of --repeat in one
 process; the CPU seconds beside the wall-clock ones tell what a busy machine inflates.
-Target: <= 2 s for 1,000 steps.
+Target: <= 2 s for 1,000 steps. sqlglot's compiled build (``pip install 'andon[fast]'``,
+sqlglotc) halves the cold figure; the run says which one it measured.
 
     python benchmarks/lineage.py
     python benchmarks/lineage.py --steps 1000 5000 --repeat 5
@@ -31,11 +32,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[1000])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    import sqlglot.parser
+
     from andon.lineage import StepLineage, compute
     from andon.project import Project
     from andon.store import open_store
 
-    print(f"column lineage, median of {args.repeat}, {machine()}\n")
+    build = "compiled (sqlglotc)" if sqlglot.parser.__file__.endswith(".so") else "pure Python"
+    print(f"column lineage, median of {args.repeat}, sqlglot {build}, {machine()}\n")
     print(row("project", "seconds", "cpu seconds", "column edges", "result"))
     for n in args.steps:
         loaded = Project.load(project(n))
@@ -59,7 +63,9 @@ def main() -> None:
             seconds, cpu = [], []
             for _ in range(args.repeat):
                 t0, c0 = time.perf_counter(), time.process_time()
-                warm = compute(loaded, fps, {}, store.lineage.get(fps.values()))
+                stored = {fp: StepLineage.from_dict(r)
+                          for fp, r in store.lineage.rows(fps.values()).items()}
+                warm = compute(loaded, fps, {}, stored)
                 seconds.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
                 assert sum(len(s.edges) for s in warm.steps.values()) == edges

@@ -339,23 +339,25 @@ def redis_url() -> str:
     return url
 
 
-def test_materialize_and_read_with_redis(shop: Path, redis_url: str) -> None:
+def test_materialize_and_read_with_redis(make_project: ProjectFactory, cli: Cli,
+                                        redis_url: str) -> None:
     import uuid
 
-    with (shop / "andon.yaml").open("a") as f:  # a project name of its own: its own keys
-        f.write(f"online_store: {redis_url}\n")
-    text = (shop / "andon.yaml").read_text().replace("name: shop", f"name: shop{uuid.uuid4().hex}")
-    (shop / "andon.yaml").write_text(text)
+    import redis
+
+    name = f"shop{uuid.uuid4().hex}"  # a project name of its own: its own keys
+    config = SHOP["andon.yaml"].replace("name: shop", f"name: {name}") \
+        + f"        online_store: {redis_url}\n"
+    root = unprotect(make_project({**SHOP, "andon.yaml": config}))
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code == 0, err
     try:
-        assert {m.written for m in features.materialize(project=shop)} == {3}
-        got = features.online("pricing", [{"item": "c"}], project=shop,
+        assert {m.written for m in features.materialize(project=root)} == {3}
+        got = features.online("pricing", [{"item": "c"}], project=root,
                               at=datetime(2024, 1, 1, 12, tzinfo=UTC))
         assert got[0]["features"] == {"price": 7.0, "price_with_tax": 8.4}
     finally:
-        import redis
-
         client = redis.Redis.from_url(redis_url)
-        name = text.split("name: ", 1)[1].split()[0]
         for key in client.scan_iter(f"andon:{name}:*"):
             client.delete(key)
         client.close()
@@ -463,3 +465,162 @@ def test_materialize_is_authorised_as_running_is(shop: Path) -> None:
         assert [(m["view"], m["written"]) for m in done] == [("item_price", 3)]
     finally:
         project.close()
+
+
+# -- training-serving skew ---------------------------------------------------------------
+
+
+def test_skew_check_passes_when_serving_matches_and_names_a_tampered_value(shop: Path,
+                                                                          cli: Cli) -> None:
+    from andon.features.stores import SqliteStore
+
+    features.materialize(project=shop)
+    noon = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    reader = features.Online(shop, log_sample=1.0)  # log every read
+    try:
+        reader.get("pricing", [{"item": "a"}, {"item": "b"}, {"item": "zz"}], at=noon)
+        reader.get("item_price.price", [{"item": "c"}], at=noon + timedelta(days=3))  # expired
+    finally:
+        reader.close()
+    rows = {r["check"]: r for r in features.monitor(project=shop, now=noon.timestamp())}
+    assert rows["features.skew.item_price"]["status"] == "passed"
+    assert rows["features.skew.item_price"]["metric"] == 0.0
+    # the online store is changed behind andon's back: b's price is no longer the table's
+    store = SqliteStore(shop / ".andon" / "online.db")
+    store.write("prod", "item_price", [("b", json.dumps({"price": 99.0, "__ts": 1704103200}))],
+                [])
+    store.close()
+    with (shop / "features" / "shop.yaml").open("a") as f:
+        f.write("serving: {log_sample: 1.0}\n")  # every read logged, from any face
+    code, out, err = cli("features", "get", "item_price.price", "--entity", '{"item": "b"}',
+                         "-p", shop, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)[0]["status"] == {"item_price": "expired"}  # now: past its TTL
+    got = features.online("item_price.price", [{"item": "b"}], project=shop, at=noon)
+    assert got[0]["features"] == {"price": 99.0}
+    skew = {r["check"]: r for r in features.monitor(project=shop, now=noon.timestamp())}[
+        "features.skew.item_price"]
+    assert skew["status"] == "failed" and skew["metric"] == round(1 / 6, 6)  # 1 of 6 values logged
+    assert "features: price" in skew["message"] and "item='b'" in skew["message"]
+    assert "served 99.0, offline 5.0" in skew["message"]
+    code, out, err = cli("checks", "history", "features.skew.item_price", "-p", shop,
+                         "--format", "json")
+    assert code == 0, err
+    assert [r["status"] for r in json.loads(out)] == ["passed", "failed"]
+
+
+# -- a training set as a step of the pipeline ----------------------------------------------
+
+ASKS = {
+    "pipelines/shop/asks.sql": """
+        SELECT * FROM (VALUES ('c', TIMESTAMP '2024-01-01 12:00:00', 1),
+                              ('a', TIMESTAMP '2024-01-01 12:00:00', 2),
+                              (NULL, TIMESTAMP '2024-01-01 12:00:00', 3))
+            AS t(item, event_timestamp, label)
+        """,
+    "pipelines/shop/pricing_train.trainset": """
+        features: pricing        # a feature service of features/
+        entities: asks
+        description: Prices as known when each item was asked for.
+        """,
+    "checks/train.yaml": """
+        pricing_train:
+          - {type: not_null, column: price, max_failing: 1}
+        """,
+}
+
+
+def _artifact(root: Path, table: str) -> tuple[str, pd.DataFrame]:
+    project = features._project(root)
+    art = features._schemas(project, None)[1][table]
+    wh = Path(project.warehouse)
+    return str(art["fingerprint"]), pd.concat(pd.read_parquet(wh / f) for f in art["files"])
+
+
+def test_a_training_set_step_is_built_reused_rebuilt_and_checked(
+        make_project: ProjectFactory, cli: Cli) -> None:
+    root = unprotect(make_project({**SHOP, **ASKS}))
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code == 0, err
+    first, got = _artifact(root, "pricing_train")
+    assert got["label"].tolist() == [1, 2, 3]  # entity rows, in order, null key kept
+    assert [None if pd.isna(v) else v for v in got["price"]] == [7.0, 1.0, None]
+    assert [None if pd.isna(v) else v for v in got["price_with_tax"]] == [8.4, 1.2, None]
+    code, out, err = cli("checks", "history", "pricing_train.not_null.price", "-p", root,
+                         "--format", "json")
+    assert code == 0, err
+    assert [r["status"] for r in json.loads(out)] == ["passed"]
+    # nothing changed: the same artifact is reused
+    assert cli("run", "-p", root, "-q")[0] == 0
+    assert _artifact(root, "pricing_train")[0] == first
+    # a feature definition changes (a shorter TTL): rebuilt, and its check now stops the line
+    _edit(root, "ttl: 1d", "ttl: 1h")
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code != 0 and "not_null" in err
+    assert _artifact(root, "pricing_train")[0] == first  # the environment was not changed
+    _edit(root, "ttl: 1h", "ttl: 90m")  # a's price (10:00) is past it at 12:00
+    (root / "checks" / "train.yaml").write_text(
+        "pricing_train:\n  - {type: not_null, column: price, max_failing: 2}\n")
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code == 0, err
+    fp, got = _artifact(root, "pricing_train")
+    assert fp != first and [None if pd.isna(v) else v for v in got["price"]] == [7.0, None, None]
+
+
+def test_a_training_set_step_naming_an_unknown_feature_names_its_file(
+        make_project: ProjectFactory, cli: Cli) -> None:
+    root = make_project({**SHOP, **ASKS, "pipelines/shop/pricing_train.trainset":
+                         "features: [item_price.prise]\nentities: asks\n"})
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code != 0
+    assert "pricing_train.trainset" in err and "item_price.price" in err
+
+
+# -- bad input: time zones, Redis down when reading, types offline vs online ---------------
+
+
+def test_entity_times_with_a_zone_are_compared_in_utc(shop: Path) -> None:
+    """c's price is known at 11:00 UTC; entity rows at 13:00+02:00 (= 11:00 UTC) see it,
+    rows a second earlier do not, and a row without zone is UTC."""
+    (shop / "rows.csv").write_text("item,event_timestamp\nc,2024-01-01 13:00:00+02:00\n"
+                                   "c,2024-01-01 12:59:59+02:00\nc,2024-01-01 06:00:00-05:00\n")
+    got = features.training_set("item_price.price", shop / "rows.csv", project=shop)
+    assert not isinstance(got, TrainingSet)
+    assert got.column("price").to_pylist() == [7.0, None, 7.0]
+
+
+def test_redis_down_when_reading_is_a_clear_error_never_a_fallback(shop: Path) -> None:
+    features.materialize(project=shop)  # the SQLite store has values: it must not be used
+    with (shop / "andon.yaml").open("a") as f:
+        f.write("online_store: redis://127.0.0.1:1/0\n")
+    with pytest.raises(AndonError, match=r"Redis online store at redis://127.0.0.1:1/0 failed") \
+            as e:
+        features.online("item_price.price", [{"item": "a"}], project=shop)
+    assert "nothing was served from elsewhere" in e.value.hint
+
+
+def test_a_type_change_rewrites_the_online_store_and_a_served_type_mismatch_is_skew(
+        shop: Path) -> None:
+    from andon.features.stores import SqliteStore
+
+    noon = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    features.materialize(project=shop)
+    _edit(shop, "price: {type: double", "price: {type: integer")
+    again = {m.view: m for m in features.materialize(project=shop)}
+    assert again["item_price"].written == 3  # the definition changed: every entity rewritten
+    got = features.online("item_price.price", [{"item": "c"}], project=shop, at=noon)
+    assert got[0]["features"] == {"price": 7} and isinstance(got[0]["features"]["price"], int)
+    store = SqliteStore(shop / ".andon" / "online.db")  # a value written by something else
+    store.write("prod", "item_price", [("c", json.dumps({"price": "7", "__ts": 1704106800}))],
+                [])
+    store.close()
+    reader = features.Online(shop, log_sample=1.0)
+    try:
+        reader.get("item_price.price", [{"item": "c"}, {"item": "b"}], at=noon)
+    finally:
+        reader.close()
+    skew = {r["check"]: r for r in features.monitor(project=shop, now=noon.timestamp())}[
+        "features.skew.item_price"]
+    assert skew["status"] == "failed" and skew["metric"] == 0.5
+    assert "price for item='c'" in skew["message"] and "served a str ('7'), declared integer" \
+        in skew["message"]

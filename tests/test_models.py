@@ -320,6 +320,123 @@ def test_shadow_mode_compares_a_challenger_without_returning_it(make_project) ->
     assert stats[0]["agreed"] == agreed
 
 
+MODEL_WITH = """
+import andon.models
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+
+def always_one(row: dict) -> int:
+    return 1
+
+
+@andon.models.model(label="label", features=["x1", "x2"], {args})
+def clf(raw: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression(C={c})
+"""
+
+
+def break_model_file(root: Path, version: int) -> None:
+    project = Project.load(root)
+    found = project.store.models.get("clf", version)
+    assert found is not None
+    path = Warehouse(project.warehouse).artifact_dir("clf", found.fingerprint) / "model.skops"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def test_cross_validation_records_mean_and_std_over_the_folds(make_project) -> None:
+    root = make(make_project, extra={"pipelines/p/clf.py": MODEL_WITH.format(
+        args="cv=4, seed=3", c=1.0)})
+    result = run(root)
+    assert result.ok, result.error
+    version = Project.load(root).store.models.versions("clf")[0]
+    metrics = version.metrics
+    assert metrics["folds"] == 4 and metrics["rows_train"] == 400
+    assert 0.8 < metrics["accuracy"] < 1 and 0 < metrics["accuracy_std"] < 0.1
+    assert {"roc_auc", "roc_auc_std", "f1", "log_loss_std"} <= set(metrics)
+    assert version.info["validation"] == {"cv": 4, "seed": 3, "label_nulls": 0}
+    with pytest.raises(ValueError, match="number of folds"):
+        import andon.models
+
+        andon.models.model(label="label", cv=1)
+
+
+def test_a_fallback_answers_when_the_model_fails_and_says_so(make_project) -> None:
+    root = make(make_project, extra={"pipelines/p/clf.py": MODEL_WITH.format(
+        args='fallback="previous"', c=1.0)})
+    run(root)
+    (root / "pipelines/p/clf.py").write_text(MODEL_WITH.format(args='fallback="previous"',
+                                                               c=0.5))
+    run(root)
+    break_model_file(root, 2)
+    rows = [{"x1": 0.9, "x2": 0.95}, {"x1": 0.1, "x2": 0.0}]
+    with served(Project.load(root)) as client:
+        answer = client.post("/api/models/clf/predict", json={"rows": rows})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["version"] == 1 and body["predictions"] == [1, 0]
+        assert body["fallback"]["used"] == "version 1"
+        assert "is not the one andon sealed" in body["fallback"]["reason"]
+        bad = client.post("/api/models/clf/predict", json={"rows": [{"x1": "a", "x2": 1}]})
+        assert error_of(bad, 422)["field"] == "rows[0].x1"  # validated by the fallback too
+
+    # a rule instead: it answers, and without a fallback the failure is an error
+    (root / "pipelines/p/clf.py").write_text(MODEL_WITH.format(args="fallback=always_one",
+                                                               c=0.25))
+    run(root)
+    break_model_file(root, 3)
+    with served(Project.load(root)) as client:
+        body = client.post("/api/models/clf/predict", json={"rows": rows}).json()
+        assert body["predictions"] == [1, 1] and body["version"] is None
+        assert body["fallback"]["used"] == "rule always_one"
+        (root / "pipelines/p/clf.py").write_text(MODEL_WITH.format(args="seed=0", c=0.25))
+    with served(Project.load(root)) as client:
+        failed = client.post("/api/models/clf/predict?version=3", json={"rows": rows})
+        assert failed.status_code >= 500 or failed.status_code == 409, failed.text
+        assert "is not the one andon sealed" in failed.text
+
+
+LABELS = """
+SELECT id, {label} AS label, DATE '2026-01-01' + CAST(id % 59 AS INTEGER) AS scored_on
+FROM raw
+"""
+
+
+def test_performance_joins_labels_by_key_per_period_and_refuses_null_labels(
+        make_project) -> None:
+    from andon.models import monitor
+
+    root = make(make_project, extra={
+        "pipelines/p/scored.py": SCORE,
+        "pipelines/p/scored_rows.sql": "SELECT s.*, l.scored_on FROM scored s "
+                                       "JOIN labels l USING (id)",
+        "pipelines/p/labels.sql": LABELS.format(label="label"),
+        "pipelines/p/no_labels.sql": LABELS.format(label="CAST(NULL AS INTEGER)")})
+    assert run(root).ok
+    project = Project.load(root)
+    results = monitor.performance(project, "clf", "scored_rows", "labels", key="id",
+                                  time="scored_on", period="month")
+    accuracy = {r.context: r.metric for r in results if r.check_name.endswith(".accuracy")}
+    assert set(accuracy) == {"2026-01-01@v1", "2026-02-01@v1"}
+    assert all(0.8 < (v or 0) <= 1 for v in accuracy.values())
+    assert len(project.store.checks.series("models.performance.clf.roc_auc",
+                                           environment="prod")) == 2
+    with pytest.raises(AndonError, match="null in all 400 rows matched"):
+        monitor.performance(project, "clf", "scored_rows", "no_labels", key="id",
+                            time="scored_on")
+    with pytest.raises(AndonError, match="has no column 'idd'") as info:
+        monitor.performance(project, "clf", "scored_rows", "labels", key="idd",
+                            time="scored_on")
+    assert "id" in info.value.hint
+    with pytest.raises(AndonError, match="unknown period"):
+        monitor.performance(project, "clf", "scored_rows", "labels", key="id",
+                            time="scored_on", period="mnth")
+    drift = monitor.drift(project, "clf", "raw")  # the same distribution: no drift
+    assert {r.check_name for r in drift} == {"models.drift.clf.x1", "models.drift.clf.x2",
+                                             "models.drift.clf.prediction.probability"}
+    assert all(r.status == "passed" for r in drift)
+
+
 def add_delay_model(root: Path) -> None:
     """The example's delay classifier, added as docs/models.md tells: extras/models/ holds
     the training set, the model step and its gates."""
@@ -328,14 +445,22 @@ def add_delay_model(root: Path) -> None:
     extras = root / "extras" / "models"
     target = root / "pipelines" / "flights" / "models"
     target.mkdir(parents=True)
-    for name in ("delay_training.sql", "delay_model.py"):
-        shutil.copyfile(extras / name, target / name)
+    for path in extras.iterdir():
+        if path.name != "models.yaml":
+            shutil.copyfile(path, target / path.name)
     (root / "checks").mkdir(exist_ok=True)
     shutil.copyfile(extras / "models.yaml", root / "checks" / "models.yaml")
 
 
 @pytest.mark.slow
-def test_the_flights_delay_classifier_trains_behind_its_gates(flights: Path, cli) -> None:
+def test_the_flights_delay_classifier_from_training_to_drift(flights: Path, cli) -> None:
+    """Issue 10 item 7 on the real example: trained on the feature service departure_delay
+    (a point-in-time training set of every departed flight before the last month: about
+    110,000 rows, 40,000 sampled to fit), published behind its gates and made champion,
+    served with its online features, the last month scored in batch, drift detected on that
+    summer month and performance measured per week once labels are joined by flight_id."""
+    import andon.features
+    from andon.models import monitor
     from tests.examplekit import assert_every_check_ran
 
     add_delay_model(flights)
@@ -346,10 +471,58 @@ def test_the_flights_delay_classifier_trains_behind_its_gates(flights: Path, cli
     assert all(g.status == "passed" for g in gates.values())
     assert gates["delay_model.roc_auc"].metric is not None
     assert gates["delay_model.roc_auc"].metric > 0.6
-    model = load(Project.load(flights), "delay_model")
+    session = Session(Project.load(flights), "tester")
+    session.models_alias("delay_model", "champion", 1, note="first version")
+    project = Project.load(flights)
+    model = load(project, "delay_model", alias="champion")
     assert model.features == ["sched_hour_utc", "weekday", "month", "distance", "temp",
-                              "wind_speed", "precip", "visib"]
-    assert model.predict_rows([{"sched_hour_utc": 22, "weekday": 5, "month": 7,
-                                "distance": 1000.0, "temp": 85.0, "wind_speed": 20.0,
-                                "precip": 0.3, "visib": 2.0}])[0] in (0, 1)
+                              "wind_speed", "visib", "precip", "on_time_rate_30d", "seats",
+                              "plane_age_years"]
+    shown = session.models_show("delay_model")
+    assert shown["info"]["lineage"]["inputs"].keys() == {"delay_history"}
+    assert shown["info"]["online"] == ["departure_delay"]
+
+    # served: the request names the entities, the server looks up their features
+    andon.features.materialize(project=project, environment="prod")
+    request = {"origin": "JFK", "carrier": "AA", "tailnum": "N3DUAA", "sched_hour_utc": 22,
+               "weekday": 5, "month": 6, "distance": 1089.0}
+    online = andon.features.online("departure_delay", [
+        {"origin": "JFK", "carrier": "AA", "tailnum": "N3DUAA"}], project=project)[0]
+    assert online["status"]["weather_hourly"] in ("present", "expired")
+    merged = {**online["features"], **{k: v for k, v in request.items()
+                                       if k not in ("origin", "carrier", "tailnum")}}
+    with served(Project.load(flights)) as client:
+        answer = client.post("/api/models/delay_model/predict", json={"rows": [request]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["version"] == 1
+        assert answer.json()["predictions"] == model.predict_rows([merged])
+        no_key = client.post("/api/models/delay_model/predict", json={"rows": [
+            {k: v for k, v in request.items() if k != "tailnum"}]})
+        assert error_of(no_key, 422)["field"] == "rows[0].tailnum"
+
+    # the last month scored in batch, with the model version on every row
+    out = session.query("SELECT count(*), min(model_version), max(model_version), "
+                        "count(probability) FROM delay_scored", "prod")[1][0]
+    month = session.query("SELECT count(*) FROM delay_latest_month", "prod")[1][0][0]
+    assert out == (month, 1, 1, month) and month > 20_000
+
+    # drift: June's weather is not the winter and spring it learnt from
+    drift = {r.check_name.rsplit(".", 1)[-1] if "prediction" not in r.check_name else
+             "prediction": r for r in monitor.drift(project, "delay_model",
+                                                     "delay_latest_month")}
+    assert drift["temp"].status == "failed" and drift["temp"].metric > 0.2  # type: ignore
+    assert drift["distance"].status == "passed"
+    assert "KS" in drift["temp"].message and drift["prediction"].metric is not None
+    history = project.store.checks.series("models.drift.delay_model.temp",
+                                          environment="prod")
+    assert len(history) == 1
+
+    # performance once the labels arrive, joined by flight_id, per week
+    perf = monitor.performance(project, "delay_model", "delay_scored", "delay_latest_month",
+                               key="flight_id", time="event_timestamp", period="week")
+    accuracy = [r for r in perf if r.check_name.endswith(".accuracy")]
+    assert sum(0.6 < (r.metric or 0) < 1 for r in accuracy) >= 4  # the full weeks
+    assert any(r.check_name.endswith(".roc_auc") for r in perf)
+    code, text, _ = cli("models", "drift", "delay_model", "delay_latest_month", "-p", flights)
+    assert code == 0 and "models.drift.delay_model.temp" in text
     assert_every_check_ran(flights, lambda args: cli(*args, "-p", flights))

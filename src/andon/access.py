@@ -31,6 +31,9 @@ CAN: dict[str, tuple[str, ...]] = {
     "gc": _OPERATE,
     "models_alias": _OPERATE,  # moving a champion changes what is served
     "users_add": _ADMIN, "users_rm": _ADMIN, "manage": _ADMIN,
+    # query results with the values of PII columns: viewers get them masked (samples and
+    # profiles are masked for everyone)
+    "read_pii": _CHANGE,
 }
 
 # roles that may use a verb only on environments they own (their own branches)

@@ -2,38 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
-import traceback
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-import andon
-from andon import engines, incremental
+from andon import incremental
+from andon.config import SourceConfig
 from andon.engines.base import Engine, EngineError, Interrupted
 from andon.engines.duckdb import bind_template
 from andon.engines.sql import cast, ident, render
 from andon.errors import AndonError, SqlError, StepError
+from andon.execution.pytask import (
+    RAISED_HINT,
+    PythonTask,
+    annotation_text,
+    convert_in,
+    convert_out,
+    raised_message,
+    user_line,
+    user_traceback,
+)
 from andon.ingest import LANDED_FILE_COLUMN, MAX_REJECTS_STORED, ingest_file, judge_rejects
-from andon.kinds import step_kind
-from andon.landing import land
+from andon.kinds import artifact_format, step_kind
+from andon.landing import land, landed_file
 from andon.plan import PlannedStep, active_landed
 from andon.project import Project
 from andon.secrets import get_secret, redact
+from andon.sources.evolution import RESCUE_COLUMN, effective_source
 from andon.steps import Step
 from andon.store import Row, Store
 from andon.templates import SECRET_VAR, secrets_used
 from andon.warehouse import Manifest, Warehouse, os_error, write_error
 
+if TYPE_CHECKING:
+    from andon.execution.pytask import TaskRunner
+
 PARTS = "_parts"
-_ANDON_DIR = os.path.dirname(andon.__file__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class BuildContext:
     reject_rows: list[Row]  # collected for the store
     environment: str = "prod"
     backfill: tuple[str, str] | None = None
+    tasks: TaskRunner | None = None  # where Python steps run (None: in this process)
 
 
 def build_step(ctx: BuildContext, ps: PlannedStep) -> Built:
@@ -73,12 +87,20 @@ def _inputs(ctx: BuildContext, ps: PlannedStep, fps: Mapping[str, str]) -> dict[
     }
 
 
+def _suffix(ctx: BuildContext) -> str:
+    """The file suffix of the artifacts the run's engine writes."""
+    return artifact_format(ctx.engine.artifact_format).suffix
+
+
 def _seal(ctx: BuildContext, ps: PlannedStep, staging: Path, files: list[str], rows: int,
-          meta: dict[str, Any]) -> Manifest:
+          meta: dict[str, Any], fmt: str | None = None) -> Manifest:
+    """Seal the staged files (of ``fmt``; default: what the engine writes)."""
     final = ctx.warehouse.artifact_dir(ps.name, ps.fingerprint)
+    fmt = fmt or ctx.engine.artifact_format
+    ctx.engine.finish(staging, ps.name, ps.fingerprint)
     if ps.parents:  # what it was built from: promotion refuses a candidate built on other data
         meta = {**meta, "parents": {p: ctx.fps[p] for p in ps.parents}}
-    own = sorted(p.name for p in staging.glob("*.parquet"))
+    own = sorted(p.name for p in staging.glob("*" + artifact_format(fmt).suffix))
     all_files = files + [ctx.warehouse.rel(final / name) for name in own]
     paths = [staging / name for name in own] + [ctx.warehouse.path(f) for f in files]
     size = sum(p.stat().st_size for p in paths)
@@ -94,6 +116,7 @@ def _seal(ctx: BuildContext, ps: PlannedStep, staging: Path, files: list[str], r
             bytes=size,
             schema=schema,
             meta=meta,
+            format=fmt,
         ),
     )
 
@@ -107,6 +130,9 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     if ps.landing.arrivals:
         landed += land(ctx.store, ctx.project.landing, ps.name, ps.landing.arrivals, ctx.run_id)
     landed = active_landed(landed, step.source.path, ps.landing.present)
+    # the contract with the columns and types the files brought (evolve:), and its hash
+    source, evolved = effective_source(ctx.store, ps.name, step.source,
+                                       [r["sha256"] for r in landed])
     parts_dir = ctx.warehouse.root / PARTS / ps.name
     parts_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
@@ -114,16 +140,17 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     per_file: list[tuple[str, int, int]] = []
     # landing reads the project's landing folder: an engine of its own, confined to it and
     # to the warehouse (where parts are written and a .zip's member is extracted)
-    reader = engines.create(ctx.engine.name, allowed=[ctx.project.landing, ctx.warehouse.root])
+    reader = ctx.engine.reader([ctx.project.landing, ctx.warehouse.root])
     try:
         for row in landed:
-            part = _part_id(ps.code_hash, row["sha256"])
+            part = _part_id(ps.code_hash + evolved, row["sha256"])
             part_file = parts_dir / f"{part}.parquet"
             info_file = parts_dir / f"{part}.json"
-            if part_file.exists() and info_file.exists():
+            if ctx.warehouse.has(part_file) and ctx.warehouse.has(info_file):
                 info = json.loads(info_file.read_text())
             else:
-                info = _ingest_part(ctx, reader, step, row, part, part_file, info_file)
+                info = _ingest_part(ctx, reader, step, row, part, part_file, info_file,
+                                    source)
             files.append(ctx.warehouse.rel(part_file))
             rows += int(info["rows"])
             rejects += int(info["rejects"])
@@ -134,9 +161,13 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     judge_rejects(step.source, per_file, ps.name)
     with ctx.warehouse.staging(ps.name) as staging:
         if not files:
-            _empty_part(ctx.engine, step=step, out=staging / "empty.parquet")
+            empty = ctx.engine.reader([ctx.warehouse.root])
+            try:
+                _empty_part(empty, step=step, out=staging / "empty.parquet", source=source)
+            finally:
+                empty.close()
         manifest = _seal(ctx, ps, staging, files, rows,
-                         {"rejects": rejects, "landed_files": len(landed)})
+                         {"rejects": rejects, "landed_files": len(landed)}, fmt="parquet")
     return Built(manifest, rejects=rejects, landed=len(ps.landing.arrivals))
 
 
@@ -147,13 +178,13 @@ def _part_id(code_hash: str, sha256: str) -> str:
 
 
 def _ingest_part(ctx: BuildContext, reader: Engine, step: Step, row: Row,
-                 part: str, part_file: Path, info_file: Path) -> dict[str, Any]:
-    assert step.source is not None
-    landed_path = ctx.project.landing / row["landed_path"]
+                 part: str, part_file: Path, info_file: Path,
+                 source: SourceConfig) -> dict[str, Any]:
+    landed_path = landed_file(ctx.project.landing, row["landed_path"])
     display = os.path.basename(row["original_path"])
     with ctx.warehouse.staging(step.name) as staging:
         tmp = staging / "part.parquet"
-        result = ingest_file(reader, landed_path, display, step.name, step.source, tmp)
+        result = ingest_file(reader, landed_path, display, step.name, source, tmp)
         info = {"rows": result.rows, "rejects": result.rejects, "file": display,
                 "sha256": row["sha256"]}
         if not ctx.store.has_rejects_for(part):
@@ -165,10 +196,10 @@ def _ingest_part(ctx: BuildContext, reader: Engine, step: Step, row: Row,
     return info
 
 
-def _empty_part(engine: Engine, step: Step, out: Path) -> None:
+def _empty_part(engine: Engine, step: Step, out: Path, source: SourceConfig) -> None:
     """A source with no file yet: no rows, the contract's columns."""
-    assert step.source is not None
-    types = [*((name, spec.duckdb_type) for name, spec in step.source.columns.items()),
+    types = [*((name, spec.duckdb_type) for name, spec in source.columns.items()),
+             *([(RESCUE_COLUMN, "VARCHAR")] if source.evolve == "rescue" else []),
              (LANDED_FILE_COLUMN, "VARCHAR")]
     cols = [exp.alias_(cast(None, kind, dialect=engine.dialect), ident(name))
             for name, kind in types]
@@ -208,7 +239,7 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
                 sql = (f"SELECT * FROM ({sql}) AS _andon_step "
                        f"WHERE {render(inside, ctx.engine.dialect)}")
                 meta["incremental_from"] = prev.fingerprint
-        out = staging / "part-0.parquet"
+        out = staging / ("part-0" + _suffix(ctx))
         try:
             rows = ctx.engine.materialize(_with_secrets(ctx, step, sql, values), out)
         except Interrupted:
@@ -219,11 +250,11 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
                 raise full from None
             raise _sql_runtime_error(step, e, values) from None
         if meta.get("incremental_from") and rows == 0 and (
-                reuse_files or len(list(staging.glob("*.parquet"))) > 1):
+                reuse_files or len(list(staging.glob("*" + _suffix(ctx)))) > 1):
             out.unlink()  # an artifact keeps one file at least: its schema
         if tc and step.config.materialized == "incremental":
             files = [ctx.warehouse.path(f) for f in reuse_files]
-            files += sorted(staging.glob("*.parquet"))
+            files += sorted(staging.glob("*" + _suffix(ctx)))
             schema = dict(ctx.engine.schema(files)) if files else {}
             if tc not in schema:
                 raise StepError(
@@ -298,7 +329,7 @@ def _cut(ctx: BuildContext, prev: Manifest, inside: exp.Expression, staging: Pat
             kept.append(f)
             rows += int(total)
             continue
-        out = staging / f"kept-{i}.parquet"
+        out = staging / f"kept-{i}{_suffix(ctx)}"
         written = ctx.engine.materialize(
             exp.select("*").from_(scan.copy()).where(exp.not_(inside.copy())), out)
         rows += written
@@ -353,87 +384,80 @@ def build_python(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         hints = typing.get_type_hints(func)
     except Exception:
         hints = {}
+    runner = _task_runner(ctx, step)
     kwargs: dict[str, Any] = {}
+    annotations: dict[str, str] = {}
     for name, param in inspect.signature(func).parameters.items():
         if name == "params":
             kwargs[name] = dict(ctx.project.params)
         elif name == "context":
             kwargs[name] = {"environment": ctx.environment, "run_id": ctx.run_id,
                             "step": step.name}
+        elif runner is not None:  # read where it runs: by reference, not as a table
+            annotations[name] = annotation_text(hints.get(name, param.annotation))
         else:
             table = ctx.engine.read_arrow(inputs[name])
             kwargs[name] = _convert_in(table, hints.get(name, param.annotation))
+    if runner is not None:
+        task = PythonTask(step=step.name, file=str(step.file), function=func.__name__,
+                          line=step.line, inputs={n: inputs[n] for n in annotations},
+                          annotations=annotations, kwargs=kwargs, out="")
+        return _run_task(ctx, ps, step, runner, task)
     try:
         result = func(**kwargs)
     except Exception as e:
         raise StepError(
-            f"the Python step raised {type(e).__name__}: {e}",
+            raised_message(e),
             file=step.file,
             line=_user_line(e, step.file),
             step=step.name,
             detail=_user_traceback(e),
-            hint="fix the function; the environment was not changed",
+            hint=RAISED_HINT,
         ) from None
     return seal_table(ctx, ps, _convert_out(result, step))
+
+
+def _task_runner(ctx: BuildContext, step: Step) -> TaskRunner | None:
+    """Where a Python step's function runs: in an environment of its own when it declares
+    one, else on the executor's workers (None: in this process)."""
+    if step.config.requirements is not None or step.config.image is not None:
+        from andon.execution.venvs import StepEnvRunner
+
+        return StepEnvRunner(ctx.project.root)
+    return ctx.tasks
+
+
+def _run_task(ctx: BuildContext, ps: PlannedStep, step: Step, runner: TaskRunner,
+              task: PythonTask) -> Built:
+    """The task writes the output file into the staging folder; sealing stays here, so a
+    task that dies publishes nothing."""
+    with ctx.warehouse.staging(ps.name) as staging:
+        out = staging / "part-0.parquet"
+        task = dataclasses.replace(task, out=str(out))
+        rows = runner.run(task, step).raise_for(task)
+        for stray in staging.iterdir():  # the temporary file of an attempt that was killed
+            if stray != out:
+                stray.unlink()
+        manifest = _seal(ctx, ps, staging, [], rows, {}, fmt="parquet")
+    return Built(manifest)
 
 
 def seal_table(ctx: BuildContext, ps: PlannedStep, table: pa.Table) -> Built:
     """Write ``table`` as the step's artifact and seal it (what a step kind's build ends
     with when it computes its output in memory)."""
     with ctx.warehouse.staging(ps.name) as staging:
-        rows = ctx.engine.write_arrow(table, staging / "part-0.parquet")
+        rows = ctx.engine.write_arrow(table, staging / ("part-0" + _suffix(ctx)))
         manifest = _seal(ctx, ps, staging, [], rows, {})
     return Built(manifest)
 
 
-def _convert_in(table: pa.Table, annotation: Any) -> Any:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    if "pandas" in text or "pd." in text:
-        return table.to_pandas()
-    if "polars" in text or "pl." in text:
-        import polars as pl
-
-        return pl.from_arrow(table)
-    return table
-
-
 def _convert_out(result: Any, step: Step) -> pa.Table:
-    if isinstance(result, pa.Table):
-        return result
-    if isinstance(result, pa.RecordBatchReader):
-        return result.read_all()
-    module = type(result).__module__.split(".")[0]
-    if module == "pandas":
-        return pa.Table.from_pandas(result, preserve_index=False)
-    if module == "polars":
-        return typing.cast(pa.Table, result.to_arrow())
-    if module == "duckdb" and hasattr(result, "to_arrow_table"):
-        return typing.cast(pa.Table, result.to_arrow_table())
-    raise StepError(
-        f"the Python step returned {type(result).__name__}",
-        file=step.file,
-        line=step.line,
-        step=step.name,
-        hint="return a pyarrow.Table, a pandas.DataFrame or a polars.DataFrame",
-    )
+    return convert_out(result, step=step.name, file=step.file, line=step.line)
 
 
-def _user_traceback(e: BaseException) -> str:
-    frames = [
-        f for f in traceback.extract_tb(e.__traceback__)
-        if not f.filename.startswith(_ANDON_DIR)
-    ]
-    lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
-    lines += traceback.format_exception_only(type(e), e)
-    return "".join(x if x.endswith("\n") else x + "\n" for x in lines).rstrip()
-
-
-def _user_line(e: BaseException, file: Path) -> int | None:
-    line = None
-    for f in traceback.extract_tb(e.__traceback__):
-        if f.filename == str(file):
-            line = f.lineno
-    return line
+_convert_in = convert_in
+_user_line = user_line
+_user_traceback = user_traceback
 
 
 __all__ = ["MAX_REJECTS_STORED", "BuildContext", "Built", "build_step"]

@@ -31,6 +31,7 @@ from andon.schedule.model import ScheduleConfig, SensorConfig, SlaConfig
 from andon.yamlfile import YamlDoc
 
 if TYPE_CHECKING:
+    from andon.execution.pytask import TaskRunner
     from andon.steps import Step
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -144,6 +145,10 @@ class SourceSpec(Model):
     tags: list[str] = Field(default_factory=list)
     zone: str = "landing"
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # schema evolution (andon.sources.evolution): None keeps the contract's columns only
+    evolve: Literal["add_columns", "strict", "rescue"] | None = Field(
+        default=None, description="what a file with other columns or types does: "
+        "add_columns, strict (stops the line) or rescue (unexpected data in _rescued_data)")
 
     @model_validator(mode="before")
     @classmethod
@@ -194,6 +199,66 @@ SOURCE_KINDS: Registry[SourceKind] = Registry("source kind", "andon.source_kinds
 SOURCE_KINDS.register(SourceKind("files", SourceConfig, Ref("andon.steps:files_source_step")))
 
 
+class PulledSource(SourceSpec):
+    """What a source andon pulls itself (a database, an HTTP API) declares: each pull lands
+    a snapshot file (andon.sources)."""
+
+    max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
+    password_secret: str | None = Field(default=None, description="the andon secret holding "
+                                        "the password (never in andon.yaml)")
+
+
+class DatabaseSourceConfig(PulledSource):
+    """A table or a query of a PostgreSQL, MySQL/MariaDB or SQLite database
+    (``kind: database``), read by DuckDB's scanner."""
+
+    kind: Literal["database"] = "database"
+    url: str = Field(description="postgresql://user@host/db, mysql://user@host/db or "
+                     "sqlite:///path.db (no password: see password_secret)")
+    table: str | None = None
+    query: str | None = Field(default=None, description="SQL run in the source database")
+    cursor: str | None = Field(default=None, description="incremental: only rows whose "
+                               "cursor column is past the last pull's maximum")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DatabaseSourceConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("a database source reads one 'table:' or one 'query:'")
+        from urllib.parse import urlsplit
+
+        if urlsplit(self.url).password:
+            raise ValueError("the url holds a password: andon.yaml is committed; keep it in "
+                             "a secret (andon secrets set NAME) and name it in password_secret")
+        return self
+
+
+class HttpSourceConfig(PulledSource):
+    """A JSON API (``kind: http``): pages of records, following the API's pagination."""
+
+    kind: Literal["http"] = "http"
+    url: str
+    records: str | None = Field(default=None, description="dotted path of the list of "
+                                "records in a page (default: the page itself, or 'data')")
+    paginate: Literal["none", "next_link", "page", "cursor"] = "none"
+    next: str = Field(default="next", description="next_link: dotted path of the next URL; "
+                      "cursor: dotted path of the next cursor")
+    page_param: str = Field(default="page", description="page/cursor: the query parameter")
+    auth_header: str = Field(default="Authorization", description="header carrying the secret")
+    auth_secret: str | None = Field(default=None, description="andon secret sent in "
+                                    "auth_header (e.g. 'Bearer ...')")
+    max_pages: int = Field(default=1000, ge=1)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff: float = Field(default=1.0, ge=0, description="seconds before the first retry "
+                           "(doubling)")
+    timeout: float = Field(default=30.0, gt=0)
+
+
+SOURCE_KINDS.register(SourceKind("database", DatabaseSourceConfig,
+                                 Ref("andon.sources.pull:pulled_source_step")))
+SOURCE_KINDS.register(SourceKind("http", HttpSourceConfig,
+                                 Ref("andon.sources.pull:pulled_source_step")))
+
+
 def source_model(data: Any) -> type[SourceSpec] | None:
     """The model of the source kind ``data`` names (``files`` when it names none); None when
     no installed package provides that kind."""
@@ -224,6 +289,48 @@ def _source_by_kind(data: Any, handler: ValidatorFunctionWrapHandler) -> SourceS
 AnySource = Annotated[SerializeAsAny[SourceSpec], WrapValidator(_source_by_kind)]
 
 
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+               "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+               "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes of a size such as ``2GB``, ``512MiB`` or ``1000000`` (ValueError otherwise)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size: write a number and a unit, e.g. 2GB or "
+                         "512MiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+class StepResources(Model):
+    """What one run of a Python step needs from the worker it runs on (``executor: dask``
+    maps it to Dask worker resources; other executors ignore it)."""
+
+    memory: str | int | None = Field(default=None, description="e.g. 2GB")
+    cores: float | None = Field(default=None, gt=0, description="CPU cores, e.g. 2")
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, v: str | int | None) -> str | int | None:
+        if v is not None:
+            parse_size(v)
+        return v
+
+    def dask(self) -> dict[str, float]:
+        """As Dask worker resources: ``{"memory": bytes, "cores": n}``."""
+        out: dict[str, float] = {}
+        if self.memory is not None:
+            out["memory"] = float(parse_size(self.memory))
+        if self.cores is not None:
+            out["cores"] = self.cores
+        return out
+
+
 class StepConfig(Model):
     """The header of a SQL step (or its sidecar YAML), or the arguments of ``@andon.step``."""
 
@@ -241,11 +348,35 @@ class StepConfig(Model):
         default_factory=list, description="data tests of the step's output (see checks)"
     )
     pii: list[str] = Field(default_factory=list, description="columns masked in check samples")
+    masks: list[str] = Field(default_factory=list, description="output columns the step "
+                             "masks or hashes: PII tags of their inputs stop there")
+    column_tags: dict[str, list[str]] = Field(
+        default_factory=dict, description="tags of output columns (pii:email, ...): they "
+        "flow downstream through column lineage (andon catalog)")
+    steward: str | None = Field(default=None, description="who answers for the table's data "
+                                "(andon catalog)")
+    alignment: Literal["source-aligned", "aggregate", "consumer-aligned"] | None = Field(
+        default=None, description="the table's data category (inferred when not set)")
     primary_key: list[str] = Field(default_factory=list, description="columns that identify a "
                                    "row (for env diff)")
     lineage: dict[str, list[str]] = Field(
         default_factory=dict, description="Python steps: the input columns (table.column) "
         "each output column comes from (column lineage)")
+    requirements: list[str] | str | None = Field(
+        default=None, description="Python steps: pip requirement lines, or a requirements "
+        "file (relative to the step's file); the step runs in a virtualenv of its own")
+    image: str | None = Field(default=None, description="Python steps: an OCI image to run "
+                              "the step in (needs docker or podman)")
+    resources: StepResources | None = Field(
+        default=None, description="Python steps: memory and cores one run needs (executor: "
+        "dask)")
+
+    @model_validator(mode="after")
+    def _one_environment(self) -> StepConfig:
+        if self.requirements is not None and self.image is not None:
+            raise ValueError("declare requirements or an image, not both (install the "
+                             "requirements in the image)")
+        return self
 
     @model_validator(mode="after")
     def _incremental_needs_time(self) -> StepConfig:
@@ -269,6 +400,57 @@ class StepConfig(Model):
 
 def _default_threads() -> int:
     return max(2, min(8, os.cpu_count() or 2))
+
+
+@dataclass(frozen=True)
+class ExecutorKind:
+    """An executor andon.yaml may name (``executor: {kind: NAME}``): how to open its task
+    runner from the settings and the project's threads (None: Python steps run in the
+    runner's own threads), and the extra that installs what it needs."""
+
+    name: str
+    open: Callable[[ExecutorConfig, int], TaskRunner | None]
+    extra: str | None = None
+    description: str = ""
+
+
+EXECUTORS: Registry[ExecutorKind] = Registry("executor", "andon.executors")
+EXECUTORS.register(ExecutorKind("threads", Ref("andon.execution.pytask:in_process"),
+                                description="threads of the runner's process (the default)"))
+EXECUTORS.register(ExecutorKind("dask", Ref("andon.execution.dask:open_dask"), extra="dask",
+                                description="a Dask distributed cluster, or a LocalCluster"))
+
+
+class ExecutorConfig(Model):
+    """Where Python steps run: ``threads`` (this process, the default) or ``dask`` (a Dask
+    cluster: ``scheduler`` is its address; without one, a LocalCluster on this machine).
+    ``executor: dask`` is short for ``executor: {kind: dask}``."""
+
+    kind: str = Field(default="threads", description="threads, dask, or another registered "
+                      "executor (andon.execution.pytask.EXECUTORS)")
+    scheduler: str | None = Field(default=None, description="dask: the scheduler's address, "
+                                  "e.g. tcp://10.0.0.5:8786 (none: a LocalCluster)")
+    workers: int = Field(default=1, ge=1, le=256, description="dask LocalCluster: worker "
+                         "processes (each gets its share of the cores and memory)")
+    retries: int = Field(default=1, ge=0, le=10, description="dask: times a step is run again "
+                         "after the worker running it died")
+    timeout: float = Field(default=30.0, gt=0, description="dask: seconds to connect to the "
+                           "scheduler")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        known = EXECUTORS.all()
+        if v not in known:
+            hint = did_you_mean(v, known)
+            raise ValueError(f"unknown executor {v!r}" + (f"; {hint}" if hint else "")
+                             + f" (known: {', '.join(sorted(known))})")
+        return v
 
 
 class AlertConfig(Model):
@@ -315,6 +497,21 @@ class EnvironmentConfig(Model):
     description: str = ""
 
 
+class ObjectStoreConfig(Model):
+    """``object_store:``: how an ``s3://`` warehouse or landing is reached. Credentials are
+    the NAMES of andon secrets (``andon secrets set``); without them boto3's standard chain
+    applies (AWS_* environment variables, ~/.aws)."""
+
+    endpoint: str | None = Field(default=None, description="S3 API endpoint URL (MinIO, "
+                                 "Ceph, ...); none: AWS")
+    region: str | None = None
+    access_key_id_secret: str | None = None
+    secret_access_key_secret: str | None = None
+    session_token_secret: str | None = None
+    timeout: float = Field(default=10.0, gt=0, description="seconds to connect")
+    attempts: int = Field(default=3, ge=1, le=20, description="tries of each request")
+
+
 class ProjectConfig(Model):
     """``andon.yaml``. Only ``name`` is required; everything else has a default."""
 
@@ -322,6 +519,9 @@ class ProjectConfig(Model):
     pipelines: str = Field(default="pipelines", description="folder of pipeline folders")
     warehouse: str = Field(default=".andon/warehouse", description="artifact files")
     landing: str = Field(default=".andon/landing", description="raw files as received")
+    object_store: ObjectStoreConfig = Field(
+        default_factory=ObjectStoreConfig,
+        description="endpoint, region and credential secrets of s3:// warehouse/landing")
     store: str = Field(
         default="sqlite:///.andon/andon.db",
         description="metadata store URL (sqlite path relative to the project, or postgresql://)",
@@ -359,10 +559,21 @@ class ProjectConfig(Model):
     sla: dict[str, SlaConfig] = Field(
         default_factory=dict, description="per table: fresh_by (HH:MM) or max_age; a late "
         "table alerts once per breach (andon scheduler)")
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig, description="where Python steps run: threads (this "
+        "process) or dask (a cluster; pip install 'andon[dask]')")
     online_store: str = Field(
         default="sqlite:///.andon/online.db",
         description="where materialised features are served from: a SQLite file (relative to "
         "the project) or redis://host:port/db (pip install 'andon[features]')")
+
+    @field_validator("warehouse", "landing")
+    @classmethod
+    def _location(cls, v: str) -> str:
+        from andon.objectstore import parse_url
+
+        parse_url(v)  # ValueError: an unsupported scheme, never a folder named "s3:"
+        return v
 
     @field_validator("sources")
     @classmethod

@@ -4,6 +4,7 @@ never touches the landing zone."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -11,8 +12,10 @@ from pathlib import Path
 
 from andon.checks.types import parse_age
 from andon.errors import AndonError, ConfigError
+from andon.objectstore import Mirror
 from andon.project import Project
-from andon.warehouse import MANIFEST, Warehouse
+from andon.store import Row
+from andon.warehouse import MANIFEST, STAGING, Warehouse
 
 PARTS = "_parts"
 
@@ -24,11 +27,13 @@ class GcReport:
     bytes: int
     kept_artifacts: int
     dry_run: bool
+    engine_objects: tuple[str, ...] = ()  # what the engine dropped (PostgreSQL: tables)
 
     def to_dict(self) -> dict[str, object]:
         return {"deleted_artifacts": len(self.artifacts), "deleted_files": self.files,
                 "freed_bytes": self.bytes, "kept_artifacts": self.kept_artifacts,
-                "dry_run": self.dry_run, "artifacts": list(self.artifacts)}
+                "dry_run": self.dry_run, "artifacts": list(self.artifacts),
+                "engine_objects": list(self.engine_objects)}
 
 
 def live_commits(project: Project, cutoff: float) -> set[str]:
@@ -71,6 +76,11 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     dead = [r for r in rows if r["fingerprint"] not in kept]
     wh = Warehouse(project.warehouse)
     live_files = {f for r in keep for f in r["files"]}
+    if wh.remote is not None:
+        report = _collect_remote(project, wh, wh.remote, dead, keep, live_files, cutoff,
+                                 dry_run)
+        return dataclasses.replace(report, engine_objects=tuple(
+            _collect_engine(project, wh, keep, dry_run=dry_run)))
     dead_dirs = [wh.path(r["path"]) for r in dead]
     # files shared into live artifacts stay even when their own artifact goes
     doomed_files: list[Path] = []
@@ -103,4 +113,66 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
         for p in doomed_files:  # source parts nobody reads
             p.unlink(missing_ok=True)
         store.delete_artifacts([d.split("/", 1)[1] for d in deleted])
-    return GcReport(tuple(deleted), len(doomed_files), size, len(keep), dry_run)
+    engine_objects = _collect_engine(project, wh, keep, dry_run=dry_run)
+    return GcReport(tuple(deleted), len(doomed_files), size, len(keep), dry_run,
+                    tuple(engine_objects))
+
+
+def _collect_engine(project: Project, wh: Warehouse, keep: list[Row], *, dry_run: bool
+                    ) -> list[str]:
+    """What the engine keeps for artifacts (PostgreSQL: their tables) that no kept
+    artifact uses."""
+    from andon.engines.base import Location
+    from andon.execution.checking import open_engine
+
+    live = [Location(format=str(r.get("format") or "parquet"), files=tuple(r["files"]))
+            for r in keep]
+    engine = open_engine(project, wh)
+    try:
+        return engine.collect(live, dry_run=dry_run)
+    finally:
+        engine.close()
+
+
+def _collect_remote(project: Project, wh: Warehouse, remote: Mirror, dead: list[Row],
+                    keep: list[Row], live_files: set[str], cutoff: float,
+                    dry_run: bool) -> GcReport:
+    """gc of a warehouse in a bucket: the same rules over its keys, plus the leftovers of
+    runs that stopped before committing (staging keys, files of a never-committed
+    artifact). No run holds a lease here (checked before), so none of those is in use."""
+    keys = {k: (size, mtime) for k, size, mtime in remote.storage.listing()}
+    known = {r["path"] for r in dead} | {r["path"] for r in keep}
+    by_dir: dict[str, list[str]] = {}
+    for k in keys:
+        by_dir.setdefault(k.rsplit("/", 1)[0], []).append(k)
+    doomed: list[str] = [k for k in keys if k.startswith(STAGING + "/")]
+    for folder, names in by_dir.items():
+        if (folder.split("/", 1)[0] not in (STAGING, PARTS) and folder not in known
+                and f"{folder}/{MANIFEST}" not in keys):
+            doomed += names  # uploaded by a run that never committed its manifest
+    for k, (_, mtime) in keys.items():
+        if (k.startswith(PARTS + "/") and k.endswith(".parquet") and k not in live_files
+                and mtime < cutoff):
+            doomed.append(k)
+            info = k[: -len(".parquet")] + ".json"
+            if info in keys:
+                doomed.append(info)
+    deleted: list[str] = []
+    for r in dead:
+        names = by_dir.get(r["path"], [])
+        own = [k for k in names if not k.endswith("/" + MANIFEST)]
+        doomed += [k for k in own if k not in live_files]
+        if any(k in live_files for k in own):
+            continue  # still holds files a live artifact shares: keep it readable
+        doomed += [k for k in names if k not in own]
+        deleted.append(f"{r['step']}/{r['fingerprint']}")
+    doomed = sorted(set(doomed))
+    size = sum(keys[k][0] for k in doomed)
+    if not dry_run:
+        remote.storage.delete(doomed)
+        for k in doomed:  # the mirror's local copies go too
+            wh.root.joinpath(k).unlink(missing_ok=True)
+        for d in deleted:
+            shutil.rmtree(wh.root / d, ignore_errors=True)
+        project.store.delete_artifacts([d.split("/", 1)[1] for d in deleted])
+    return GcReport(tuple(deleted), len(doomed), size, len(keep), dry_run)

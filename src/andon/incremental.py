@@ -114,7 +114,7 @@ def touched(engine: Engine, queries: list[str], name: str, grain: str | None,
         return []
     parts: list[exp.Query] = [
         exp.select(exp.alias_(bucket(name, grain), "b")).from_(
-            exp.Subquery(this=parse(q, engine.dialect), alias=exp.TableAlias(
+            exp.Subquery(this=parse(q), alias=exp.TableAlias(  # the step's (DuckDB's) SQL
                 this=ident("_andon_delta")))) for q in queries]
     union = reduce(lambda a, b: exp.union(a, b, distinct=False), parts)
     if lookback and grain is not None:

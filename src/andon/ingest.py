@@ -31,6 +31,7 @@ from andon.store import Row
 from andon.warehouse import write_error
 
 LANDED_FILE_COLUMN = "_landed_file"
+RESCUE_COLUMN = "_rescued_data"  # evolve: rescue keeps columns the contract lacks here, as JSON
 MAX_REJECTS_STORED = 10_000
 
 
@@ -298,6 +299,7 @@ def _ingest_csv(
         else _alias(cast(None, spec.duckdb_type, dialect=engine.dialect), c)
         for c, spec in contract.items()
     ]
+    select += _rescued(source, [(c, column(c)) for c in file_cols if c not in contract])
     query = exp.select(*select, _landed(display)).from_(engine.read_csv(path, types, options))
     session = engine.cursor()
     session.parse_rejects()  # forget what an earlier file that failed left
@@ -325,6 +327,18 @@ def _ingest_csv(
     ordered = [rejected[k] for k in sorted(rejected)]
     return IngestResult(rows=rows, rejects=len(ordered),
                         rejected=tuple(ordered[:MAX_REJECTS_STORED]))
+
+
+def _rescued(source: SourceConfig, extras: Sequence[tuple[str, exp.Expr]]) -> list[exp.Expr]:
+    """With ``evolve: rescue``, the column of what the contract lacks: a JSON object of the
+    file's other columns (null when it has none)."""
+    if source.evolve != "rescue":
+        return []
+    if not extras:
+        return [_alias(cast(None, "VARCHAR"), RESCUE_COLUMN)]
+    pairs = [e for name, value in extras for e in (literal(name), value)]
+    return [_alias(cast(exp.Anonymous(this="json_object", expressions=pairs), "VARCHAR"),
+                   RESCUE_COLUMN)]
 
 
 def _reason(message: str) -> str:
@@ -432,6 +446,8 @@ def _parquet_raw(engine: Engine, path: Path, display: str, source_name: str,
                           step=source_name) from e
     _require_columns(source, sorted(have), display, source_name)
     cols = [_alias(column(c) if c in have else exp.null(), "c_" + c) for c in source.columns]
+    if source.evolve == "rescue":  # the file's other columns, for _rescued_data
+        cols += [_alias(column(c), "x_" + c) for c in sorted(have) if c not in source.columns]
     # the row number comes from the reader: no window, the file streams through
     return exp.select(_alias(column(_LINE), "line"), _alias(exp.null(), "raw"),
                       _alias(exp.true(), "ok"), *cols).from_(numbered)
@@ -453,8 +469,22 @@ def _ingest_raw(
     typed = [_alias(cast(raw_of[c].copy(), spec.duckdb_type, safe=True, dialect=engine.dialect),
                     c) for c, spec in source.columns.items()]
     raws = [_alias(raw_of[c].copy(), "raw_" + c) for c in source.columns]
-    raw_table = exp.select(column("line"), column("raw"), column("ok"), *typed, *raws
-                           ).from_(raw.subquery())
+    if source.evolve != "rescue":
+        extras: list[tuple[str, exp.Expr]] = []
+    elif is_json:
+        keys = engine.cursor().execute(exp.select(exp.Distinct(expressions=[exp.Unnest(
+            expressions=[exp.Anonymous(this="json_keys", expressions=[column("doc")])])]))
+            .from_(raw.subquery()).where(column("ok"))).fetchall()
+        extras = [(k, engine.json_field(column("doc"), k)) for (k,) in sorted(keys)
+                  if k not in source.columns]
+    else:
+        names = [s.alias for s in raw.expressions if s.alias.startswith("x_")]
+        extras = [(n[2:], column(n)) for n in names]
+    rescue = _rescued(source, extras)
+    carried = ([column("doc")] if is_json else [e.copy() for _, e in extras]) if rescue \
+        else []
+    raw_table = exp.select(column("line"), column("raw"), column("ok"), *typed, *raws,
+                           *carried).from_(raw.subquery())
     problems: list[exp.Expression] = []
     if is_json:
         problems.append(exp.Case().when(exp.not_(column("ok")), literal("not a JSON object")))
@@ -476,8 +506,9 @@ def _ingest_raw(
 
     def rows_where(good: bool) -> exp.Select:
         test = exp.EQ if good else exp.NEQ
-        return exp.select(*[column(c) for c in source.columns], _landed(display)).from_(
-            classified.subquery()).where(test(this=column("reason"), expression=literal("")))
+        return exp.select(*[column(c) for c in source.columns], *rescue, _landed(display)
+                          ).from_(classified.subquery()).where(
+            test(this=column("reason"), expression=literal("")))
 
     rows = _copy(engine, rows_where(True), out, source_name)
     bad_rows = exp.select("*").from_(classified.subquery()).where(

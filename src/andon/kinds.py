@@ -134,6 +134,11 @@ STEP_KINDS.register(StepKind("sqlmodel", Ref("andon.models.sqlmodel:build_sql_mo
                              default_zone="models", data_params=_PYTHON_PARAMS))
 STEP_KINDS.register(StepKind("sqlscore", Ref("andon.models.sqlmodel:build_sql_score"),
                              default_zone="exploitation", data_params=_PYTHON_PARAMS))
+# point-in-time training sets of the feature store: *.trainset files (andon.features.step)
+STEP_KINDS.register(StepKind("training_set", Ref("andon.features.step:build_training_set"),
+                             suffixes=(".trainset",),
+                             load=Ref("andon.features.step:load_training_set"),
+                             default_zone="features"))
 # sources are declared in andon.yaml (see SOURCE_KINDS), not loaded from pipeline files
 STEP_KINDS.register(StepKind(
     "source", Ref("andon.build:build_source"), default_zone="landing",
@@ -142,4 +147,9 @@ STEP_KINDS.register(StepKind(
 ARTIFACT_FORMATS.register(ArtifactFormat(
     "parquet", ".parquet", Ref("andon.engines.duckdb:DuckDBEngine.write_arrow"),
     Ref("andon.engines.duckdb:scan_sql"), Ref("andon.engines.duckdb:parquet_schema"),
+))
+# the PostgreSQL engine's artifacts: each file points at a table of its database
+ARTIFACT_FORMATS.register(ArtifactFormat(
+    "pgtable", ".pgtable", Ref("andon.engines.postgresql:write_pointerless"),
+    Ref("andon.engines.postgresql:pointer_scan"), Ref("andon.engines.postgresql:pointer_schema"),
 ))

@@ -18,6 +18,7 @@ from pathlib import Path
 from andon.config import SourceConfig
 from andon.errors import SourceError
 from andon.ingest import check_file
+from andon.objectstore import mirror_for
 from andon.store import Row, Store
 from andon.warehouse import os_error
 
@@ -54,6 +55,9 @@ def _save_hash_cache(root: Path) -> None:
         os.replace(tmp, target)
     except OSError:
         tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+
+
+PULLS = ".andon/pulls"  # where database and HTTP sources write a pull before it lands
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def discover(root: Path, name: str, source: SourceConfig, config_file: Path) -> 
     while glob.has_magic(str(folder)):
         folder = folder.parent
     if not folder.is_dir():
+        if source.path.startswith(PULLS + "/"):  # nothing pulled yet: the puller creates it
+            return []
         raise SourceError(
             f"source {name!r}: folder {os.path.relpath(folder, root)!r} does not exist",
             file=config_file,
@@ -161,7 +167,8 @@ def landing_state(
 
 
 def land(
-    store: Store, landing_root: Path, name: str, arrivals: tuple[Arrival, ...], run_id: int
+    store: Store, landing_root: Path, name: str, arrivals: tuple[Arrival, ...],
+    run_id: int | None
 ) -> list[Row]:
     """Copy new files into the landing zone (read-only) and record them.
 
@@ -170,14 +177,22 @@ def land(
     (it is read once), and the batch is recorded in one transaction. Returns the landed rows
     of all ``arrivals``, in order, including files another run landed meanwhile.
     """
+    from andon.sources import evolution  # schema changes of the batch (evolve:)
+
     for a in arrivals:
         if a.source is not None:
             check_file(a.source, a.path, a.path.name, name)
+    changes = evolution.review(store, name, [(a.path, a.path.name, a.source)
+                                             for a in arrivals if a.source is not None])
     rows: list[Row] = []
+    remote = mirror_for(landing_root)
     try:
         for a in arrivals:
             rows.append(_copy_in(landing_root, name, a, run_id))
+            if remote is not None:  # in the bucket before the store says it landed
+                remote.upload(rows[-1]["landed_path"])
         recorded = store.add_landed_files(rows)
+        evolution.record(store, name, *evolution.kept(rows, recorded, changes))
     except BaseException:
         for row in rows:
             shutil.rmtree((landing_root / row["landed_path"]).parent, ignore_errors=True)
@@ -185,10 +200,23 @@ def land(
     for row, kept in zip(rows, recorded, strict=True):
         if kept is not row:  # the same bytes landed meanwhile (a run of another environment)
             shutil.rmtree((landing_root / row["landed_path"]).parent, ignore_errors=True)
+            if remote is not None:
+                remote.storage.delete([row["landed_path"]])
     return recorded
 
 
-def _copy_in(landing_root: Path, name: str, a: Arrival, run_id: int) -> Row:
+def landed_file(landing_root: Path, landed_path: str) -> Path:
+    """The local file of a landed row; with ``landing: s3://`` downloaded from the bucket
+    when this machine does not have it yet."""
+    remote = mirror_for(landing_root)
+    if remote is not None and not remote.fetch(landed_path):
+        raise SourceError(f"landed file {landed_path} is missing from {remote.storage.url}",
+                          hint="restore it in the bucket from a backup, or withdraw it "
+                               "(andon landing withdraw)")
+    return landing_root / landed_path
+
+
+def _copy_in(landing_root: Path, name: str, a: Arrival, run_id: int | None) -> Row:
     """Copy one file into its own folder of the landing zone, read-only, checking that the
     bytes copied are the bytes hashed when it was found."""
     now = time.time()

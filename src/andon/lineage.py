@@ -45,14 +45,18 @@ class Edge:
     table: str
     column: str
     kind: str
+    masking: bool = False  # hashed or masked on the way (sha256, md5, hash, mask...)
 
     @property
     def indirect(self) -> bool:
         return self.kind in INDIRECT
 
-    def to_dict(self) -> dict[str, str]:
-        return {"output": self.output, "table": self.table, "column": self.column,
-                "kind": self.kind}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"output": self.output, "table": self.table,
+                               "column": self.column, "kind": self.kind}
+        if self.masking:
+            out["masking"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class StepLineage:
             step=str(d["step"]), level=str(d["level"]),
             columns=tuple(str(c) for c in d.get("columns") or ()),
             edges=tuple(Edge(str(e["output"]), str(e["table"]), str(e["column"]),
-                             str(e["kind"])) for e in d.get("edges") or ()),
+                             str(e["kind"]), bool(e.get("masking")))
+                        for e in d.get("edges") or ()),
             note=str(d.get("note") or ""), fingerprint=str(d.get("fingerprint") or ""))
 
     def inputs_of(self, column: str) -> list[Edge]:
@@ -178,12 +183,15 @@ class _Tracer:
         out: list[tuple[str, str, str]] = []
         for col in inner.find_all(exp.Column):
             kind = _context_kind(col, inner)
+            masked = _masked(col, inner)
             for table, column, below in self.column(self.scope_of(col, scope), col):
                 if kind is None:
-                    kind_here = ("aggregation" if aggregate or below == "aggregation"
+                    kind_here = ("aggregation" if aggregate or below.startswith("aggregation")
                                  else "transformation")
                 else:
                     kind_here = kind
+                if masked or below.endswith(MASKED):
+                    kind_here += MASKED
                 out.append((table, column, kind_here))
         return out
 
@@ -214,6 +222,27 @@ class _Tracer:
         return out
 
 
+MASKED = "+masked"  # a kind's suffix inside the tracer: the value was hashed or masked
+# functions whose result does not reveal their argument (DuckDB's names; sqlglot parses
+# sha256/sha1/md5 into SHA2/SHA/MD5 and keeps the others as anonymous functions)
+MASKING_FUNCTIONS = frozenset({"hash", "md5_number", "md5_number_upper", "md5_number_lower",
+                               "mask", "sha512", "xxhash", "redact", "anonymize"})
+
+
+def _masked(col: exp.Column, top: exp.Expr) -> bool:
+    """Whether ``col`` reaches ``top`` only through a hash or masking function."""
+    from sqlglot import exp
+
+    node: exp.Expr | None = col
+    while node is not None and node is not top:
+        node = node.parent
+        if isinstance(node, (exp.MD5, exp.SHA, exp.SHA2, exp.MD5Digest)):
+            return True
+        if isinstance(node, exp.Anonymous) and node.name.lower() in MASKING_FUNCTIONS:
+            return True
+    return False
+
+
 def _context_kind(col: exp.Column, top: exp.Expr) -> str | None:
     """``window`` or ``conditional`` when the column only partitions, orders or decides."""
     from sqlglot import exp
@@ -234,6 +263,14 @@ def _context_kind(col: exp.Column, top: exp.Expr) -> str | None:
 def sql_lineage(step: Step, schemas: Mapping[str, Schema],
                 mapping: MappingSchema | None = None) -> StepLineage:
     """Trace a SQL step over its inputs' schemas; table level with a note when it cannot."""
+    return trace_sql(step.name, step.sql, step.parents, schemas, mapping,
+                     masks=step.config.masks)
+
+
+def trace_sql(name: str, sql: str, parents: tuple[str, ...], schemas: Mapping[str, Schema],
+              mapping: MappingSchema | None = None, *, masks: Iterable[str] = ()
+              ) -> StepLineage:
+    """Trace one query over the schemas of the tables it may read (``parents``)."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -243,15 +280,21 @@ def sql_lineage(step: Step, schemas: Mapping[str, Schema],
     from sqlglot.optimizer.scope import build_scope
     from sqlglot.schema import MappingSchema
 
-    missing = [p for p in step.parents if p not in schemas]
+    masked = set(masks)
+
+    def fallback(note: str) -> StepLineage:
+        return StepLineage(name, "table", (), tuple(Edge(ALL, p, ALL, "table")
+                                                    for p in parents), note)
+
+    missing = [p for p in parents if p not in schemas]
     if missing:
-        return table_level(step, "the schema of " + ", ".join(missing) + " is not known yet "
+        return fallback("the schema of " + ", ".join(missing) + " is not known yet "
                            "(it has not been built): column lineage follows its first build")
     if mapping is None:
         mapping = MappingSchema({p: dict(schemas[p]) or {"_": "UNKNOWN"}
-                                 for p in step.parents}, dialect="duckdb", normalize=False)
+                                 for p in parents}, dialect="duckdb", normalize=False)
     try:
-        tree = sqlglot.parse_one(step.sql, read="duckdb")
+        tree = sqlglot.parse_one(sql, read="duckdb")
         if tree.find(exp.Columns) is not None:
             raise _Untraceable("DuckDB's COLUMNS(...) expression is not traced")
         # qualify's passes that lineage needs (names as DuckDB folds them, tables, columns
@@ -262,25 +305,26 @@ def sql_lineage(step: Step, schemas: Mapping[str, Schema],
         scope = build_scope(tree)
         if scope is None:
             raise _Untraceable("it is not a query")
-        tracer = _Tracer(set(step.parents), scope)
+        tracer = _Tracer(set(parents), scope)
         columns: list[str] = []
         edges: dict[Edge, None] = {}
         if not isinstance(scope.expression, exp.Query):
             raise _Untraceable("it is not a query")
         for sel in scope.expression.selects:
-            name = sel.alias_or_name
-            if name == "*":
+            out = sel.alias_or_name
+            if out == "*":
                 raise _Untraceable("SELECT * could not be expanded")
-            columns.append(name)
-            for table, column, kind in tracer.output(scope, name):
-                edges[Edge(name, table, column, kind)] = None
+            columns.append(out)
+            declared = out in masked
+            for table, column, kind in tracer.output(scope, out):
+                plain = kind.removesuffix(MASKED)
+                edges[Edge(out, table, column, plain, declared or plain != kind)] = None
         for table, column, kind in tracer.indirect(scope):
             edges[Edge(ALL, table, column, kind)] = None
     except (SqlglotError, _Untraceable, RecursionError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return table_level(step, f"column lineage could not be traced ({first}): "
-                           "table level only")
-    return StepLineage(step.name, "column", tuple(columns), tuple(edges))
+        return fallback(f"column lineage could not be traced ({first}): table level only")
+    return StepLineage(name, "column", tuple(columns), tuple(edges))
 
 
 def declared_lineage(step: Step) -> StepLineage:
@@ -298,7 +342,8 @@ def declared_lineage(step: Step) -> StepLineage:
                     f"step {step.name}: lineage of {output!r} names {ref!r}",
                     hint="name an input of the step as table.column: "
                          + ", ".join(f"{p}.COLUMN" for p in step.parents))
-            edges.append(Edge(output, table, column, "transformation"))
+            edges.append(Edge(output, table, column, "transformation",
+                              output in step.config.masks))
     return StepLineage(step.name, "column", tuple(declared), tuple(edges))
 
 
@@ -500,4 +545,4 @@ def impact(project: Project, plan: Plan) -> list[dict[str, Any]]:
 
 __all__ = ["ALL", "DIRECT", "INDIRECT", "Edge", "Graph", "StepLineage", "column_lineage",
            "compute", "for_environment", "for_plan", "impact", "record", "sql_lineage",
-           "step_lineage"]
+           "step_lineage", "trace_sql"]

@@ -231,7 +231,7 @@ class Emitter:
                 kind = "INDIRECT" if e.indirect else "DIRECT"
                 inputs.setdefault((e.table, e.column), []).append(
                     {"type": kind, "subtype": SUBTYPES.get(e.kind, e.kind.upper()),
-                     "description": e.kind, "masking": False})
+                     "description": e.kind, "masking": e.masking})
             fields[col] = {"inputFields": [
                 {**self.dataset(env, t), "field": c, "transformations": tr}
                 for (t, c), tr in inputs.items()]}

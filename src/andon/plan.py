@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from andon.dag import Dag
-from andon.errors import DagError
+from andon.errors import DagError, SqlError
 from andon.fingerprint import data_params, fingerprint
 from andon.incremental import validate as validate_incremental
 from andon.landing import LandingState, landing_state
@@ -146,6 +147,34 @@ def _commit_code(complete: bool, base_code: dict[str, str],
     return code
 
 
+def check_engine_sql(project: Project, names: Iterable[str]) -> None:
+    """Refuse, before any work, a SQL step the project's engine cannot run (a DuckDB
+    construct with no equivalent there), naming the step, its line and the construct."""
+    from andon.engines import ENGINES
+
+    check = ENGINES.get_kind(project.config.engine).check_sql
+    if check is None:
+        return
+    for name in names:
+        step = project.dag.steps[name]
+        found = check(step.sql) if step.kind == "sql" else None
+        if found is None:
+            continue
+        what, word = found
+        line = step.line
+        try:
+            lines = step.file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        hits = [i + 1 for i, text in enumerate(lines) if word and word.lower() in text.lower()]
+        line = next((n for n in hits if n >= step.line), hits[0] if hits else step.line)
+        raise SqlError(
+            f"step {name!r} cannot run on engine {project.config.engine}: {what}",
+            file=step.file, line=line, step=name,
+            hint="write it with SQL both engines know (andon transpiles DuckDB's dialect); "
+                 "nothing was built")
+
+
 def make_plan(
     project: Project,
     environment: str,
@@ -162,6 +191,7 @@ def make_plan(
     store = store or project.store
     warehouse = warehouse or Warehouse(project.warehouse)
     dag: Dag = project.dag
+    check_engine_sql(project, dag.select(selection))
     env = store.environment(environment)
     base_commit = env["commit_id"] if env else None
     base = store.commit_steps(base_commit)

@@ -62,6 +62,8 @@ class Project:
         if step is None:
             return set()
         out = set(step.config.pii)
+        out |= {c for c, tags in step.config.column_tags.items()
+                if any(t == "pii" or t.startswith("pii:") for t in tags)}
         if step.source is not None:
             out |= {n for n, c in step.source.columns.items() if c.pii}
         for parent in self.dag.ancestors(table):
@@ -153,11 +155,22 @@ class Project:
 
     @cached_property
     def warehouse(self) -> Path:
-        return (self.root / self.config.warehouse).resolve()
+        """The warehouse folder: for ``s3://`` its local mirror (andon.objectstore)."""
+        return self._location(self.config.warehouse)
 
     @cached_property
     def landing(self) -> Path:
-        return (self.root / self.config.landing).resolve()
+        return self._location(self.config.landing)
+
+    def _location(self, value: str) -> Path:
+        from andon import objectstore
+
+        def secret(name: str) -> str:
+            from andon.secrets import get_secret
+
+            return get_secret(self.store, self.root, name, self.environment)
+
+        return objectstore.resolve(self.root, value, self.config.object_store, secret)
 
     @property
     def store(self) -> Store:

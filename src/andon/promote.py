@@ -12,7 +12,7 @@ from andon.checks.model import CheckResult
 from andon.environments import merge_base, require
 from andon.errors import AndonError
 from andon.execution.artifacts import manifest_of
-from andon.execution.checking import check_artifacts, flatten
+from andon.execution.checking import check_artifacts, flatten, show_environment
 from andon.project import Project
 from andon.stages import BuildStage, CheckStage, PlannedCheck, Stage, publish_stage
 from andon.store import Row, Store
@@ -153,6 +153,7 @@ def promote(project: Project, source: str, target: str, *, dry_run: bool = False
                     target, expected_commit=dst["commit_id"], steps=candidate, author=who,
                     git_sha=None, params={}, message=f"promotion {pid} of {source}",
                     run_id=None, code=code, merge_parent=src["commit_id"])
+            show_environment(project, target)  # after the compare-and-swap
         status = "dry-run" if dry_run else "promoted"
         _update(store, pid, status=status, candidate_commit=commit_id, checks=summary,
                 **common)

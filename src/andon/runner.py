@@ -14,7 +14,7 @@ from andon.errors import AndonError, LeaseError, StepError
 from andon.events import Listener, NullListener, RunResult
 from andon.execution.artifacts import artifact_lookups, artifact_row, manifest_of
 from andon.execution.cancel import CancelToken, RunCancelled
-from andon.execution.checking import CheckFailed, check_failure
+from andon.execution.checking import CheckFailed, check_failure, show_environment
 from andon.execution.executor import PoolFactory, StepWalk, thread_pool
 from andon.execution.lease import Heartbeat, acquire, git_state
 from andon.execution.recording import publish
@@ -106,7 +106,8 @@ def _finish(walk: StepWalk, token: CancelToken, started: float, user: str,
         try:
             commit_id = publish(store, plan, run_id=walk.run_id, user=user, git_sha=git_sha,
                                 protected=walk.project.is_protected(plan.environment))
-        except LeaseError as e:
+            show_environment(walk.project, plan.environment)
+        except (LeaseError, AndonError) as e:
             status, error = "failed", e
     checker = walk.checker
     ordered = tuple(walk.results[s.name] for s in plan.steps if s.name in walk.results)

@@ -21,6 +21,7 @@ from andon.errors import AndonError, NotFound, did_you_mean
 
 if TYPE_CHECKING:
     from andon.analytics import Report
+    from andon.catalog import Catalog
     from andon.checks.model import CheckResult
     from andon.events import Listener, RunResult
     from andon.execution.cancel import CancelToken
@@ -390,17 +391,78 @@ class Session:
         return tables(self.project, environment)
 
     def show(self, table: str, environment: str | None = None, rows: int = 5) -> Row:
+        """A table's description and sample rows (PII columns masked: see ``catalog``)."""
         from andon import published
+        from andon.masking import mask_rows
 
-        return published.show(self.project, table, environment, limit=rows)
+        info = published.show(self.project, table, environment, limit=rows)
+        if info["sample"]:
+            masked = self._catalog(environment).masked(table)
+            info["sample"] = mask_rows(info["sample"], masked)
+        return info
 
     def query(self, sql: str, environment: str | None = None, *, limit: int | None = None,
               as_of: str | None = None, commit: str | None = None
               ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Read-only SQL; a role without ``read_pii`` gets PII columns masked (found by the
+        query's column lineage: a query that cannot be traced is refused to it)."""
         from andon import published
 
-        return published.query(self.project, sql, environment, limit=limit, as_of=as_of,
-                             commit=commit)
+        columns, rows = published.query(self.project, sql, environment, limit=limit,
+                                        as_of=as_of, commit=commit)
+        if self.may_read_pii() or not columns:
+            return columns, rows
+        from andon.masking import mask_tuples
+
+        masked = self._query_pii(sql, environment)
+        return columns, mask_tuples(columns, rows, masked)
+
+    # the catalog ---------------------------------------------------------------------------
+
+    def may_read_pii(self) -> bool:
+        """Whether query results show the values of PII columns to this user."""
+        from andon.access import CAN
+
+        return self.role in CAN["read_pii"]
+
+    def _catalog(self, environment: str | None = None) -> Catalog:
+        from andon import catalog
+
+        return catalog.load(self.project, self._env(environment))
+
+    def _query_pii(self, sql: str, environment: str | None) -> set[str]:
+        from andon.access import AccessDenied
+        from andon.catalog import masked_columns
+        from andon.lineage import trace_sql
+
+        cat = self._catalog(environment)
+        schemas = {name: {str(c): str(t) for c, t in art["schema"]}
+                   for name, art in cat.tables.items()}
+        lin = trace_sql("query", sql, tuple(schemas), schemas)
+        pii = {name: masked_columns(cols) for name, cols in cat.tags.items()}
+        if lin.level != "column":
+            if not any(pii.values()):
+                return set()
+            raise AccessDenied(
+                f"user {self.user!r} (role {self.role}) sees PII columns masked, and this "
+                f"query cannot be traced to its columns: {lin.note}",
+                hint="name the columns you read (no SELECT * over COLUMNS(...) or table "
+                     "functions), or ask for the role developer")
+        return {e.output for e in lin.edges
+                if not e.indirect and not e.masking and e.column in pii.get(e.table, ())}
+
+    def catalog_show(self, table: str, environment: str | None = None) -> Row:
+        """``andon catalog show``: layer, alignment, owner, steward, columns and tags."""
+        from andon import catalog
+
+        return catalog.describe(self.project, table, catalog=self._catalog(environment))
+
+    def catalog_search(self, text: str, environment: str | None = None,
+                       limit: int = 20) -> list[Row]:
+        """``andon catalog search``: tables and columns, best match first."""
+        from andon import catalog
+
+        return catalog.search(self.project, text, self._env(environment), limit)
 
     def lineage(self, table: str) -> dict[str, Any]:
         from andon import published
@@ -425,9 +487,24 @@ class Session:
         return published.rejects(self.project, source, limit)
 
     def profile(self, table: str, environment: str | None = None) -> Row:
+        """A table's profile; the values it shows of PII columns (top values, lowest and
+        highest) masked."""
         from andon import published
+        from andon.masking import mask_value
 
-        return published.profile(self.project, table, environment)
+        found = published.profile(self.project, table, environment)
+        masked = self._catalog(environment).masked(table)
+        columns = found.get("columns")
+        if masked and isinstance(columns, dict):
+            for name in masked & set(columns):
+                entry = dict(columns[name])
+                if entry.get("top_values"):
+                    entry["top_values"] = [[mask_value(v), n] for v, n in entry["top_values"]]
+                for key in ("min", "max"):
+                    if entry.get(key) is not None:
+                        entry[key] = mask_value(entry[key])
+                columns[name] = entry
+        return found
 
     def checks_list(self) -> list[Row]:
         from andon import published

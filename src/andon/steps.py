@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from andon.config import NAME_RE, SourceConfig, SourceSpec, StepConfig, validate
 from andon.errors import ConfigError, SqlError
 from andon.parsecache import ParseCache, Parsed
+from andon.stepenv import environment_text
 from andon.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 if TYPE_CHECKING:  # sqlglot, Jinja and the engine load only when a file must be parsed
@@ -107,6 +108,9 @@ def step(
     time_column: str | None = None,
     description: str | None = None,
     lineage: dict[str, list[str]] | None = None,
+    requirements: list[str] | str | None = None,
+    image: str | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> Callable[[F], F]: ...
 def step(
     func: F | None = None,
@@ -119,6 +123,9 @@ def step(
     time_column: str | None = None,
     description: str | None = None,
     lineage: dict[str, list[str]] | None = None,
+    requirements: list[str] | str | None = None,
+    image: str | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a Python step. Its parameter names are its input tables.
 
@@ -126,6 +133,9 @@ def step(
     ``pandas.DataFrame`` or ``polars.DataFrame``); the return value may be any of the three.
     A parameter named ``params`` receives the run's parameters. ``lineage`` maps output
     columns to the input columns (``table.column``) they come from (column lineage).
+    ``requirements`` (pip lines, or a requirements file next to the step) or ``image`` (an
+    OCI image) run the step in an environment of its own; ``resources`` (``memory``,
+    ``cores``) are what one run needs on a Dask worker (see docs/scaling.md).
     """
 
     def mark(f: F) -> F:
@@ -138,6 +148,9 @@ def step(
             "time_column": time_column,
             "description": description if description is not None else (inspect.getdoc(f) or ""),
             "lineage": dict(lineage or {}),
+            "requirements": requirements,
+            "image": image,
+            "resources": resources,
         }
         return f
 
@@ -281,7 +294,8 @@ def load_python_steps(path: Path, pipeline: str) -> list[Step]:
                 pipeline=pipeline,
                 file=path,
                 config=config,
-                code=f"{meta['name']}\n{_canonical_python(source, obj.__name__)}",
+                code=f"{meta['name']}\n{_canonical_python(source, obj.__name__)}"
+                + environment_text(config, path, meta["name"]),
                 refs=tuple(TableRef(a, line, None) for a in args),
                 function=obj,
                 line=line,
@@ -487,6 +501,11 @@ def load_sql_step(path: Path, pipeline: str, params: Mapping[str, Any],
     if header is None and sidecar.exists():
         header = load_yaml(sidecar)
     config = validate(StepConfig, header, "the step header") if header else StepConfig()
+    for key in ("requirements", "image", "resources"):
+        if getattr(config, key) is not None:
+            raise ConfigError(f"{key}: applies to Python steps; a SQL step runs on the engine",
+                              file=header.file if header else path, line=header.line_of((key,))
+                              if header else None, step=name, hint=f"remove {key}:")
     sql = _render_step(body, params, path, name, cache) if is_template(body) else body
     parsed = cache.get(sql) if cache is not None else None
     if parsed is None:
@@ -527,6 +546,8 @@ def files_source_step(name: str, source: SourceSpec, config_file: Path) -> Step:
         "format": True, "columns": {"__all__": {"type", "required"}}, "csv": True})
     contract = json.dumps({k: dumped[k] for k in ("format", "columns", "csv")},
                           separators=(",", ":"), ensure_ascii=False)
+    if source.evolve is not None:  # schema evolution (andon.sources.evolution)
+        contract += f"\nevolve:{source.evolve}"
     return Step(
         name=name,
         kind="source",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from andon.engines.base import Location
 from andon.errors import Failed, WarehouseError
 from andon.hosts import pid_alive
+from andon.objectstore import Mirror, mirror_for
 
 if TYPE_CHECKING:
     from andon.kinds import ArtifactFormat
@@ -141,16 +142,44 @@ def write_error(e: Exception, where: Path, step: str | None = None) -> Warehouse
 
 
 class Warehouse:
+    """Artifact files under ``root``. When ``root`` mirrors a bucket (``warehouse: s3://``,
+    andon.objectstore) the bucket is the system of record: sealing uploads the files and
+    commits the manifest there last, and a file missing locally is downloaded when asked
+    for (``path``)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.staging_root = root / STAGING
         self._token = f"{_host()}.{os.getpid()}"
+        self._mirror: Mirror | bool | None = False  # False: not looked up yet
+        self._remote_keys: dict[str, set[str]] = {}  # bucket folder -> its keys, as listed
+
+    @property
+    def remote(self) -> Mirror | None:
+        """The bucket this warehouse mirrors, or None for a local warehouse."""
+        if self._mirror is False:
+            self._mirror = mirror_for(self.root)
+        assert self._mirror is not True
+        return self._mirror
 
     def artifact_dir(self, step: str, fingerprint: str) -> Path:
         return self.root / step / fingerprint
 
     def path(self, rel: str) -> Path:
+        """The local file of ``rel``; with a bucket, downloaded first when only the bucket
+        has it."""
+        remote = self.remote
+        if remote is not None and not rel.startswith(STAGING + "/"):
+            remote.fetch(rel)
         return self.root / rel
+
+    def has(self, path: Path) -> bool:
+        """Whether the warehouse holds the file ``path`` (fetched from the bucket if only it
+        has it)."""
+        remote = self.remote
+        if remote is None:
+            return path.exists()
+        return remote.fetch(self.rel(path))
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -163,6 +192,8 @@ class Warehouse:
             probe.unlink()
         except OSError as e:
             raise os_error(e, self.root) from e
+        if self.remote is not None:
+            self.remote.storage.probe()
 
     @contextlib.contextmanager
     def staging(self, step: str) -> Iterator[Path]:
@@ -212,10 +243,15 @@ class Warehouse:
         try:
             manifest = dataclasses.replace(manifest, meta={
                 **manifest.meta, DIGESTS: self._digests(staging, final, manifest, fmt)})
+            if self.remote is not None:
+                committed = self._commit_remote(self.remote, staging, final, manifest)
+                if committed is not manifest:
+                    return committed
             (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
-                existing = self.read_manifest(manifest.step, manifest.fingerprint)
+                existing = (self.read_manifest(manifest.step, manifest.fingerprint)
+                            if self.remote is None or (final / MANIFEST).exists() else None)
                 if existing is not None:
                     return existing
                 shutil.rmtree(final)  # a folder without manifest cannot come from seal()
@@ -228,6 +264,67 @@ class Warehouse:
                     return existing
             raise os_error(e, final, manifest.step) from e
         return manifest
+
+    def _commit_remote(self, remote: Mirror, staging: Path, final: Path,
+                       manifest: Manifest) -> Manifest:
+        """Publish an artifact in the bucket: its files go to staging keys, are copied under
+        the artifact's prefix, and its manifest is written LAST with ``If-None-Match: *``; a
+        crash or an unreachable store before that leaves no manifest, so nothing is
+        published (andon gc deletes the leftovers; the next run builds it again). Returns
+        the manifest another run committed first, if one did, else ``manifest``."""
+        storage = remote.storage
+        key = self.rel(final / MANIFEST)
+        existing = self._remote_manifest(remote, key)
+        if existing is not None:
+            return existing
+        own = self.rel(final) + "/"
+        stage = f"{STAGING}/{staging.name}/"
+        staged: list[tuple[str, str]] = []
+        try:
+            for f in manifest.files:
+                if f.startswith(own):
+                    storage.put_file(stage + f[len(own):], staging / f[len(own):])
+                    staged.append((stage + f[len(own):], f))
+                else:  # a file shared with older artifacts, or a source's part
+                    self._ensure_remote(remote, f)
+            for src, dst in staged:
+                storage.copy(src, dst)
+            if not storage.put_new(key, manifest.to_json().encode()):
+                existing = self._remote_manifest(remote, key)
+                if existing is not None:
+                    return existing
+                raise WarehouseError(  # pragma: no cover - a manifest vanished meanwhile
+                    f"the manifest {key} changed while it was committed", step=manifest.step,
+                    hint="run again")
+        finally:
+            if staged:
+                with contextlib.suppress(WarehouseError):
+                    storage.delete([s for s, _ in staged])
+        return manifest
+
+    def _ensure_remote(self, remote: Mirror, rel: str) -> None:
+        parent = rel.rsplit("/", 1)[0]
+        keys = self._remote_keys.get(parent)
+        if keys is None:
+            keys = {k for k, _, _ in remote.storage.listing(parent + "/")}
+            self._remote_keys[parent] = keys
+        if rel in keys:
+            return
+        remote.upload(rel)
+        keys.add(rel)
+        info = Path(rel).with_suffix(".json").as_posix()  # a source part's counts
+        if info != rel and (self.root / info).exists() and info not in keys:
+            remote.upload(info)
+            keys.add(info)
+
+    def _remote_manifest(self, remote: Mirror, key: str) -> Manifest | None:
+        data = remote.storage.get_bytes(key)
+        if data is None:
+            return None
+        try:
+            return Manifest.from_json(data.decode("utf-8"))
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _digests(self, staging: Path, final: Path, manifest: Manifest,
                  fmt: ArtifactFormat) -> dict[str, list[Any]]:
@@ -297,13 +394,20 @@ class Warehouse:
 
     def read_manifest(self, step: str, fingerprint: str) -> Manifest | None:
         path = self.artifact_dir(step, fingerprint) / MANIFEST
+        remote = self.remote
+        if remote is not None and not path.exists():
+            remote.fetch(self.rel(path))  # only the bucket's manifests count as sealed
         try:
             manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None
-        if all(self.path(f).exists() for f in manifest.files):
-            return manifest
-        return None
+        local = [f for f in manifest.files if not (self.root / f).exists()]
+        if remote is None or not local:
+            return None if local else manifest
+        listed: set[str] = set()
+        for parent in sorted({f.rsplit("/", 1)[0] for f in local}):
+            listed |= {k for k, _, _ in remote.storage.listing(parent + "/")}
+        return manifest if all(f in listed for f in local) else None
 
     def clean_staging(self) -> list[str]:
         """Remove staging folders left by processes of this host that no longer run."""

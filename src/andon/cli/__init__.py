@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from andon.cli import (  # noqa: F401  (they register their verbs)
+    catalog,
     commands,
     env,
     features,
@@ -17,6 +18,7 @@ from andon.cli import (  # noqa: F401  (they register their verbs)
     report,
     schedule,
     server,
+    sources,
 )
 from andon.cli.app import _dumps, _escape, app, err_console
 from andon.errors import AndonError

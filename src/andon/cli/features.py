@@ -145,7 +145,9 @@ def features_monitor(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Record feature checks in the check history: each materialised view's freshness
-    (failed past its TTL) and, with --training-set, drift between training and serving."""
+    (failed past its TTL), training-serving skew of the reads logged (served values vs
+    offline values for the same keys and times) and, with --training-set, drift between
+    training and serving."""
     from andon.service import Session, local_user
 
     rows = Session(_load(project, env=env), local_user()).features_monitor(

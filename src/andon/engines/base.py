@@ -12,7 +12,7 @@ DuckDB in-process (``andon.engines.duckdb``) is the embedded default; other engi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -184,6 +184,30 @@ class Engine(Protocol):
     def read_arrow(self, files: Files) -> pa.Table: ...
 
     def write_arrow(self, table: pa.Table, out: Path) -> int: ...
+
+    # where artifacts live: the engine's part in sealing, publishing and gc ------------------
+
+    artifact_format: str  # the format of the artifacts it writes (andon.kinds.ARTIFACT_FORMATS)
+
+    def reader(self, allowed: Sequence[Path]) -> Engine:
+        """The engine that ingests the files landed for sources, confined to ``allowed``;
+        it writes Parquet parts this engine can read."""
+        ...
+
+    def finish(self, staging: Path, step: str, fingerprint: str) -> None:
+        """Its last word on an artifact's staged files before they are sealed (an engine
+        whose files stand for tables names them by the fingerprint)."""
+        ...
+
+    def publish(self, environment: str, tables: Mapping[str, Location]) -> None:
+        """Show ``environment`` as it now is (each table's artifact) to readers of the
+        engine's database, in one step; called after the store moved the environment."""
+        ...
+
+    def collect(self, live: Iterable[Location], *, dry_run: bool = False) -> list[str]:
+        """Delete what the engine keeps for artifacts none of ``live`` uses; returns what
+        was (or would be) deleted."""
+        ...
 
     def interrupt(self) -> None:
         """Stop every query in flight."""

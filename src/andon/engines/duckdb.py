@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from andon.engines.base import (
     Files,
     Interrupted,
     InvalidInput,
+    Location,
     ParseReject,
     ReadFailed,
     Schema,
@@ -284,6 +285,23 @@ class DuckDBEngine:
         return session
 
     attach_tables = session
+
+    artifact_format = "parquet"
+
+    @staticmethod
+    def reader(allowed: Sequence[Path]) -> DuckDBEngine:
+        """Landing reads files with a DuckDB of its own, confined to ``allowed``."""
+        return DuckDBEngine(allowed=allowed)
+
+    def finish(self, staging: Path, step: str, fingerprint: str) -> None:
+        """Parquet files are sealed as written: nothing to do."""
+
+    def publish(self, environment: str, tables: Mapping[str, Location]) -> None:
+        """Readers find an environment through andon (its manifests): nothing to do."""
+
+    def collect(self, live: Iterable[Location], *, dry_run: bool = False) -> list[str]:
+        """Artifacts are only files, which gc deletes: nothing else to collect."""
+        return []
 
     def interrupt(self) -> None:
         """Stop every query in flight (Ctrl-C, a cancelled run)."""

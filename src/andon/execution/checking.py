@@ -12,7 +12,7 @@ from andon.checks.model import Check, CheckResult
 from andon.checks.run import Audit, Outcome, evaluate, ready
 from andon.checks.summary import tally
 from andon.errors import AndonError, StepError
-from andon.execution.artifacts import artifact_lookups
+from andon.execution.artifacts import artifact_lookups, manifest_of
 from andon.execution.cancel import CancelToken
 from andon.secrets import stored_values
 from andon.warehouse import Manifest, Warehouse
@@ -53,6 +53,29 @@ def open_engine(project: Project, warehouse: Warehouse) -> Engine:
                       **config.engine_options)
     return create(threads=config.threads, memory_limit=config.memory_limit,
                   allowed=[warehouse.root])
+
+
+def show_environment(project: Project, environment: str) -> None:
+    """After the store moved ``environment``: the engine shows it as it now is to readers
+    of its own database (PostgreSQL: a schema of views, switched in one transaction)."""
+    store = project.store
+    env = store.environment(environment)
+    steps = store.commit_steps(env["commit_id"]) if env and env["commit_id"] else {}
+    rows = {table: store.artifact(fp) for table, fp in steps.items()}
+    tables = {table: manifest_of(row).location for table, row in rows.items() if row}
+    from andon.engines import EngineError
+
+    engine = open_engine(project, Warehouse(project.warehouse))
+    try:
+        engine.publish(environment, tables)
+    except EngineError as e:
+        raise AndonError(
+            f"environment {environment!r} moved, but the engine could not show it to its "
+            f"readers: {e.first_line}",
+            hint="fix the engine's database, then run again (nothing to build): its tables "
+                 "are shown again whole") from e
+    finally:
+        engine.close()
 
 
 def make_audit(project: Project, engine: Engine, warehouse: Warehouse, environment: str,

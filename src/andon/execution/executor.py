@@ -24,6 +24,7 @@ from andon.execution.checking import (
     make_audit,
     open_engine,
 )
+from andon.execution.pytask import open_runner
 from andon.execution.recording import FLUSH_EVERY, Recorder
 from andon.kinds import step_kind
 from andon.plan import Plan, PlannedStep
@@ -88,15 +89,18 @@ class StepWalk:
         """Walk every step (then the checks that waited for other tables). Returns when done
         or cancelled (``token.cancelled``); KeyboardInterrupt cancels the token."""
         self._load_known()
+        config = self.project.config
+        tasks = open_runner(config.executor, config.threads)  # None: Python steps run here
         engine = open_engine(self.project, self.warehouse)
         stop_interrupting = self.token.on_cancel(engine.interrupt)
+        stop_cancelling = self.token.on_cancel(tasks.cancel) if tasks else lambda: None
         self.checker = Checker(self._make_audit(engine))
         ctx = BuildContext(
             project=self.project, store=self.store, warehouse=self.warehouse, engine=engine,
             run_id=self.run_id, artifacts=self.artifacts,
             fps={**self.plan.base_steps, **{s.name: s.fingerprint for s in self.plan.steps}},
             reject_rows=self.reject_rows, environment=self.plan.environment,
-            backfill=self.plan.backfill,
+            backfill=self.plan.backfill, tasks=tasks,
         )
         try:
             self._walk(ctx)
@@ -106,7 +110,10 @@ class StepWalk:
             self.token.cancel("Ctrl-C")
         finally:
             stop_interrupting()
+            stop_cancelling()
             engine.close()
+            if tasks is not None:
+                tasks.close()
             if self.token.cancelled:
                 self._skip_unstarted()
                 # a check interrupted by the cancel "could not run": not a verdict to keep

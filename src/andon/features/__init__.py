@@ -17,7 +17,7 @@ from andon.errors import AndonError, Failed
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from andon.features.catalog import Definitions
+    from andon.features.catalog import Definitions, FeatureView, OnDemand
     from andon.features.latest import Materialized
     from andon.features.stores import OnlineStore
     from andon.features.training import TrainingSet
@@ -131,7 +131,7 @@ def training_set(features: str | Sequence[str], entities: str | Path,
     refs = [features] if isinstance(features, str) else list(features)
     wanted = defs.resolve(refs)
     schemas, published = _schemas(proj, environment)
-    views, stored, on_demand = t.views_of(defs, wanted)
+    views, _, _ = t.views_of(defs, wanted)
     wh = Warehouse(proj.warehouse)
     tables: dict[str, list[str]] = {}
     for view in views:
@@ -156,22 +156,22 @@ def training_set(features: str | Sequence[str], entities: str | Path,
         entity_sql = t.scan(path)
     engine = create(threads=proj.config.threads, memory_limit=proj.config.memory_limit)
     try:
-        session = engine.session(tables)
-        entity_schema = t.describe(session, entity_sql)
-        sql = t.query(defs, wanted, entity_sql, entity_schema, timestamp, schemas,
-                      keep_ts=bool(on_demand))
-        nulls = t.null_key_rows(session, defs, wanted, entity_sql, timestamp)
-        drop = [t.TS] + [f.name for f in stored if f not in wanted]
-        if output is None:
-            return t.result_table(session, sql, on_demand, drop)
-        rows = t.write(session, sql, Path(output), on_demand, drop)
+        result, nulls = t.run(engine.session(tables), defs, wanted, entity_sql, timestamp,
+                              schemas, None if output is None else Path(output))
+        if not isinstance(result, int):
+            return result
     except EngineError as e:
         raise Failed(f"the training set query failed: {e.first_line}",
                      hint="check the features' expressions and types (andon features show "
                           "VIEW)") from e
     finally:
         engine.close()
-    return t.TrainingSet(rows, nulls, tuple(f.name for f in wanted), str(output))
+    return t.TrainingSet(result, nulls, tuple(f.name for f in wanted), str(output))
+
+
+def _state_dir(project: Project, environment: str) -> Path:
+    """Where materialisation and serving keep their state for ``environment``."""
+    return project.root / ".andon" / "features" / environment
 
 
 def online_store(project: Project) -> OnlineStore:
@@ -214,7 +214,7 @@ def materialize(views: Sequence[str] | None = None, *,
             session = engine.session({view.table: [str(wh.path(f)) for f in art["files"]]})
             try:
                 done.append(materialize_view(session, store, view, schemas[view.table], env,
-                                             proj.root / ".andon" / "features" / env,
+                                             _state_dir(proj, env),
                                              str(art["fingerprint"])))
             except EngineError as e:
                 raise Failed(f"materialising feature view {n!r} failed: {e.first_line}",
@@ -231,91 +231,162 @@ def materialize(views: Sequence[str] | None = None, *,
 def monitor(training: str | Path | None = None, *, project: Project | str | Path | None = None,
             environment: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
     """Record feature checks in the check history of ``environment``: the freshness of each
-    materialised view (failed past its TTL) and, given a training set file, the drift (PSI)
-    of each numeric feature between it and the values served. Returns the results."""
+    materialised view (failed past its TTL), the training-serving skew of each view whose
+    reads were logged (served values vs offline values for the same keys and times) and,
+    given a training set file, the drift (PSI) of each numeric feature between it and the
+    values served. Returns the results."""
     from andon.engines import EngineError, create
     from andon.features import health as m
+    from andon.features.skew import skew
+    from andon.warehouse import Warehouse
 
     proj = _project(project)
     env = environment or proj.config.default_environment
     defs = definitions(proj, env)
-    state = proj.root / ".andon" / "features" / env
+    state = _state_dir(proj, env)
     results = m.freshness(defs, state, now)
-    if training is not None:
-        path = Path(training)
-        if not path.is_file():
-            raise AndonError(f"no training set file {str(training)!r}",
-                             hint="give a .parquet or .csv file: andon features training-set")
-        engine = create(threads=proj.config.threads)
+    path = None if training is None else Path(training)
+    if path is not None and not path.is_file():
+        raise AndonError(f"no training set file {str(training)!r}",
+                         hint="give a .parquet or .csv file: andon features training-set")
+    schemas, published = _schemas(proj, env)
+    wh = Warehouse(proj.warehouse)
+    tables = {v.table: [str(wh.path(f)) for f in published[v.table]["files"]]
+              for v in defs.views.values() if v.table in published}
+    engine = create(threads=proj.config.threads, memory_limit=proj.config.memory_limit)
+    try:
+        session = engine.session(tables)
         try:
-            results += m.drift(engine.session(), defs, path.resolve(), state)
+            results += skew(session, defs, state, schemas,
+                            {t: str(published[t]["fingerprint"]) for t in tables})
         except EngineError as e:
-            raise Failed(f"reading {path.name} failed: {e.first_line}") from e
-        finally:
-            engine.close()
+            raise Failed(f"comparing served values with offline ones failed: "
+                         f"{e.first_line}") from e
+        if path is not None:
+            try:
+                results += m.drift(session, defs, path.resolve(), state)
+            except EngineError as e:
+                raise Failed(f"reading {path.name} failed: {e.first_line}") from e
+    finally:
+        engine.close()
     proj.store.checks.add(results, run_id=None, environment=env)
     return [{"check": r.check_name, "table": r.step, "status": r.status, "metric": r.metric,
              "message": r.message} for r in results]
+
+
+class _Plan:
+    """What a read of some features needs: the views, each stored feature's view (by index),
+    the on-demand features, and the output order."""
+
+    def __init__(self, views: list[FeatureView], stored: list[tuple[str, int]],
+                 on_demand: list[OnDemand], names: list[str]) -> None:
+        self.views = views
+        self.stored = stored
+        self.on_demand = on_demand
+        self.names = names
+        self.reorder = [n for n, _ in stored] != names
 
 
 class Online:
     """Reads of one project's online store, kept open (a model server holds one)."""
 
     def __init__(self, project: Project | str | Path | None = None,
-                 environment: str | None = None) -> None:
+                 environment: str | None = None, *, log_sample: float | None = None) -> None:
+        from andon.features.skew import ServedLog, served_dir
+        from andon.features.stores import SqliteStore
+
         self.project = _project(project)
         self.environment = environment or self.project.config.default_environment
         self.defs = definitions(self.project, self.environment, check=False)
         self.store = online_store(self.project)
+        rate = self.defs.serving.log_sample if log_sample is None else log_sample
+        self.log = ServedLog(served_dir(_state_dir(self.project, self.environment)), rate)
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self.local = isinstance(self.store, SqliteStore)  # reads are local and sub-millisecond
+
+    def _plan(self, features: str | Sequence[str]) -> _Plan:
+        from andon.features import training as t
+
+        refs = (features,) if isinstance(features, str) else tuple(features)
+        plan = self._plans.get(refs)
+        if plan is None:
+            wanted = self.defs.resolve(list(refs))
+            views, stored, on_demand = t.views_of(self.defs, wanted)
+            index = {v.name: i for i, v in enumerate(views)}
+            plan = _Plan(views, [(f.name, index[f.view]) for f in stored], on_demand,
+                         [f.name for f in wanted])
+            if len(self._plans) < 1_000:
+                self._plans[refs] = plan
+        return plan
 
     def get(self, features: str | Sequence[str], entities: Sequence[Mapping[str, Any]],
             at: datetime | None = None) -> list[dict[str, Any]]:
-        from andon.errors import ConfigError
-        from andon.features import training as t
-        from andon.features.stores import decode, entity_key
+        """Per entity, in order: ``features`` (name → value; None when missing or past the
+        view's TTL) and ``status`` per view (present, missing, expired)."""
+        from andon.features.stores import decode, key_of
 
-        refs = [features] if isinstance(features, str) else list(features)
-        wanted = self.defs.resolve(refs)
-        views, stored, on_demand = t.views_of(self.defs, wanted)
+        plan = self._plan(features)
         at = at or datetime.now(UTC)
         now = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()  # naive: UTC
-        out: list[dict[str, Any]] = [{"features": {}, "status": {}} for _ in entities]
-        for view in views:
-            for k in view.join_keys:
-                missing = [i for i, e in enumerate(entities) if k not in e]
-                if missing:
-                    raise ConfigError(f"entity {missing[0]} lacks key {k!r} of feature view "
-                                      f"{view.name!r}", hint="give every join key")
-            keys = [entity_key(e[k] for k in view.join_keys) for e in entities]
-            found = self.store.read(self.environment, view.name, list(dict.fromkeys(keys)))
-            mine = [f for f in stored if f.view == view.name]
-            ttl = view.ttl.total_seconds() if view.ttl else None
-            for row, key in zip(out, keys, strict=True):
+        values: list[list[dict[str, Any] | None]] = []
+        statuses: list[list[str]] = []
+        for view in plan.views:
+            keys = key_of(view, entities)
+            found = self.store.read(self.environment, view.name, keys)
+            oldest = now - view.ttl.total_seconds() if view.ttl else None
+            mine: list[dict[str, Any] | None] = []
+            status: list[str] = []
+            for key in keys:
                 raw = found.get(key)
-                values = decode(raw) if raw is not None else None
-                status = "missing" if values is None else "present"
-                if values is not None and ttl is not None and values.get("__ts") is not None \
-                        and now - float(values["__ts"]) > ttl:
-                    status, values = "expired", None
-                row["status"][view.name] = status
-                for f in mine:
-                    row["features"][f.name] = None if values is None else values.get(f.name)
-        if on_demand:
-            columns: dict[str, list[Any]] = {
-                f.name: [r["features"][f.name] for r in out] for f in stored}
-            for e_key in {k for e in entities for k in e}:
-                columns.setdefault(e_key, [e.get(e_key) for e in entities])
-            columns[t.TS] = [datetime.fromtimestamp(now, UTC).replace(tzinfo=None)] * len(out)
-            computed = t.compute_on_demand(columns, on_demand, len(out))
-            for i, row in enumerate(out):
-                for od in on_demand:
-                    row["features"][od.name] = computed[od.name][i]
-        names = [f.name for f in wanted]
-        for row in out:
-            row["features"] = {n: row["features"][n] for n in names}
+                if raw is None:
+                    mine.append(None)
+                    status.append("missing")
+                    continue
+                value = decode(raw)
+                ts = value.get("__ts")
+                if oldest is not None and ts is not None and float(ts) < oldest:
+                    mine.append(None)
+                    status.append("expired")
+                else:
+                    mine.append(value)
+                    status.append("present")
+            values.append(mine)
+            statuses.append(status)
+        names = [view.name for view in plan.views]
+        out: list[dict[str, Any]] = []
+        for i in range(len(entities)):
+            row: dict[str, Any] = {}
+            for name, v in plan.stored:
+                found_values = values[v][i]
+                row[name] = None if found_values is None else found_values.get(name)
+            out.append({"features": row,
+                        "status": {n: statuses[j][i] for j, n in enumerate(names)}})
+        if plan.on_demand:
+            self._on_demand(plan, entities, out, now)
+        if self.log.sampled():  # a sample of served vectors, for the skew check
+            self.log.offer(now, entities, plan.views, values, statuses)
+        if plan.reorder:
+            for r in out:
+                r["features"] = {n: r["features"][n] for n in plan.names}
         return out
 
+    @staticmethod
+    def _on_demand(plan: _Plan, entities: Sequence[Mapping[str, Any]],
+                   out: list[dict[str, Any]], now: float) -> None:
+        from andon.features import training as t
+
+        columns: dict[str, list[Any]] = {
+            name: [r["features"][name] for r in out] for name, _ in plan.stored}
+        for e_key in {k for e in entities for k in e}:
+            columns.setdefault(e_key, [e.get(e_key) for e in entities])
+        columns[t.TS] = [datetime.fromtimestamp(now, UTC).replace(tzinfo=None)] * len(out)
+        computed = t.compute_on_demand(columns, plan.on_demand, len(out))
+        for i, row in enumerate(out):
+            for od in plan.on_demand:
+                row["features"][od.name] = computed[od.name][i]
+
     def close(self) -> None:
+        self.log.close()
         self.store.close()
 
 

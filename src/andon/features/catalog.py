@@ -106,11 +106,23 @@ class FeatureService:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """How online reads are watched (``serving:`` in a features file): the share of reads
+    whose vectors are logged for the training-serving skew check, and the share of logged
+    values that may differ from the offline ones before the check fails."""
+
+    log_sample: float = 0.01
+    skew_max_share: float = 0.0
+    where: Where | None = None
+
+
+@dataclass
 class Definitions:
     entities: dict[str, Entity] = field(default_factory=dict)
     views: dict[str, FeatureView] = field(default_factory=dict)
     on_demand: dict[str, OnDemand] = field(default_factory=dict)
     services: dict[str, FeatureService] = field(default_factory=dict)
+    serving: Serving = field(default_factory=Serving)
 
     def feature(self, ref: str, where: Where | None = None) -> Feature | OnDemand:
         """A feature by ``view.feature``, its bare name when unique, or an on-demand name."""
@@ -161,12 +173,17 @@ def duration(text: Any, where: Where, what: str) -> timedelta:
 
 def load(project: Project) -> Definitions:
     """Every definition under ``features/``; errors name the file and line."""
-    folder = project.root / FOLDER
+    return load_folder(project.root)
+
+
+def load_folder(root: Path) -> Definitions:
+    """The definitions under ``root/features/`` (``root``: a project's folder)."""
+    folder = root / FOLDER
     defs = Definitions()
     if not folder.is_dir():
         return defs
     for path in sorted(folder.glob("*.y*ml")):
-        _load_file(project.root, path, load_yaml(path), defs)
+        _load_file(root, path, load_yaml(path), defs)
     _link(defs)
     return defs
 
@@ -188,7 +205,8 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 _ALLOWED = {
-    "file": {"entities", "views", "on_demand", "services"},
+    "file": {"entities", "views", "on_demand", "services", "serving"},
+    "serving": {"log_sample", "skew_max_share"},
     "entity": {"join_keys", "description"},
     "view": {"table", "entities", "timestamp", "created", "available_after", "ttl", "features",
              "description", "owner", "tags"},
@@ -277,6 +295,8 @@ def _load_file(root: Path, path: Path, doc: YamlDoc, defs: Definitions) -> None:
         fn = _function(root, str(spec.get("function") or ""), where(*loc, "function"))
         defs.on_demand[name] = OnDemand(name, ftype, _strings(spec.get("inputs")), fn,
                                         str(spec.get("description") or ""), where(*loc))
+    if data.get("serving") is not None:
+        _serving(doc, data["serving"], defs, where("serving"))
     for name, spec in _mapping(doc, ("services",), data.get("services"), "services").items():
         loc = ("services", name)
         new_name("feature service", name, defs.services, loc)
@@ -285,6 +305,24 @@ def _load_file(root: Path, path: Path, doc: YamlDoc, defs: Definitions) -> None:
         defs.services[name] = FeatureService(name, _strings(spec.get("features")),
                                              str(spec.get("description") or ""),
                                              spec.get("owner"), where(*loc, "features"))
+
+
+def _serving(doc: YamlDoc, value: Any, defs: Definitions, at: Where) -> None:
+    spec = _mapping(doc, ("serving",), value, "serving")
+    _keys(doc, ("serving",), spec, "serving")
+    if defs.serving.where is not None:
+        raise ConfigError("serving: is set in two features files", file=at.file, line=at.line,
+                          hint=f"keep one (the other is {defs.serving.where.file})")
+    shares = {}
+    for key, default in (("log_sample", Serving.log_sample),
+                         ("skew_max_share", Serving.skew_max_share)):
+        raw = spec.get(key, default)
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
+            raise ConfigError(f"serving: {key} must be a share between 0 and 1, not {raw!r}",
+                              file=at.file, line=doc.line_of(("serving", key)),
+                              hint=f"e.g. {key}: {default}")
+        shares[key] = float(raw)
+    defs.serving = Serving(shares["log_sample"], shares["skew_max_share"], at)
 
 
 def _function(root: Path, ref: str, where: Where) -> Callable[..., Sequence[Any]]:

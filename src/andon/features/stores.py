@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from andon.errors import ConfigError, Failed
+
+if TYPE_CHECKING:
+    from andon.features.catalog import FeatureView
 
 SEP = "\x1f"  # between the values of a composite key
 
@@ -132,6 +135,25 @@ def open_store(url: str, root: Path, project: str) -> OnlineStore:
                       hint="write sqlite:///.andon/online.db or redis://HOST:PORT/DB")
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
 def decode(value: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = json.loads(value)
+    """The values of one entity as stored (JSON written by the engine: no outer spaces)."""
+    decoded: dict[str, Any] = _raw_decode(value)[0]
     return decoded
+
+
+def key_of(view: FeatureView, entities: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The online store's key of each entity for ``view`` (its join keys' values)."""
+    names = view.join_keys
+    try:
+        if len(names) == 1:
+            k = names[0]
+            return ["" if e[k] is None else str(e[k]) for e in entities]
+        return [entity_key(e[k] for k in names) for e in entities]
+    except KeyError as e:
+        i = next(i for i, ent in enumerate(entities) if any(k not in ent for k in names))
+        raise ConfigError(f"entity {i} lacks key {e.args[0]!r} of feature view "
+                          f"{view.name!r}", hint="give every join key: "
+                          + ", ".join(names)) from None

@@ -275,3 +275,18 @@ def result_table(session: Session, sql: str, on_demand: Sequence[OnDemand],
             table = table.append_column(
                 od.name, pa.array(values[od.name], type=arrow_type(od.type)))
     return table.drop_columns([c for c in drop if c in table.column_names])
+
+
+def run(session: Session, defs: Definitions, wanted: Sequence[Feature | OnDemand],
+        entity_sql: str, timestamp: str, schemas: Mapping[str, Mapping[str, str]],
+        output: Path | None) -> tuple[int | pa.Table, int]:
+    """The training set of ``entity_sql``: streamed to ``output`` (→ rows written) or, without
+    it, an Arrow table; and the count of entity rows with a null key or timestamp."""
+    _, stored, on_demand = views_of(defs, wanted)
+    sql = query(defs, wanted, entity_sql, describe(session, entity_sql), timestamp, schemas,
+                keep_ts=bool(on_demand))
+    nulls = null_key_rows(session, defs, wanted, entity_sql, timestamp)
+    drop = [TS] + [f.name for f in stored if f not in wanted]
+    if output is None:
+        return result_table(session, sql, on_demand, drop), nulls
+    return write(session, sql, output, on_demand, drop), nulls

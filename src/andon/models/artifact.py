@@ -5,7 +5,7 @@ file is the one andon sealed and holds no type beyond those recorded when it was
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,16 +90,17 @@ class LoadedModel:
     inputs: tuple[tuple[str, str], ...]  # (feature, signature type)
     label: str
     task: str  # classification|regression
+    # the estimator without its feature names, and their order: one-row requests predict
+    # from a NumPy row (4x faster than a DataFrame); None when that gives other answers
+    plain: tuple[Any, tuple[str, ...]] | None = field(default=None, compare=False,
+                                                      repr=False)
 
     @property
     def features(self) -> list[str]:
         return [f for f, _ in self.inputs]
 
-    def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        """Request rows as the estimator's input; a missing or mistyped field is a
-        ``RequestInvalid`` naming it (unknown fields are refused too)."""
-        import pandas as pd
-
+    def check(self, rows: list[dict[str, Any]]) -> None:
+        """A ``RequestInvalid`` naming the first missing, mistyped or unknown field."""
         if not rows:
             raise RequestInvalid("no rows to predict", field="rows",
                                  hint="send {\"rows\": [{feature: value, ...}]}")
@@ -125,6 +126,13 @@ class LoadedModel:
                 raise RequestInvalid(f"rows[{i}]: unknown field {extra[0]!r}",
                                      field=f"rows[{i}].{extra[0]}",
                                      hint=f"fields: {', '.join(self.features)}")
+
+    def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Request rows as the estimator's input; a missing or mistyped field is a
+        ``RequestInvalid`` naming it (unknown fields are refused too)."""
+        import pandas as pd
+
+        self.check(rows)
         if all(kind != "string" for _, kind in self.inputs):  # one float block: fastest
             import numpy as np
 
@@ -139,12 +147,20 @@ class LoadedModel:
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Predictions for request rows; a few rows are predicted on this thread alone
         (spinning up the estimator's thread pool costs more than it saves)."""
-        frame = self.frame(rows)
-        if len(rows) <= _SMALL:
+        if self.plain is not None and len(rows) <= _SMALL:
+            import numpy as np
+
+            self.check(rows)
+            estimator, order = self.plain
+            values = np.array([[row[f] for f in order] for row in rows], dtype="float64")
+            with _one_thread():
+                out = estimator.predict(values)
+        elif len(rows) <= _SMALL:
+            frame = self.frame(rows)
             with _one_thread():
                 out = self.estimator.predict(frame)
         else:
-            out = self.estimator.predict(frame)
+            out = self.estimator.predict(self.frame(rows))
         return [v.item() if hasattr(v, "item") else v for v in out]
 
     def score(self, table: pa.Table | pd.DataFrame) -> pa.Table:
@@ -182,6 +198,36 @@ def _one_thread() -> Any:
 
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1)
+
+
+def _plain(estimator: Any, inputs: tuple[tuple[str, str], ...]
+           ) -> tuple[Any, tuple[str, ...]] | None:
+    """A shallow copy of ``estimator`` that takes NumPy rows without a feature-name check,
+    when every input is numeric and it answers a probe row as the original does."""
+    import copy
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    names = getattr(estimator, "feature_names_in_", None)
+    kinds = dict(inputs)
+    if names is None or any(kinds.get(str(n)) in (None, "string") for n in names) \
+            or len(names) != len(inputs) or hasattr(estimator, "steps"):
+        return None
+    order = tuple(str(n) for n in names)
+    plain = copy.copy(estimator)
+    try:
+        del plain.feature_names_in_
+        probe = np.array([[float(i % 7) for i in range(len(order))],
+                          [np.nan if i % 2 else float(i) for i in range(len(order))]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mine = plain.predict(probe)
+        theirs = estimator.predict(pd.DataFrame(probe, columns=list(order)))
+    except Exception:
+        return None
+    return (plain, order) if bool(np.array_equal(mine, theirs)) else None
 
 
 def model_info(manifest: Manifest) -> dict[str, Any]:
@@ -229,6 +275,6 @@ def load(warehouse: Warehouse, manifest: Manifest, version: int | None = None) -
                              f"{type(e).__name__}: {e}", file=path, step=manifest.step,
                              hint=rebuild + "; or install the library versions it was "
                              f"trained with ({', '.join(info.get('libraries', []))})") from e
-    return LoadedModel(manifest.step, version, manifest.fingerprint, estimator,
-                       tuple((str(a), str(b)) for a, b in info["signature"]["inputs"]),
-                       str(info["label"]), str(info["task"]))
+    inputs = tuple((str(a), str(b)) for a, b in info["signature"]["inputs"])
+    return LoadedModel(manifest.step, version, manifest.fingerprint, estimator, inputs,
+                       str(info["label"]), str(info["task"]), _plain(estimator, inputs))

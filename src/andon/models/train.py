@@ -59,8 +59,12 @@ def build_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     features = _features(step, spec, table, parent)
     train, holdout, dropped = _split(step, spec, table, parent)
     estimator = _train(step, spec, train, features)
-    metrics = evaluate(estimator, holdout[features], holdout[spec.label])
-    metrics.update(rows_train=float(len(train)), rows_validation=float(len(holdout)))
+    if spec.cv:
+        metrics = cross_validate(step, spec, estimator, train, features)
+        metrics.update(rows_train=float(len(train)), folds=float(spec.cv))
+    else:
+        metrics = evaluate(estimator, holdout[features], holdout[spec.label])
+        metrics.update(rows_train=float(len(train)), rows_validation=float(len(holdout)))
     inputs = tuple((f, signature_type(table.schema.field(f).type)) for f in features)
     run = ctx.store.run(ctx.run_id) if ctx.run_id else None
     import sklearn
@@ -72,7 +76,10 @@ def build_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         "signature": {"inputs": [list(i) for i in inputs],
                       "output": [spec.label, signature_type(table.schema.field(spec.label).type)]},
         "metrics": metrics, "params": {**_estimator_params(estimator), **spec.params},
-        "validation": {"share": spec.validation, "seed": spec.seed, "label_nulls": dropped},
+        "validation": ({"cv": spec.cv, "seed": spec.seed, "label_nulls": dropped} if spec.cv
+                       else {"share": spec.validation, "seed": spec.seed,
+                             "label_nulls": dropped}),
+        "online": list(spec.online),
         "lineage": {"inputs": {parent: ctx.fps[parent]}, "git_sha": run and run.get("git_sha")},
         "libraries": [f"scikit-learn=={sklearn.__version__}",
                       f"python=={platform.python_version()}"],
@@ -130,6 +137,12 @@ def _split(step: Step, spec: ModelSpec, table: pa.Table, parent: str
         raise _fail(step, f"the training table {parent!r} has {len(labelled)} labelled rows; "
                     "a model needs 10 at least (some to train, some to validate)",
                     "train on more rows")
+    if spec.cv:  # every labelled row trains; the folds validate (and the holdout is all)
+        if len(labelled) < 2 * spec.cv:
+            raise _fail(step, f"{len(labelled)} labelled rows are too few for {spec.cv} folds",
+                        "declare fewer folds (cv=) or train on more rows")
+        labelled = labelled.reset_index(drop=True)
+        return labelled, labelled, dropped
     holdout = labelled.sample(frac=spec.validation, random_state=spec.seed)
     train = labelled.drop(index=holdout.index)
     return train.reset_index(drop=True), holdout.reset_index(drop=True), dropped
@@ -159,6 +172,37 @@ def _train(step: Step, spec: ModelSpec, train: pd.DataFrame, features: list[str]
                         detail=_user_traceback(e),
                         hint="fix the function; the environment was not changed") from None
     return estimator
+
+
+def cross_validate(step: Step, spec: ModelSpec, estimator: Any, rows: pd.DataFrame,
+                   features: list[str]) -> dict[str, float]:
+    """Metrics over ``spec.cv`` folds (stratified for a classifier): for each metric its mean
+    and ``<metric>_std``, each fold fitted on a fresh copy of the estimator's settings."""
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    assert spec.cv is not None
+    x, y = rows[features], rows[spec.label]
+    folds = (StratifiedKFold if _task(estimator) == "classification" and
+             int(y.value_counts().min()) >= spec.cv else KFold)(
+        n_splits=spec.cv, shuffle=True, random_state=spec.seed)
+    per_fold: list[dict[str, float]] = []
+    try:
+        for fit_idx, val_idx in folds.split(x, y):
+            fold = clone(estimator).fit(x.iloc[fit_idx], y.iloc[fit_idx])
+            per_fold.append(evaluate(fold, x.iloc[val_idx], y.iloc[val_idx]))
+    except Exception as e:
+        raise _fail(step, f"cross-validation ({spec.cv} folds) raised {type(e).__name__}: {e}",
+                    "each fold refits a copy of the returned estimator on features → label; "
+                    "make it fit there, or use a validation split instead of cv=") from None
+    names = [k for k in per_fold[0] if all(k in f for f in per_fold)]
+    out: dict[str, float] = {}
+    for k in names:
+        values = np.array([f[k] for f in per_fold])
+        out[k] = float(values.mean())
+        out[f"{k}_std"] = float(values.std())
+    return out
 
 
 def _task(estimator: Any) -> str:

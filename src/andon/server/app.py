@@ -23,6 +23,7 @@ from andon.server.state import READS, ServerState, state_of
 
 def build(project: Project, *, host: str) -> FastAPI:
     from andon.server.api import (
+        catalog,
         checks,
         environments,
         features,
@@ -42,12 +43,14 @@ def build(project: Project, *, host: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, malformed)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-    for module in (tables, runs, environments, checks, queries, people, features, models):
+    for module in (tables, runs, environments, checks, queries, people, features, models,
+                   catalog):
         app.include_router(module.router, prefix="/api")
     from andon.server.ui import mount_ui
 
     mount_ui(app)  # the web UI: its pages and vendored assets
     app.add_middleware(ForgetOnChange, state=app.state.andon)
+    models.preload(app)
     return app
 
 
@@ -60,7 +63,7 @@ class ForgetOnChange:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in READS:
+        if scope["type"] != "http" or scope["method"] in READS or _predicts(scope):
             await self.app(scope, receive, send)
             return
 
@@ -70,6 +73,12 @@ class ForgetOnChange:
             await send(message)
 
         await self.app(scope, receive, forgetting)
+
+
+def _predicts(scope: Scope) -> bool:
+    """A prediction (POST …/models/NAME/predict) reads and changes nothing stored."""
+    path = str(scope.get("path", ""))
+    return path.startswith("/api/models/") and path.endswith("/predict")
 
 
 def _version() -> str:

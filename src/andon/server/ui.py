@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from andon.access import NotAuthenticated
 from andon.errors import AndonError
-from andon.server import graph, signin
+from andon.server import catalog_ui, graph, signin
 from andon.server.api import checks as checks_api
 from andon.server.api import environments as environments_api
 from andon.server.api import runs as runs_api
@@ -279,6 +279,13 @@ async def cancel_run(request: Request, run_id: int) -> Response:
 # tables and checks --------------------------------------------------------------------------
 
 
+@router.get("/search")
+def search(request: Request, q: str = "", environment: str | None = None) -> Response:
+    """The catalog's search page (the header's search box)."""
+    return _page(request, "search.html",
+                 lambda caller: catalog_ui.search_context(caller, q, environment))
+
+
 @router.get("/tables/{table}")
 def table(request: Request, table: str, environment: str | None = None) -> Response:
     def build(caller: Session) -> dict[str, Any]:
@@ -292,6 +299,8 @@ def table(request: Request, table: str, environment: str | None = None) -> Respo
         checks = [c for c in caller.checks_list() if c["table"] == page["table"]]
         query = urlencode({"environment": env} if env else {})
         return {"title": page["table"], "t": page, "declared": checks, "query": query,
+                **catalog_ui.table_catalog(caller, page["table"], env),
+                "box_w": catalog_ui.BOX_W, "row_h": catalog_ui.ROW_H,
                 "history": {"runs": [h[0] for h in history], "at": [h[1] for h in history],
                             "rows": [h[2] for h in history]},
                 "twin": f"/api/tables/{page['table']}" + (f"?{query}" if query else "")}

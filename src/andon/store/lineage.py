@@ -35,7 +35,8 @@ class LineageRepository:
                     out[r["fingerprint"]] = {
                         "fingerprint": r["fingerprint"], "step": r["step"], "level": r["level"],
                         "columns": list(r["columns"]), "note": r["note"] or "",
-                        "edges": [{"output": e[0], "table": e[1], "column": e[2], "kind": e[3]}
+                        "edges": [{"output": e[0], "table": e[1], "column": e[2], "kind": e[3],
+                                   **({"masking": True} if len(e) > 4 and e[4] else {})}
                                   for e in r["edges"]]}
         return out
 
@@ -52,7 +53,8 @@ class LineageRepository:
                     fresh.pop(fp, None)
         rows = [{"fingerprint": x.fingerprint, "step": x.step, "level": x.level,
                  "columns": list(x.columns), "note": x.note or None, "created_at": now,
-                 "edges": [[e.output, e.table, e.column, e.kind] for e in x.edges]}
+                 "edges": [[e.output, e.table, e.column, e.kind,
+                            *([True] if e.masking else [])] for e in x.edges]}
                 for x in fresh.values()]
         if not rows:
             return 0

@@ -95,10 +95,35 @@ def _models(conn: Connection) -> None:
     schema.model_aliases.create(conn, checkfirst=True)
 
 
+def _catalog(conn: Connection) -> None:
+    """PII classifications per artifact and the catalog's search index."""
+    schema.classifications.create(conn, checkfirst=True)
+    schema.catalog_docs.create(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":  # FTS5 over the docs (external content: no copy)
+        conn.execute(text(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5(name, body, "
+            "content='catalog_docs', content_rowid='id')"))
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "CREATE INDEX IF NOT EXISTS ix_catalog_docs_fts ON catalog_docs USING GIN "
+            "((setweight(to_tsvector('simple', name), 'A') || "
+            "setweight(to_tsvector('simple', body), 'B')))"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _tokens,
                                                   _run_cancel_flag, _schedules,
                                                   _artifact_format, _check_results_at,
-                                                  _column_lineage, _models]
+                                                  _column_lineage, _models,
+                                                  _catalog]
+
+
+def _sources(conn: Connection) -> None:
+    """Pulls of database and HTTP sources, and schema changes of sources."""
+    schema.source_pulls.create(conn, checkfirst=True)
+    schema.source_schema_changes.create(conn, checkfirst=True)
+
+
+MIGRATIONS.append(_sources)
 LATEST = len(MIGRATIONS)
 
 

@@ -167,6 +167,36 @@ landed_files = Table(
     UniqueConstraint("source", "sha256", name="uq_landed_source_sha"),
 )
 
+# every pull of a database or HTTP source (andon.sources): what arrived when, and the cursor
+# an incremental source continues from (per source, whatever the environment)
+source_pulls = Table(
+    "source_pulls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(255), nullable=False, index=True),
+    Column("sha256", String(64)),  # the snapshot landed (NULL: nothing new arrived)
+    Column("rows", BigInteger, nullable=False),
+    Column("pages", Integer),
+    Column("cursor", Text),  # JSON: the largest cursor value pulled so far
+    Column("pulled_at", Float, nullable=False),
+    Column("pulled_by", String(128)),
+)
+
+# schema changes of sources (andon.sources.evolution), each with the file that brought it
+source_schema_changes = Table(
+    "source_schema_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(255), nullable=False, index=True),
+    Column("sha256", String(64), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("change", String(16), nullable=False),  # added, removed, widened, rescued
+    Column("column_name", String(255), nullable=False),
+    Column("old_type", String(64)),
+    Column("new_type", String(64)),
+    Column("at", Float, nullable=False),
+)
+
 rejects = Table(
     "rejects",
     metadata,
@@ -349,10 +379,36 @@ column_lineage = Table(
     Column("step", String(255), nullable=False),
     Column("level", String(16), nullable=False),  # column|table (not traced: see note)
     Column("columns", JSON, nullable=False),  # its output columns, in order
-    Column("edges", JSON, nullable=False),  # [[output, table, column, kind], ...]
+    Column("edges", JSON, nullable=False),  # [[output, table, column, kind(, masking)]...]
     Column("note", Text),
     Column("created_at", Float, nullable=False),
     Index("ix_column_lineage_step", "step"),
+)
+
+classifications = Table(
+    "classifications",
+    metadata,
+    # one per artifact: the PII classes detected in its columns (andon.classify)
+    Column("fingerprint", String(64), primary_key=True),
+    Column("step", String(255), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("columns", JSON, nullable=False),  # {column: {tag, confidence, by}}
+)
+
+catalog_docs = Table(
+    "catalog_docs",
+    metadata,
+    # what andon catalog search finds: one row per table and per column of an environment;
+    # SQLite indexes them with FTS5 (catalog_fts), PostgreSQL with a tsvector GIN index
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # table|column
+    Column("table_name", String(255), nullable=False),
+    Column("column_name", String(255), nullable=False, default=""),
+    Column("name", Text, nullable=False),  # what a hit is called: table or table.column
+    Column("body", Text, nullable=False),  # description, type, tags, owners, layer...
+    Column("shown", Text, nullable=False, default=""),  # the body as written, for a hit
+    Index("ix_catalog_docs_env", "environment"),
 )
 
 model_versions = Table(

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.server.api import Caller
+from andon.server.jsonable import JSON
 
 if TYPE_CHECKING:
     from andon.features import Online
@@ -29,16 +31,21 @@ class OnlineRequest(BaseModel):
     environment: str | None = None
 
 
-def _reader(root: Path, environment: str | None) -> Online:
-    """One open reader per project, environment and version of the definitions (an edit of
-    ``features/`` is seen by the next request)."""
-    from andon.features import Online
+def _key(root: Path, environment: str | None) -> tuple[str, str, float]:
     from andon.features.catalog import FOLDER
 
     folder = root / FOLDER
     stamp = max((p.stat().st_mtime for p in folder.iterdir()), default=0.0) \
         if folder.is_dir() else 0.0
-    key = (str(root), environment or "", stamp)
+    return (str(root), environment or "", stamp)
+
+
+def _reader(root: Path, environment: str | None) -> Online:
+    """One open reader per project, environment and version of the definitions (an edit of
+    ``features/`` is seen by the next request)."""
+    from andon.features import Online
+
+    key = _key(root, environment)
     with _lock:
         reader = _readers.get(key)
         if reader is None:
@@ -56,9 +63,18 @@ def list_features(caller: Caller, search: str | None = None) -> dict[str, Any]:
     return {"features": features.list_features(caller.project, search)}
 
 
-@router.post("/features/online")
-def online(caller: Caller, body: OnlineRequest) -> dict[str, Any]:
+@router.post("/features/online", response_model=None)
+async def online(caller: Caller, body: OnlineRequest) -> JSON:
     """Online values of entities across views in one call: per entity its features (null
-    when missing or past the view's TTL) and each view's status."""
-    reader = _reader(caller.project.root, body.environment)
-    return {"results": reader.get(body.features, body.entities)}
+    when missing or past the view's TTL) and each view's status. A read of the embedded
+    SQLite store runs on the event loop (a fraction of a millisecond); a read of a remote
+    store (Redis) runs on a worker thread, so a slow network never stalls other requests."""
+    root = caller.project.root
+    reader = _readers.get(_key(root, body.environment))
+    if reader is None:  # opening one loads definitions and connects: off the event loop
+        reader = await run_in_threadpool(_reader, root, body.environment)
+    if reader.local:
+        results = reader.get(body.features, body.entities)
+    else:
+        results = await run_in_threadpool(reader.get, body.features, body.entities)
+    return JSON({"results": results})  # already JSON-ready: no generic encoding pass

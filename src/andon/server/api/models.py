@@ -127,13 +127,108 @@ def shadow_stats(request: Request, name: str, alias: str) -> dict[str, Any]:
         for s in stats.values()]}
 
 
+def _spec(caller: Caller, name: str) -> Any:
+    """The model step's declaration in the project the server loaded (its fallback)."""
+    step = caller.project.dag.steps.get(name)
+    return getattr(step.function, "__andon_model__", None) if step is not None else None
+
+
+def _online(request: Request, caller: Caller, env: str | None) -> Any:
+    """The online-store reader of ``env``, opened once per server."""
+    from andon.features import Online
+
+    cache = _cache(request)
+    key = ("online", env or "")
+    reader = cache.get(key)
+    if reader is None:
+        with _LOCK:
+            reader = cache.get(key)
+            if reader is None:
+                reader = cache[key] = Online(caller.project, env)
+    return reader
+
+
+def _with_features(request: Request, caller: Caller, env: str | None, refs: list[str],
+                   rows: list[dict[str, Any]], inputs: set[str]) -> list[dict[str, Any]]:
+    """Request rows merged with the online features of their entities (a request field
+    wins over a looked-up value); join keys the model does not take are dropped."""
+    from andon.features import training as t
+    from andon.models.artifact import RequestInvalid
+
+    reader = _online(request, caller, env)
+    views, _, _ = t.views_of(reader.defs, reader.defs.resolve(refs))
+    keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
+    entities = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestInvalid(f"rows[{i}] is not an object", field=f"rows[{i}]")
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise RequestInvalid(f"rows[{i}]: entity key {missing[0]!r} is missing",
+                                 field=f"rows[{i}].{missing[0]}",
+                                 hint="the model's online features are looked up by: "
+                                 + ", ".join(keys))
+        entities.append({k: row[k] for k in keys})
+    found = reader.get(refs, entities)
+    drop = [k for k in keys if k not in inputs]
+    merged = []
+    for row, got in zip(rows, found, strict=True):
+        m = {**got["features"], **row}
+        for k in drop:
+            m.pop(k, None)
+        merged.append(m)
+    return merged
+
+
+def _fallback(request: Request, caller: Caller, name: str, found: Any, rows: list[Any],
+              error: Exception) -> dict[str, Any]:
+    """The declared fallback's answer when the model failed to load or predict: the
+    previous version that loads, or the rule (a function of a request row)."""
+    from andon.models import artifact
+
+    spec = _spec(caller, name)
+    rule = getattr(spec, "fallback", None)
+    reason = error.message if isinstance(error, AndonError) else \
+        f"{type(error).__name__}: {error}"
+    log.error("model %s version %s failed (%s); fallback: %s", name, found.version, reason,
+              rule if isinstance(rule, str) else getattr(rule, "__name__", None))
+    if rule is None:
+        raise error
+    if rule == "previous":
+        older = [v for v in caller.project.store.models.versions(name)
+                 if v.version < found.version]
+        for v in older:
+            try:
+                previous = _loaded(request, caller, name, v)
+                predictions = previous.predict_rows(rows)
+            except artifact.RequestInvalid:
+                raise
+            except Exception as e:  # noqa: BLE001 - try the one before it
+                log.error("fallback version %s of %s failed too: %s", v.version, name, e)
+                continue
+            return {"model": name, "version": v.version, "fingerprint": v.fingerprint,
+                    "predictions": predictions,
+                    "fallback": {"reason": reason, "used": f"version {v.version}"}}
+        raise AndonError(f"model {name!r} version {found.version} failed ({reason}) and no "
+                         "earlier version could answer", kind="failed",
+                         hint=f"rebuild it: andon run {name}")
+    try:
+        predictions = [rule(dict(r)) for r in rows]
+    except Exception as e:
+        raise AndonError(f"model {name!r} failed ({reason}) and its fallback rule raised "
+                         f"{type(e).__name__}: {e}", kind="failed") from None
+    return {"model": name, "version": None, "fingerprint": None, "predictions": predictions,
+            "fallback": {"reason": reason, "used": f"rule {getattr(rule, '__name__', '')}"}}
+
+
 @router.post("/models/{name}/predict")
 def predict(request: Request, caller: Caller, name: str, body: PredictBody,
             environment: str | None = None, version: int | None = None,
             alias: str | None = None, shadow: str | None = None) -> Any:
-    """Predictions for ``rows`` (objects of the model's input fields), with its version.
-    ``shadow``: an alias (e.g. challenger) whose version also predicts, compared and logged,
-    never returned."""
+    """Predictions for ``rows`` (objects of the model's input fields, or of the entity keys
+    of its online features), with the version that answered. ``shadow``: an alias (e.g.
+    challenger) whose version also predicts, compared and logged, never returned. When the
+    model fails to load or predict, its declared fallback answers and says so."""
     from andon.models import artifact
     from andon.models.registry import resolve
 
@@ -151,14 +246,24 @@ def predict(request: Request, caller: Caller, name: str, body: PredictBody,
                         alias=alias)
         if key:
             cache[key] = found
-    model = _loaded(request, caller, name, found)
+    rows = body.rows
     try:
-        predictions = model.predict_rows(body.rows)
+        refs = found.info.get("online") or []
+        if refs:
+            rows = _with_features(request, caller, env, refs, rows,
+                                  {f for f, _ in found.info["signature"]["inputs"]})
+        try:
+            model = _loaded(request, caller, name, found)
+            predictions = model.predict_rows(rows)
+        except artifact.RequestInvalid:
+            raise
+        except Exception as e:  # noqa: BLE001 - the declared fallback answers
+            return _fallback(request, caller, name, found, rows, e)
     except artifact.RequestInvalid as e:
         return JSON({"error": {**e.to_dict()["error"], "field": e.field}}, status_code=422)
     if shadow is not None:
         try:
-            _shadow(request, caller, name, shadow, found.version, body.rows, predictions)
+            _shadow(request, caller, name, shadow, found.version, rows, predictions)
         except AndonError as e:  # the shadow never fails the request it watches
             log.warning("shadow %s (%s) failed: %s", name, shadow, e.message)
     return {"model": name, "version": found.version, "fingerprint": found.fingerprint,

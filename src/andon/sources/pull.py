@@ -1,0 +1,143 @@
+"""Pull a database or HTTP source: write its snapshot and land it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from andon.config import (
+    DatabaseSourceConfig,
+    HttpSourceConfig,
+    PulledSource,
+    SourceConfig,
+    SourceSpec,
+)
+from andon.errors import ConfigError, SourceError, did_you_mean
+from andon.landing import PULLS, Arrival, land, sha256_file
+from andon.project import Project
+from andon.steps import Step, files_source_step
+from andon.store import Row
+from andon.store.sources import SourceRepository
+
+# what of a pulled source's settings changes the data it reads (not its secrets)
+_DATA_KEYS = {"database": ("url", "table", "query", "cursor"),
+              "http": ("url", "records", "paginate", "next", "page_param")}
+
+
+def snapshot_format(spec: PulledSource) -> str:
+    return "parquet" if isinstance(spec, DatabaseSourceConfig) else "jsonl"
+
+
+def as_files(name: str, spec: PulledSource) -> SourceConfig:
+    """The files source a pulled source's snapshots are ingested as."""
+    fmt = snapshot_format(spec)
+    return SourceConfig(
+        path=f"{PULLS}/{name}/*.{fmt}", format="parquet" if fmt == "parquet" else "jsonl",
+        columns=spec.columns, description=spec.description, owner=spec.owner,
+        tags=spec.tags, zone=spec.zone, checks=spec.checks, evolve=spec.evolve,
+        max_reject_pct=spec.max_reject_pct)
+
+
+def pulled_source_step(name: str, source: SourceSpec, config_file: Path) -> Step:
+    """The step of a database or HTTP source: it ingests the snapshots its pulls landed."""
+    if not isinstance(source, PulledSource):
+        raise ConfigError(f"source {name!r} of kind {source.kind!r} is not pulled by andon",
+                          file=config_file)
+    step = files_source_step(name, as_files(name, source), config_file)
+    settings = {k: getattr(source, k) for k in _DATA_KEYS[source.kind]}
+    extra = json.dumps({"kind": source.kind, **settings}, sort_keys=True)
+    return dataclasses.replace(step, code=f"{step.code}\n{extra}")
+
+
+def pulled_sources(project: Project) -> list[str]:
+    return sorted(n for n, s in project.config.sources.items() if isinstance(s, PulledSource))
+
+
+def pull(project: Project, name: str, *, user: str | None = None) -> Row:
+    """Pull one source now: land a snapshot of what is new, record the pull (and the cursor
+    reached). A failed pull (database down, wrong password, an HTTP error, a schema change
+    its policy refuses) changes nothing."""
+    spec = project.config.sources.get(name)
+    if not isinstance(spec, PulledSource):
+        names = pulled_sources(project)
+        hint = did_you_mean(name, names) if spec is None else \
+            f"{name!r} is a {spec.kind} source: its files arrive in its folder"
+        raise SourceError(f"no database or HTTP source named {name!r}",
+                          hint=hint or f"pulled sources: {', '.join(names) or 'none'}")
+    store = project.store
+    repo = SourceRepository(store.engine)
+    folder = project.root / PULLS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[2:]
+    incremental = isinstance(spec, DatabaseSourceConfig) and spec.cursor is not None
+    fmt = snapshot_format(spec)
+    target = folder / (f"{name}-{stamp}.{fmt}" if incremental else f"{name}.{fmt}")
+    tmp = folder / f".{target.name}.{os.getpid()}.part"
+    before = repo.last_cursor(name) if incremental else None
+    try:
+        rows, pages, cursor = _write(project, name, spec, tmp, before)
+        if incremental and rows == 0:
+            repo.add_pull(name, sha256=None, rows=0, pages=pages, cursor=before, at=now,
+                          by=user)
+            return _result(name, None, 0, pages, before, landed=False)
+        os.replace(tmp, target)
+        sha = sha256_file(target)
+        known = store.landed_file(name, sha)
+        step = project.dag.steps[name]
+        assert step.source is not None
+        if known is None:
+            arrival = Arrival(target, sha, target.stat().st_size, step.source)
+            land(store, project.landing, name, (arrival,), None)
+        repo.add_pull(name, sha256=sha, rows=rows, pages=pages,
+                      cursor=cursor if incremental else None, at=now, by=user)
+        return _result(name, sha, rows, pages, cursor if incremental else None,
+                       landed=known is None)
+    finally:
+        tmp.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)  # the landing zone holds it now (or it failed)
+
+
+def _result(name: str, sha: str | None, rows: int, pages: int | None, cursor: Any, *,
+            landed: bool) -> Row:
+    return {"source": name, "landed": landed, "sha256": sha, "rows": rows, "pages": pages,
+            "cursor": cursor}
+
+
+def _write(project: Project, name: str, spec: PulledSource, out: Path,
+           after: Any) -> tuple[int, int | None, Any]:
+    """Write the snapshot to ``out``: (rows, pages, largest cursor value)."""
+    if isinstance(spec, DatabaseSourceConfig):
+        from andon.engines.dbscan import copy_to_parquet
+
+        password = _secret(project, spec.password_secret, name)
+        copied = copy_to_parquet(spec.url, out, source=name, table=spec.table,
+                                 query=spec.query, cursor=spec.cursor, after=after,
+                                 password=password, base=project.root)
+        return copied.rows, None, copied.cursor
+    assert isinstance(spec, HttpSourceConfig)
+    from andon.sources.http import pages
+
+    secret = _secret(project, spec.auth_secret, name)
+    rows = count = 0
+    with out.open("w", encoding="utf-8") as f:
+        for page in pages(spec, name, secret):
+            count = page.number
+            for record in page.records:
+                f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                f.write("\n")
+            rows += len(page.records)
+    return rows, count, None
+
+
+def _secret(project: Project, secret: str | None, name: str) -> str | None:
+    if secret is None:
+        return None
+    from andon.secrets import get_secret
+
+    env = project.environment or project.config.default_environment
+    return get_secret(project.store, project.root, secret, env, step=name)

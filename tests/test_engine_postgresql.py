@@ -1,0 +1,370 @@
+"""The PostgreSQL engine (``engine: postgresql``): the engine interface's behaviour on a real
+server, the flights example and a fixture project run there with results equal to DuckDB's
+row for row, environments as schemas of views switched by promotion, gc of artifact tables,
+and plan-time refusal of SQL PostgreSQL cannot run. Needs ANDON_TEST_POSTGRES_URL (skipped
+without it, required under CI); everything lives in a database of this module, dropped at
+the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import os
+import shutil
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlglot import exp
+
+from andon.cli import run_cli
+from andon.engines import InvalidInput, UnknownObject, create
+from andon.engines.postgresql import PostgresEngine, check_sql, to_postgres
+from andon.environments import env_tables
+from andon.examples import init_project
+from andon.project import Project
+from tests.conftest import IN_CI, unprotect
+
+PREFIX = "pge"  # schemas of this module: pge_<case>, pge_<case>_<environment>
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A database of this module's own, dropped at the end."""
+    base = os.environ.get("ANDON_TEST_POSTGRES_URL")
+    if not base:
+        if IN_CI:
+            pytest.fail("ANDON_TEST_POSTGRES_URL is not set, and CI requires PostgreSQL tests")
+        pytest.skip("set ANDON_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/postgres)")
+    name = f"andon_pge_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as e:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {base} is not reachable: {e}")
+        pytest.skip(f"PostgreSQL at {base} is not reachable: {e}")
+    yield f"{base.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+
+
+def cli(*args: str | Path) -> int:
+    return run_cli([str(a) for a in args])
+
+
+def on_postgres(root: Path, url: str, schema: str) -> Path:
+    with (root / "andon.yaml").open("a", encoding="utf-8") as f:
+        f.write(f"\nengine: postgresql\nengine_options:\n  url: {url}\n  schema: {schema}\n")
+    return root
+
+
+# comparing results ---------------------------------------------------------------------------
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, float | decimal.Decimal):
+        f = float(v)
+        return None if math.isnan(f) else round(f, 6)
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v
+
+
+def rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
+    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    return sorted((tuple(_norm(c[i]) for c in cols) for i in range(table.num_rows)),
+                  key=repr)
+
+
+def duckdb_tables(root: Path) -> dict[str, pa.Table]:
+    """Each table of prod, as the DuckDB engine built it."""
+    project = Project.load(root)
+    out = {}
+    for name, row in env_tables(project, "prod").items():
+        parts = [pq.read_table(project.warehouse / f) for f in row["files"]]
+        out[name] = pa.concat_tables(parts, promote_options="default")
+    return out
+
+
+def view_rows(url: str, schema: str, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(f'SELECT * FROM "{schema}"."{table}"')  # type: ignore[arg-type]
+        names = [d.name for d in cur.description or []]
+        rows = sorted((tuple(_norm(v) for v in r) for r in cur.fetchall()), key=repr)
+    return names, rows
+
+
+# the engine interface ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(pg_url: str) -> Iterator[PostgresEngine]:
+    e = create("postgresql", url=pg_url, schema=f"{PREFIX}_unit")
+    assert isinstance(e, PostgresEngine)
+    yield e
+    e.close()
+
+
+def test_errors_come_out_as_the_interfaces_kinds(engine: PostgresEngine) -> None:
+    with pytest.raises(InvalidInput):
+        engine.cursor().execute("SELEC 1")
+    with pytest.raises(UnknownObject):
+        engine.cursor().execute("SELECT * FROM no_such_table")
+    with pytest.raises(UnknownObject):
+        engine.cursor().execute("SELECT no_such_column FROM (SELECT 1 AS a) AS t")
+    with pytest.raises(InvalidInput):
+        engine.cursor().execute("SELECT CAST('x' AS INTEGER)")
+
+
+def test_an_interrupted_query_is_interrupted(engine: PostgresEngine) -> None:
+    from andon.engines import Interrupted
+
+    session = engine.session()
+    caught: list[BaseException] = []
+
+    def long_query() -> None:
+        try:
+            session.execute("SELECT pg_sleep(30)")
+        except BaseException as e:
+            caught.append(e)
+
+    t = threading.Thread(target=long_query)
+    t.start()
+    time.sleep(0.5)
+    engine.interrupt()
+    t.join(10)
+    assert not t.is_alive() and isinstance(caught[0], Interrupted)
+
+
+def test_materialize_schema_and_read_arrow_round_trip(engine: PostgresEngine,
+                                                       tmp_path: Path) -> None:
+    arrow = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", None, ""],
+                      "at": pa.array([dt.datetime(2024, 1, 1, 12), None,
+                                      dt.datetime(2024, 3, 1)], pa.timestamp("us")),
+                      "x": [1.5, None, -2.0], "ok": [True, False, None]})
+    src = tmp_path / "src.pgtable"
+    assert engine.write_arrow(arrow, src) == 3
+    out = tmp_path / "out.pgtable"
+    q = exp.select("*").from_(engine.scan([src])).where(exp.column("id").neq(2))
+    assert engine.materialize(q, out) == 2
+    assert engine.schema([out]) == (("id", "BIGINT"), ("name", "VARCHAR"),
+                                    ("at", "TIMESTAMP"), ("x", "DOUBLE"), ("ok", "BOOLEAN"))
+    back = engine.read_arrow([out])
+    assert back.column("name").to_pylist() == ["a", ""]  # "" stays text, NULL stays NULL
+    assert back.column("ok").to_pylist() == [True, None]
+    assert engine.describe(exp.select(exp.alias_(exp.column("id") * 2, "twice")).from_(
+        engine.scan([out]))) == (("twice", "BIGINT"),)
+    # a Parquet artifact (a landed source) is loaded into a table once, then read from it
+    parquet = tmp_path / "part.parquet"
+    pq.write_table(arrow, parquet)
+    first = engine.table_of(parquet)
+    assert first == engine.table_of(parquet) and first.split(".")[1].startswith("p_")
+    assert engine.cursor().execute(exp.select(exp.Count(this=exp.Star())).from_(
+        engine.scan([parquet, src]))).fetchone() == (6,)
+
+
+def test_duckdb_sql_is_transpiled_and_what_cannot_be_is_named() -> None:
+    pg = to_postgres("SELECT a // 2 AS h, make_date(y, m, d) AS day, regexp_full_match(s, "
+                     "'[A-Z]+') AS up, count(*) AS n FROM t GROUP BY ALL")
+    assert "DIV(" in pg and "MAKE_DATE(" in pg and "~" in pg and "GROUP BY 1, 2, 3" in pg
+    assert check_sql("SELECT a, b FROM t QUALIFY row_number() OVER () = 1") is None
+    found = check_sql("SELECT * EXCLUDE (a) FROM t")
+    assert found is not None and "EXCLUDE" in found[0]
+    with pytest.raises(InvalidInput, match="EXCLUDE"):
+        to_postgres("SELECT * EXCLUDE (a) FROM t")
+
+
+def test_a_missing_url_or_an_unknown_option_is_a_clear_error() -> None:
+    with pytest.raises(InvalidInput, match="engine_options"):
+        create("postgresql")
+    with pytest.raises(InvalidInput, match="did you mean 'schema'"):
+        create("postgresql", url="postgresql://x@127.0.0.1/x", shema="a")
+
+
+# a fixture project ---------------------------------------------------------------------------
+
+FILES = {
+    "andon.yaml": """
+        name: pgfix
+        retention: 0s
+        sources:
+          orders:
+            path: incoming/orders*.csv
+            columns:
+              id: {type: integer, required: true}
+              customer: string
+              amount: double
+              placed: timestamp
+    """,
+    "incoming/orders1.csv": """
+        id,customer,amount,placed
+        1,ann,10.5,2024-01-01 10:00:00
+        2,bob,,2024-01-02 11:30:00
+        3,"o'neil",7.25,2024-01-02 12:00:00
+        4,ann,3,2024-02-01 09:00:00
+    """,
+    "pipelines/p/by_customer.sql": """
+        /* ---
+        checks:
+          - {type: not_null, column: customer}
+          - {type: unique, columns: [customer]}
+          - {type: between, column: total, min: 0, max: 1000}
+          - {type: regex, column: customer, pattern: "[a-z' ]+"}
+        --- */
+        SELECT customer, count(*) AS orders, coalesce(sum(amount), 0) AS total,
+               min(placed) AS first_at, strftime(max(placed), '%Y-%m') AS last_month
+        FROM orders
+        GROUP BY ALL
+    """,
+    "pipelines/p/scored.py": """
+        import pyarrow as pa
+        import andon
+
+        @andon.step
+        def scored(by_customer: pa.Table) -> pa.Table:
+            totals = by_customer.column("total").to_pylist()
+            return by_customer.append_column("big", pa.array([t > 5 for t in totals]))
+    """,
+}
+
+
+def make(tmp: Path, files: dict[str, str]) -> Path:
+    root = tmp / uuid.uuid4().hex[:6]
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def test_a_fixture_project_equals_duckdb_and_gc_drops_old_tables(
+        pg_url: str, tmp_path: Path) -> None:
+    duck = make(tmp_path, FILES)
+    assert cli("run", "--project", duck) == 0
+    pg = on_postgres(unprotect(make(tmp_path, FILES)), pg_url, f"{PREFIX}_fix")
+    assert cli("run", "--project", pg) == 0
+    for name, table in duckdb_tables(duck).items():
+        names, rows = view_rows(pg_url, f"{PREFIX}_fix_prod", name)
+        assert names == table.column_names, name
+        assert rows == rows_of(table), name
+    # the manifests record the tables' rows and DuckDB-spelled schema
+    row = env_tables(Project.load(pg), "prod")["by_customer"]
+    assert row["format"] == "pgtable" and row["rows"] == 3
+    assert [c for c, _ in row["schema"]] == ["customer", "orders", "total", "first_at",
+                                             "last_month"]
+    old = {r[0] for r in query(pg_url, f"SELECT tablename FROM pg_tables WHERE schemaname = "
+                                       f"'{PREFIX}_fix' AND tablename LIKE 'a\\_%'")}
+    assert old, "artifact tables are named a_<fingerprint>_<part>"
+    # a changed step: its old table is referenced by nothing once gc's retention is over
+    step = pg / "pipelines/p/by_customer.sql"
+    step.write_text(step.read_text().replace("count(*) AS orders", "count(id) AS orders"))
+    assert cli("run", "--project", pg) == 0
+    time.sleep(1.1)
+    assert cli("gc", "--project", pg) == 0
+    now = {r[0] for r in query(pg_url, f"SELECT tablename FROM pg_tables WHERE schemaname = "
+                                       f"'{PREFIX}_fix'")}
+    assert old - now, "gc dropped the artifact tables nothing refers to"
+    names, rows = view_rows(pg_url, f"{PREFIX}_fix_prod", "scored")
+    assert len(rows) == 3 and names[-1] == "big"  # the live views still read
+
+
+def test_sql_postgresql_cannot_run_fails_at_plan_time(pg_url: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    files = {**FILES, "pipelines/p/by_customer.sql": "SELECT 1 AS one\n",
+             "pipelines/p/scored.py": "",
+             "pipelines/p/wide.sql": "SELECT *\n    EXCLUDE (amount)\nFROM orders\n"}
+    root = on_postgres(make(tmp_path, files), pg_url, f"{PREFIX}_bad")
+    capsys.readouterr()
+    assert cli("run", "--project", root) != 0
+    err = capsys.readouterr().err
+    assert "wide.sql" in err and ":2" in err and "EXCLUDE" in err and "postgresql" in err
+    built = query(pg_url, f"SELECT count(*) FROM pg_tables WHERE schemaname = '{PREFIX}_bad'")
+    assert built == [(0,)]  # refused before any work
+
+
+# the flights example -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flights_pair(pg_url: str, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Path, Path]:
+    """The flights example run on DuckDB and on PostgreSQL, with a second month arriving
+    (incremental steps build on their previous artifacts)."""
+    base = tmp_path_factory.mktemp("pgflights")
+    duck, pg = base / "duck", base / "pg"
+    init_project(duck, "flights")
+    shutil.copytree(duck, pg)
+    on_postgres(pg, pg_url, f"{PREFIX}_flights")
+    for root in (duck, pg):
+        assert cli("run", "--project", root) == 0
+        shutil.copy(root / "arrivals/flights_2013_07.csv", root / "incoming/flights/")
+        assert cli("run", "--project", root) == 0
+    return duck, pg
+
+
+def test_the_flights_example_equals_duckdb_row_for_row(
+        pg_url: str, flights_pair: tuple[Path, Path]) -> None:
+    duck, pg = flights_pair
+    expected = duckdb_tables(duck)
+    assert set(expected) == {r[0] for r in query(
+        pg_url, f"SELECT viewname FROM pg_views WHERE schemaname = '{PREFIX}_flights_prod'")}
+    for name, table in expected.items():
+        names, rows = view_rows(pg_url, f"{PREFIX}_flights_prod", name)
+        assert names == table.column_names, name
+        assert rows == rows_of(table), name
+    kpis = env_tables(Project.load(pg), "prod")["flights"]
+    assert kpis["meta"].get("incremental_from"), "the second run built incrementally"
+
+
+def test_promotion_switches_the_views_in_one_transaction(
+        pg_url: str, flights_pair: tuple[Path, Path]) -> None:
+    _, pg = flights_pair
+    prod, dev = f"{PREFIX}_flights_prod", f"{PREFIX}_flights_dev"
+    assert cli("env", "create", "dev", "--project", pg) == 0
+    step = pg / "pipelines/flights/exploitation/daily_carrier_kpis.sql"
+    step.write_text(step.read_text().rstrip().rstrip(";") + "\n")  # same rows, new code
+    kpis = step.read_text()
+    step.write_text(kpis.replace("SELECT", "SELECT 1 AS version,", 1))
+    assert cli("run", "--env", "dev", "--project", pg) == 0
+    dev_names, _ = view_rows(pg_url, dev, "daily_carrier_kpis")
+    assert dev_names[0] == "version"
+    before, _ = view_rows(pg_url, prod, "daily_carrier_kpis")
+    assert before[0] != "version"
+    # a reader inside a transaction holds the views: the switch waits for it, and the
+    # reader sees the old set whole until it ends; then the new set, whole
+    reader = psycopg.connect(pg_url)
+    try:
+        reader.execute(f'SELECT count(*) FROM "{prod}"."daily_carrier_kpis"')
+        reader.execute(f'SELECT count(*) FROM "{prod}"."flights"')
+        done: list[int] = []
+        t = threading.Thread(target=lambda: done.append(
+            cli("promote", "dev", "--to", "prod", "--project", pg)))
+        t.start()
+        time.sleep(1.0)
+        assert not done, "the switch waits for readers of the old views"
+        cur = reader.execute(f'SELECT * FROM "{prod}"."daily_carrier_kpis" LIMIT 1')
+        assert [d.name for d in cur.description or []][0] != "version"
+        reader.commit()
+        t.join(60)
+        assert done == [0]
+    finally:
+        reader.close()
+    after, _ = view_rows(pg_url, prod, "daily_carrier_kpis")
+    assert after[0] == "version"
+    step.write_text(kpis)

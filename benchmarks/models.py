@@ -55,6 +55,7 @@ def prepare(root: Path, fresh: bool) -> None:
 
     if fresh and root.exists():
         shutil.rmtree(root)
+        (root.parent / "models-token").unlink(missing_ok=True)
     if not root.exists():
         init_project(root, "flights")
         # the delay classifier, added as docs/models.md tells
@@ -113,7 +114,19 @@ def wait_ready(proc: subprocess.Popen[bytes], client: httpx.Client, url: str,
         time.sleep(0.01)
 
 
+def token(root: Path) -> str:
+    """An API token (as a deployed server is called): who it is stays cached for a second."""
+    kept = root.parent / "models-token"
+    if not kept.exists():
+        out = subprocess.run([sys.executable, "-m", "andon", "tokens", "create",
+                              f"bench-{int(time.time())}", "--role", "viewer", "-p", str(root)],
+                             check=True, capture_output=True, text=True).stdout
+        kept.write_text(out.strip().splitlines()[-1].strip())
+    return kept.read_text().strip()
+
+
 def andon_serving(root: Path, requests: int) -> tuple[float, list[float], list[float]]:
+    headers = {"Authorization": f"Bearer {token(root)}"}
     port = free_port()
     base = f"http://127.0.0.1:{port}/api/models"
     t0 = time.perf_counter()
@@ -121,7 +134,7 @@ def andon_serving(root: Path, requests: int) -> tuple[float, list[float], list[f
                              "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=headers) as client:
             wait_ready(proc, client, f"{base}/delay_plain/predict", {"rows": [ROW]})
             ready = time.perf_counter() - t0
             plain = measure(client, f"{base}/delay_plain/predict", {"rows": [ROW]}, requests,

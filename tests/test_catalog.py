@@ -193,3 +193,13 @@ def test_the_lineage_view_draws_inputs_the_table_and_its_readers(root: Path) -> 
     assert "clean_orders.amount → revenue_by_day.revenue (aggregation)" in titles
     for e in v.edges:  # left to right, inside the drawing
         assert 0 < e["x1"] < e["x2"] <= v.width - BOX_W and 0 <= e["y1"] <= v.height
+
+
+def test_every_setting_of_the_catalog_is_documented() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "catalog.md").read_text()
+    for key in ("steward", "alignment", "column_tags", "masks", "pii", "owner", "read_pii"):
+        assert f"`{key}" in text, f"docs/catalog.md: {key}"
+    from andon.catalog import ALIGNMENTS, LAYERS
+
+    for word in (*LAYERS, *ALIGNMENTS):
+        assert f"**{word}**" in text, f"docs/catalog.md: {word}"

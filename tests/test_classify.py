@@ -113,6 +113,9 @@ def test_a_column_is_classified_by_its_name_and_its_values_with_a_confidence() -
     assert named is not None and named.by == "name" and named.confidence == 0.6
     assert classify_column("carrier", ["UA", "AA", "B6"]) is None
     assert classify_column("tailnum", ["N14228", "N24211"]) is None
+    assert classify_column("cancelled", []) is None  # no "cell" in it: names match by parts
+    assert classify_column("airline_name", ["United Air Lines Inc.", "Delta Air Lines"]) \
+        is None  # a name column whose values are no personal names
 
 
 # detection, flow, masking ---------------------------------------------------------------------

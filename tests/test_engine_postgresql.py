@@ -8,11 +8,9 @@ the end."""
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import math
+import io
 import os
 import shutil
-import textwrap
 import threading
 import time
 import uuid
@@ -32,7 +30,7 @@ from andon.engines.postgresql import PostgresEngine, check_sql, to_postgres
 from andon.environments import env_tables
 from andon.examples import init_project
 from andon.project import Project
-from tests.conftest import IN_CI, unprotect
+from tests.conftest import IN_CI, ProjectFactory, unprotect
 
 PREFIX = "pge"  # schemas of this module: pge_<case>, pge_<case>_<environment>
 
@@ -60,35 +58,22 @@ def pg_url() -> Iterator[str]:
 
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
 def cli(*args: str | Path) -> int:
     return run_cli([str(a) for a in args])
 
 
-def on_postgres(root: Path, url: str, schema: str) -> Path:
+def on_postgres(root: Path, url: str, schema: str, *, secret: str | None = None) -> Path:
+    """``engine: postgresql`` with the URL in andon.yaml, or in an andon secret."""
+    where = f"url_secret: {secret}" if secret else f"url: {url}"
     with (root / "andon.yaml").open("a", encoding="utf-8") as f:
-        f.write(f"\nengine: postgresql\nengine_options:\n  url: {url}\n  schema: {schema}\n")
+        f.write(f"\nengine: postgresql\nengine_options:\n  {where}\n  schema: {schema}\n")
     return root
 
 
 # comparing results ---------------------------------------------------------------------------
-
-
-def _norm(v: Any) -> Any:
-    if isinstance(v, float | decimal.Decimal):
-        f = float(v)
-        return None if math.isnan(f) else round(f, 6)
-    if isinstance(v, dt.datetime) and v.tzinfo is not None:
-        return v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v
-
-
-def rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return sorted((tuple(_norm(c[i]) for c in cols) for i in range(table.num_rows)),
-                  key=repr)
 
 
 def duckdb_tables(root: Path) -> dict[str, pa.Table]:
@@ -101,12 +86,23 @@ def duckdb_tables(root: Path) -> dict[str, pa.Table]:
     return out
 
 
-def view_rows(url: str, schema: str, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(f'SELECT * FROM "{schema}"."{table}"')  # type: ignore[arg-type]
-        names = [d.name for d in cur.description or []]
-        rows = sorted((tuple(_norm(v) for v in r) for r in cur.fetchall()), key=repr)
-    return names, rows
+def view_columns(url: str, view: str) -> list[str]:
+    """The columns of a view (``"schema"."name"``), in order."""
+    return [r[0] for r in query(url, f"SELECT attname FROM pg_attribute WHERE attrelid = "
+                                     f"'{view}'::regclass AND attnum > 0 ORDER BY attnum")]
+
+
+def equal_to_duckdb(url: str, duck: Path, schema: str, tmp: Path) -> None:
+    """Every table of prod built by DuckDB equals the view of PostgreSQL's prod: same
+    columns, same rows."""
+    expected = duckdb_tables(duck)
+    assert set(expected) == {r[0] for r in query(
+        url, f"SELECT viewname FROM pg_views WHERE schemaname = '{schema}'")}
+    for name, table in expected.items():
+        view = f'"{schema}"."{name}"'
+        assert view_columns(url, view) == table.column_names, name
+        assert query(url, f"SELECT count(*) FROM {view}")[0][0] == table.num_rows, name
+        assert differing_rows(url, table, view, tmp) == (0, 0), name
 
 
 # the engine interface ------------------------------------------------------------------------
@@ -243,25 +239,17 @@ FILES = {
 }
 
 
-def make(tmp: Path, files: dict[str, str]) -> Path:
-    root = tmp / uuid.uuid4().hex[:6]
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
-
-
 def test_a_fixture_project_equals_duckdb_and_gc_drops_old_tables(
-        pg_url: str, tmp_path: Path) -> None:
-    duck = make(tmp_path, FILES)
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        make_project: ProjectFactory) -> None:
+    duck = make_project(FILES)
     assert cli("run", "--project", duck) == 0
-    pg = on_postgres(unprotect(make(tmp_path, FILES)), pg_url, f"{PREFIX}_fix")
+    pg = on_postgres(unprotect(make_project(FILES)), pg_url, f"{PREFIX}_fix",
+                     secret="warehouse_db")
+    monkeypatch.setattr("sys.stdin", io.StringIO(pg_url))
+    assert cli("secrets", "set", "warehouse_db", "--stdin", "--project", pg) == 0
     assert cli("run", "--project", pg) == 0
-    for name, table in duckdb_tables(duck).items():
-        names, rows = view_rows(pg_url, f"{PREFIX}_fix_prod", name)
-        assert names == table.column_names, name
-        assert rows == rows_of(table), name
+    equal_to_duckdb(pg_url, duck, f"{PREFIX}_fix_prod", tmp_path)
     # the manifests record the tables' rows and DuckDB-spelled schema
     row = env_tables(Project.load(pg), "prod")["by_customer"]
     assert row["format"] == "pgtable" and row["rows"] == 3
@@ -279,17 +267,18 @@ def test_a_fixture_project_equals_duckdb_and_gc_drops_old_tables(
     now = {r[0] for r in query(pg_url, f"SELECT tablename FROM pg_tables WHERE schemaname = "
                                        f"'{PREFIX}_fix'")}
     assert old - now, "gc dropped the artifact tables nothing refers to"
-    names, rows = view_rows(pg_url, f"{PREFIX}_fix_prod", "scored")
-    assert len(rows) == 3 and names[-1] == "big"  # the live views still read
+    view = f'"{PREFIX}_fix_prod"."scored"'
+    assert query(pg_url, f"SELECT count(*) FROM {view}") == [(3,)]  # live views still read
+    assert view_columns(pg_url, view)[-1] == "big"
 
 
-def test_sql_postgresql_cannot_run_fails_at_plan_time(pg_url: str, tmp_path: Path,
+def test_sql_postgresql_cannot_run_fails_at_plan_time(pg_url: str, make_project: ProjectFactory,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
     files = {**FILES, "pipelines/p/by_customer.sql": "SELECT 1 AS one\n",
              "pipelines/p/scored.py": "",
              "pipelines/p/wide.sql": "SELECT *\n    EXCLUDE (amount)\nFROM orders\n"}
-    root = on_postgres(make(tmp_path, files), pg_url, f"{PREFIX}_bad")
+    root = on_postgres(make_project(files), pg_url, f"{PREFIX}_bad")
     capsys.readouterr()
     assert cli("run", "--project", root) != 0
     err = capsys.readouterr().err
@@ -309,6 +298,8 @@ def flights_pair(pg_url: str, tmp_path_factory: pytest.TempPathFactory
     base = tmp_path_factory.mktemp("pgflights")
     duck, pg = base / "duck", base / "pg"
     init_project(duck, "flights")
+    for month in range(2, 7):  # January, then July arriving: small, and still incremental
+        (duck / f"incoming/flights/flights_2013_{month:02d}.csv").unlink()
     shutil.copytree(duck, pg)
     on_postgres(pg, pg_url, f"{PREFIX}_flights")
     for root in (duck, pg):
@@ -318,16 +309,29 @@ def flights_pair(pg_url: str, tmp_path_factory: pytest.TempPathFactory
     return duck, pg
 
 
+def differing_rows(url: str, expected: pa.Table, view: str, tmp: Path) -> tuple[int, int]:
+    """Rows of ``expected`` missing from the view and rows of the view not expected,
+    compared in PostgreSQL (EXCEPT ALL both ways; doubles to 6 decimals)."""
+    loader = PostgresEngine(url=url, schema=f"{PREFIX}_expected")
+    try:
+        pointer = tmp / f"{uuid.uuid4().hex}.pgtable"
+        loader.write_arrow(expected, pointer)
+        mine = loader.table_of(pointer)
+    finally:
+        loader.close()
+    cols = ", ".join(f'round(CAST("{f.name}" AS numeric), 6)'
+                     if pa.types.is_floating(f.type) else f'"{f.name}"' for f in expected.schema)
+    a = f"SELECT {cols} FROM {mine}"
+    b = f"SELECT {cols} FROM {view}"
+    missing = query(url, f"SELECT count(*) FROM ({a} EXCEPT ALL {b}) AS d")[0][0]
+    extra = query(url, f"SELECT count(*) FROM ({b} EXCEPT ALL {a}) AS d")[0][0]
+    return int(missing), int(extra)
+
+
 def test_the_flights_example_equals_duckdb_row_for_row(
-        pg_url: str, flights_pair: tuple[Path, Path]) -> None:
+        pg_url: str, flights_pair: tuple[Path, Path], tmp_path: Path) -> None:
     duck, pg = flights_pair
-    expected = duckdb_tables(duck)
-    assert set(expected) == {r[0] for r in query(
-        pg_url, f"SELECT viewname FROM pg_views WHERE schemaname = '{PREFIX}_flights_prod'")}
-    for name, table in expected.items():
-        names, rows = view_rows(pg_url, f"{PREFIX}_flights_prod", name)
-        assert names == table.column_names, name
-        assert rows == rows_of(table), name
+    equal_to_duckdb(pg_url, duck, f"{PREFIX}_flights_prod", tmp_path)
     kpis = env_tables(Project.load(pg), "prod")["flights"]
     assert kpis["meta"].get("incremental_from"), "the second run built incrementally"
 
@@ -342,10 +346,9 @@ def test_promotion_switches_the_views_in_one_transaction(
     kpis = step.read_text()
     step.write_text(kpis.replace("SELECT", "SELECT 1 AS version,", 1))
     assert cli("run", "--env", "dev", "--project", pg) == 0
-    dev_names, _ = view_rows(pg_url, dev, "daily_carrier_kpis")
-    assert dev_names[0] == "version"
-    before, _ = view_rows(pg_url, prod, "daily_carrier_kpis")
-    assert before[0] != "version"
+    kpis_of = {e: f'"{e}"."daily_carrier_kpis"' for e in (prod, dev)}
+    assert view_columns(pg_url, kpis_of[dev])[0] == "version"
+    assert view_columns(pg_url, kpis_of[prod])[0] != "version"
     # a reader inside a transaction holds the views: the switch waits for it, and the
     # reader sees the old set whole until it ends; then the new set, whole
     reader = psycopg.connect(pg_url)
@@ -359,12 +362,11 @@ def test_promotion_switches_the_views_in_one_transaction(
         time.sleep(1.0)
         assert not done, "the switch waits for readers of the old views"
         cur = reader.execute(f'SELECT * FROM "{prod}"."daily_carrier_kpis" LIMIT 1')
-        assert [d.name for d in cur.description or []][0] != "version"
+        assert next(d.name for d in cur.description or []) != "version"
         reader.commit()
         t.join(60)
         assert done == [0]
     finally:
         reader.close()
-    after, _ = view_rows(pg_url, prod, "daily_carrier_kpis")
-    assert after[0] == "version"
+    assert view_columns(pg_url, kpis_of[prod])[0] == "version"
     step.write_text(kpis)

@@ -346,8 +346,8 @@ def test_materialize_and_read_with_redis(make_project: ProjectFactory, cli: Cli,
     import redis
 
     name = f"shop{uuid.uuid4().hex}"  # a project name of its own: its own keys
-    config = SHOP["andon.yaml"].replace("name: shop", f"name: {name}") \
-        + f"        online_store: {redis_url}\n"
+    config = SHOP["andon.yaml"].replace("name: shop", f"name: {name}").rstrip() \
+        + f"\n        online_store: {redis_url}\n"
     root = unprotect(make_project({**SHOP, "andon.yaml": config}))
     code, _, err = cli("run", "-p", root, "-q")
     assert code == 0, err

@@ -320,6 +320,26 @@ def test_shadow_mode_compares_a_challenger_without_returning_it(make_project) ->
     assert stats[0]["agreed"] == agreed
 
 
+def test_an_alias_moved_through_the_server_is_served_at_once(make_project) -> None:
+    root = make(make_project)
+    run(root)
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=1e-6))
+    run(root)
+    Session(Project.load(root), "t").models_alias("clf", "champion", 1)
+    rows = {"rows": [{"x1": 0.9, "x2": 0.95}]}
+    with served(Project.load(root)) as client:
+        for _ in range(3):  # the second and third are answered from what the first kept
+            answer = client.post("/api/models/clf/predict?alias=champion", json=rows)
+            assert answer.json()["version"] == 1
+        moved = client.put("/api/models/clf/aliases/champion", json={"version": 2})
+        assert moved.status_code == 200, moved.text
+        answer = client.post("/api/models/clf/predict?alias=champion", json=rows)
+        assert answer.json()["version"] == 2
+        bad = client.post("/api/models/clf/predict?alias=champion",
+                          json={"rows": [{"x1": 0.9, "x2": None, "x3": 1.0}]})
+        assert error_of(bad, 422)["field"] == "rows[0].x3"
+
+
 MODEL_WITH = """
 import andon.models
 import pandas as pd

@@ -25,7 +25,7 @@ import andon
 from andon.errors import ConfigError
 from andon.gc import collect
 from andon.secrets import set_secret
-from tests.conftest import Cli, ProjectFactory
+from tests.conftest import Cli, ProjectFactory, unprotect
 from tests.envkit import SMALL, edit, head, steps_of
 
 DAY = 86400.0
@@ -306,3 +306,25 @@ def test_server_stopped_mid_run_publishes_nothing_and_the_next_run_resumes(
     for step, fp in published.items():
         assert f"wh/{step}/{fp}/_manifest.json" in after
     assert query(cli, root, "SELECT n FROM after") == [{"n": 3}]
+
+
+def test_a_source_is_ingested_again_from_the_landing_bucket_on_a_fresh_machine(
+    make_project: ProjectFactory, s3: S3, cli: Cli
+) -> None:
+    bucket = s3.bucket()
+    source = "name: src\nsources:\n  raw:\n    path: in/*.csv\n    columns:\n" \
+             "      id: integer\n      v: {type: integer}\n"
+    root = unprotect(make_project({
+        "andon.yaml": source + s3_yaml(s3, bucket, landing=True),
+        "in/a.csv": "id,v\n1,10\n2,20\n",
+        "pipelines/p/total.sql": "SELECT sum(v) AS s FROM raw\n"}))
+    assert cli("run", "-p", root, "-q")[0] == 0
+    landed = [k for k in s3.keys(bucket) if k.startswith("landing/raw/")]
+    assert len(landed) == 1 and landed[0].endswith("/a.csv")
+    shutil.rmtree(mirror(root))  # a fresh machine: the landed file is only in the bucket
+    text = (root / "andon.yaml").read_text()
+    (root / "andon.yaml").write_text(text.replace("v: {type: integer}", "v: {type: double}"))
+    code, _out, err = cli("run", "-p", root, "-q")  # the source's types changed: ingest again
+    assert code == 0, err
+    assert query(cli, root, "SELECT s FROM total") == [{"s": 30.0}]
+    assert [k for k in s3.keys(bucket) if k.startswith("landing/")] == landed

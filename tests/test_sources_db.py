@@ -254,3 +254,33 @@ columns: {{id: bigint}}
     assert "cannot connect to the database" in e.value.message
     assert "not-the-password" not in e.value.render()
     assert project.store.landed_files("orders") == []
+
+
+def test_gc_expires_superseded_snapshots_of_the_temporal_zone(
+        make_project: ProjectFactory, cli: Cli) -> None:
+    import time
+
+    from andon.gc import collect
+
+    root = make_project({**PIPE, "andon.yaml": _yaml("""
+kind: database
+url: sqlite:///shop.db
+table: orders
+keep_snapshots: 1h
+columns: {id: bigint, amount: double}
+""")})
+    _sqlite(root, [(1, 1.0)], fresh=True)
+    first = pull(andon.Project.load(root), "orders")
+    _sqlite(root, [(2, 2.0)])
+    second = pull(andon.Project.load(root), "orders")
+    assert cli("run", "-p", root, "-q")[0] == 0
+    project = andon.Project.load(root)
+    assert collect(project, now=time.time()).snapshots == 0  # not an hour old yet
+    report = collect(project, now=time.time() + 7200)
+    assert report.snapshots == 1  # the superseded one; the one the source reads stays
+    rows = {r["sha256"]: r for r in project.store.landed_files("orders")}
+    assert rows[first["sha256"]]["withdrawn_by"] == "andon gc"
+    assert not (root / ".andon/landing" / rows[first["sha256"]]["landed_path"]).exists()
+    assert (root / ".andon/landing" / rows[second["sha256"]]["landed_path"]).exists()
+    assert cli("run", "-p", root, "-q")[0] == 0
+    assert _total(root) == (2, 3.0)

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from andon.events import RunResult, StepResult
     from andon.plan import Plan, PlannedStep
     from andon.project import Project
-    from andon.published import lineage, query, rejects, run_details, runs, show, tables
-    from andon.service import Session, plan, run
+    from andon.published import lineage, rejects, run_details, runs, tables
+    from andon.service import Session, plan, query, run, show
     from andon.steps import step
 
 __version__ = "0.1.0"
@@ -39,12 +39,12 @@ _HOMES = {
     "StepResult": "andon.events",
     "lineage": "andon.published",
     "plan": "andon.service",
-    "query": "andon.published",
+    "query": "andon.service",  # through a Session: PII masked as for the user
     "rejects": "andon.published",
     "run": "andon.service",
     "run_details": "andon.published",
     "runs": "andon.published",
-    "show": "andon.published",
+    "show": "andon.service",
     "step": "andon.steps",
     "tables": "andon.published",
 }

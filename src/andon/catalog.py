@@ -100,6 +100,7 @@ def classes(project: Project, table: str, art: Row) -> dict[str, Row]:
     from sqlglot import exp
 
     from andon.engines import create
+    from andon.engines.base import EngineError
     from andon.engines.sql import ident
     from andon.engines.sql import table as table_ref
     from andon.warehouse import Warehouse
@@ -114,11 +115,12 @@ def classes(project: Project, table: str, art: Row) -> dict[str, Row]:
             cur = engine.session({table: [str(wh.path(f)) for f in art["files"]]})
             q = exp.select(*[ident(c) for c in texts]).from_(table_ref(table)).limit(
                 SAMPLE_ROWS)
-            res = cur.execute(q)
-            rows = res.fetchall()
+            rows = cur.execute(q).fetchall()
+            sample = {c: [r[i] for r in rows] for i, c in enumerate(texts)}
+        except EngineError:  # an artifact the engine cannot scan: judged by names alone
+            sample = {}
         finally:
             engine.close()
-        sample = {c: [r[i] for r in rows] for i, c in enumerate(texts)}
     out = {c: k.to_dict() for c, k in classify([n for n, _ in schema], sample).items()}
     repo.put_classification(art["fingerprint"], table, out)
     return out

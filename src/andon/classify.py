@@ -116,17 +116,21 @@ def is_name(v: str) -> bool:
                                        for p in parts) and 2 * known >= len(parts)
 
 
+def _named(*words: str) -> re.Pattern[str]:
+    """Column names holding one of ``words`` as a whole part (``cancelled`` holds no cell)."""
+    return re.compile(r"(^|_)(" + "|".join(words) + r")(_|$)")
+
+
 DETECTORS: tuple[Detector, ...] = (
-    Detector("pii:email", re.compile(r"e_?mail|mail_?addr"), is_email),
-    Detector("pii:phone", re.compile(r"phone|mobile|cell|msisdn|^tel$|telephone|fax"),
-             is_phone),
-    Detector("pii:iban", re.compile(r"iban|bank_?account"), is_iban),
-    Detector("pii:card", re.compile(r"card_?(no|num|number)|credit_?card|^pan$|^cc_?num"),
+    Detector("pii:email", _named("e_?mail", "mail_?address", "email_?address"), is_email),
+    Detector("pii:phone", _named("phone", "mobile", "cell", "cellphone", "msisdn", "tel",
+                                 "telephone", "fax"), is_phone),
+    Detector("pii:iban", _named("iban", "bank_?account"), is_iban),
+    Detector("pii:card", _named("card_?(no|num|number)", "credit_?card", "pan", "cc_?num"),
              is_card),
-    Detector("pii:ip", re.compile(r"(^|_)ip(_?addr(ess)?)?($|_)|ipv[46]|client_?addr"),
-             is_ip),
-    Detector("pii:name", re.compile(r"(^|_)(first|last|given|family|full|sur|middle)_?name"
-                                    r"|^name$|^customer_?name$|^person$"), is_name),
+    Detector("pii:ip", _named("ip", "ip_?addr(ess)?", "ipv4", "ipv6", "client_?addr"), is_ip),
+    Detector("pii:name", _named("(first|last|given|family|full|sur|middle)_?name", "name",
+                                "customer_?name", "person"), is_name),
 )
 
 

@@ -206,6 +206,9 @@ class PulledSource(SourceSpec):
     max_reject_pct: float = Field(default=DEFAULT_MAX_REJECT_PCT, ge=0, le=100)
     password_secret: str | None = Field(default=None, description="the andon secret holding "
                                         "the password (never in andon.yaml)")
+    keep_snapshots: str | None = Field(default=None, description="retention of the temporal "
+                                       "zone: andon gc deletes snapshots the source no longer "
+                                       "reads once older than this (e.g. 90d); default: keep")
 
 
 class DatabaseSourceConfig(PulledSource):

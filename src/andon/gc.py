@@ -1,6 +1,7 @@
 """``andon gc``: delete artifacts nobody can read any more. Never deletes what an environment,
-a ref-log entry inside the retention period, a recent artifact or a running build refers to;
-never touches the landing zone."""
+a ref-log entry inside the retention period, a recent artifact or a running build refers to.
+In the landing zone, only snapshots of pulled sources past their ``keep_snapshots`` that
+no source reads any more (andon.sources.pull)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ class GcReport:
     kept_artifacts: int
     dry_run: bool
     engine_objects: tuple[str, ...] = ()  # what the engine dropped (PostgreSQL: tables)
+    snapshots: int = 0  # expired snapshots of pulled sources (keep_snapshots: andon.sources)
 
     def to_dict(self) -> dict[str, object]:
         return {"deleted_artifacts": len(self.artifacts), "deleted_files": self.files,
                 "freed_bytes": self.bytes, "kept_artifacts": self.kept_artifacts,
                 "dry_run": self.dry_run, "artifacts": list(self.artifacts),
-                "engine_objects": list(self.engine_objects)}
+                "engine_objects": list(self.engine_objects),
+                "expired_snapshots": self.snapshots}
 
 
 def live_commits(project: Project, cutoff: float) -> set[str]:
@@ -79,8 +82,11 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     if wh.remote is not None:
         report = _collect_remote(project, wh, wh.remote, dead, keep, live_files, cutoff,
                                  dry_run)
+        from andon.sources.pull import expire_snapshots
+
+        expired, _ = expire_snapshots(project, now, dry_run=dry_run)
         return dataclasses.replace(report, engine_objects=tuple(
-            _collect_engine(project, wh, keep, dry_run=dry_run)))
+            _collect_engine(project, wh, keep, dry_run=dry_run)), snapshots=expired)
     dead_dirs = [wh.path(r["path"]) for r in dead]
     # files shared into live artifacts stay even when their own artifact goes
     doomed_files: list[Path] = []
@@ -114,8 +120,11 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
             p.unlink(missing_ok=True)
         store.delete_artifacts([d.split("/", 1)[1] for d in deleted])
     engine_objects = _collect_engine(project, wh, keep, dry_run=dry_run)
-    return GcReport(tuple(deleted), len(doomed_files), size, len(keep), dry_run,
-                    tuple(engine_objects))
+    from andon.sources.pull import expire_snapshots  # the temporal zone's own retention
+
+    snapshots, snapshot_bytes = expire_snapshots(project, now, dry_run=dry_run)
+    return GcReport(tuple(deleted), len(doomed_files) + snapshots, size + snapshot_bytes,
+                    len(keep), dry_run, tuple(engine_objects), snapshots)
 
 
 def _collect_engine(project: Project, wh: Warehouse, keep: list[Row], *, dry_run: bool

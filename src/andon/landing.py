@@ -70,6 +70,8 @@ class Arrival:
     # the contract it must meet: checked before the file lands, so that a file that cannot be
     # ingested at all (empty, no header) never lands and can simply be replaced
     source: SourceConfig | None = field(default=None, compare=False, repr=False)
+    # andon wrote and hashed it (a pull of andon.sources): it moves in instead of being copied
+    owned: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,15 @@ def landed_file(landing_root: Path, landed_path: str) -> Path:
     return landing_root / landed_path
 
 
+def _move(path: Path, target: Path) -> bool:
+    """Move a file andon owns (False when it is on another file system: it is copied)."""
+    try:
+        os.replace(path, target)
+    except OSError:
+        return False
+    return True
+
+
 def _copy_in(landing_root: Path, name: str, a: Arrival, run_id: int | None) -> Row:
     """Copy one file into its own folder of the landing zone, read-only, checking that the
     bytes copied are the bytes hashed when it was found."""
@@ -224,19 +235,24 @@ def _copy_in(landing_root: Path, name: str, a: Arrival, run_id: int | None) -> R
     folder = landing_root / name / f"{stamp.replace('.', '_')}-{a.sha256[:8]}"
     target = folder / a.path.name
     tmp = folder / f".{a.path.name}.part"
-    h = hashlib.sha256()
+    h: hashlib._Hash | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with a.path.open("rb") as src, tmp.open("wb") as dst:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                h.update(chunk)
-                dst.write(chunk)
+        if a.owned and _move(a.path, tmp):
+            h = None
+        else:
+            copied = hashlib.sha256()
+            with a.path.open("rb") as src, tmp.open("wb") as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    copied.update(chunk)
+                    dst.write(chunk)
+            h = copied
         os.chmod(tmp, 0o444)
         os.replace(tmp, target)
     except OSError as e:
         shutil.rmtree(folder, ignore_errors=True)
         raise os_error(e, folder, name) from e
-    if h.hexdigest() != a.sha256:
+    if h is not None and h.hexdigest() != a.sha256:
         shutil.rmtree(folder, ignore_errors=True)
         raise SourceError(
             f"file changed while it was being landed: {a.path}",

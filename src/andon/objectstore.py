@@ -121,14 +121,24 @@ class S3Storage:
 
     def put_new(self, rel: str, data: bytes) -> bool:
         """Write ``rel`` only if no object has that key (``If-None-Match: *``); False when
-        one already had."""
+        one already had. A store that does not implement conditional puts gets a check then
+        a put: two runs committing the same fingerprint at the same moment then both write
+        it, which is harmless for a content-addressed artifact (the same step output)."""
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data,
                                    IfNoneMatch="*")
         except Exception as e:
-            if _code(e) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            code = _code(e)
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
-            raise self._error(e, rel, "committing") from e
+            if code not in ("NotImplemented", "501"):
+                raise self._error(e, rel, "committing") from e
+            if self.get_bytes(rel) is not None:
+                return False
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
+            except Exception as e2:
+                raise self._error(e2, rel, "committing") from e2
         return True
 
     def get_bytes(self, rel: str) -> bytes | None:

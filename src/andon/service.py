@@ -580,4 +580,18 @@ def plan(project: Project, environment: str | None = None,
     return runner.plan(project, environment, selection)
 
 
-__all__ = ["Session", "local_user", "plan", "run"]
+def show(project: Project, table: str, environment: str | None = None, limit: int = 10,
+         *, user: str | None = None) -> Row:
+    """``Session(project, user or local_user()).show(...)``: PII in the sample masked."""
+    return Session(project, user or local_user()).show(table, environment, rows=limit)
+
+
+def query(project: Project, sql: str, environment: str | None = None,
+          limit: int | None = None, *, as_of: str | None = None, commit: str | None = None,
+          user: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``Session(project, user or local_user()).query(...)``: a viewer gets PII masked."""
+    return Session(project, user or local_user()).query(sql, environment, limit=limit,
+                                                        as_of=as_of, commit=commit)
+
+
+__all__ = ["Session", "local_user", "plan", "query", "run", "show"]

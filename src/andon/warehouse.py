@@ -173,6 +173,11 @@ class Warehouse:
             remote.fetch(rel)
         return self.root / rel
 
+    def artifact_file(self, step: str, fingerprint: str, name: str) -> Path:
+        """A file an artifact keeps in its folder besides its data (a model's file): local,
+        fetched from the bucket first when only it has the file."""
+        return self.path(f"{step}/{fingerprint}/{name}")
+
     def has(self, path: Path) -> bool:
         """Whether the warehouse holds the file ``path`` (fetched from the bucket if only it
         has it)."""
@@ -281,11 +286,15 @@ class Warehouse:
         stage = f"{STAGING}/{staging.name}/"
         staged: list[tuple[str, str]] = []
         try:
+            # every file of the folder: its data and what else the step keeps there (a
+            # model's file, its holdout)
+            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+                name = path.relative_to(staging).as_posix()
+                if name != MANIFEST:
+                    storage.put_file(stage + name, path)
+                    staged.append((stage + name, own + name))
             for f in manifest.files:
-                if f.startswith(own):
-                    storage.put_file(stage + f[len(own):], staging / f[len(own):])
-                    staged.append((stage + f[len(own):], f))
-                else:  # a file shared with older artifacts, or a source's part
+                if not f.startswith(own):  # a file shared with older artifacts, a part
                     self._ensure_remote(remote, f)
             for src, dst in staged:
                 storage.copy(src, dst)
@@ -395,18 +404,22 @@ class Warehouse:
     def read_manifest(self, step: str, fingerprint: str) -> Manifest | None:
         path = self.artifact_dir(step, fingerprint) / MANIFEST
         remote = self.remote
-        if remote is not None and not path.exists():
-            remote.fetch(self.rel(path))  # only the bucket's manifests count as sealed
+        fetched = remote is not None and not path.exists() and remote.fetch(self.rel(path))
         try:
             manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None
         local = [f for f in manifest.files if not (self.root / f).exists()]
-        if remote is None or not local:
+        if remote is None or (not local and not fetched):
             return None if local else manifest
+        own = self.rel(path.parent)
         listed: set[str] = set()
-        for parent in sorted({f.rsplit("/", 1)[0] for f in local}):
+        for parent in sorted({f.rsplit("/", 1)[0] for f in local} | {own}):
             listed |= {k for k, _, _ in remote.storage.listing(parent + "/")}
+        if fetched:  # what else the step keeps in its folder: small, read without its path
+            for k in listed:
+                if k.startswith(own + "/") and k not in manifest.files:
+                    remote.fetch(k)
         return manifest if all(f in listed for f in local) else None
 
     def clean_staging(self) -> list[str]:

@@ -38,12 +38,7 @@ class Copied:
 
 
 def _load(con: duckdb.DuckDBPyConnection, ext: str, file_name: str, source: str) -> None:
-    """Load ``ext``: installed already, from its PyPI package, or downloaded by DuckDB."""
-    try:
-        con.execute(f"LOAD {ext}")
-        return
-    except duckdb.Error:
-        pass
+    """Load ``ext``: from its PyPI package, installed already, or downloaded by DuckDB."""
     version = duckdb.__version__
     tried = ""
     try:
@@ -68,6 +63,11 @@ def _load(con: duckdb.DuckDBPyConnection, ext: str, file_name: str, source: str)
         built = ", ".join(f.parent.name for f in files) or "none"
         tried = (f"; the installed duckdb-extension-{ext} is built for DuckDB {built}, "
                  f"this is DuckDB {version}")
+    try:  # installed in DuckDB's extension folder, or downloaded from DuckDB's repository
+        con.execute(f"LOAD {ext}")
+        return
+    except duckdb.Error:
+        pass
     try:
         con.execute(f"INSTALL {ext}")
         con.execute(f"LOAD {ext}")

@@ -118,6 +118,9 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
                  if e.find(exp.AggFunc) is None and not isinstance(e.unalias(), exp.Literal)]
         node.set("group", exp.Group(expressions=plain) if plain else None)  # on our copy
         return node
+    if isinstance(node, exp.GenerateSeries) and isinstance(node.args.get("start"), exp.Literal):
+        node.set("start", exp.cast(node.args["start"], "BIGINT"))  # DuckDB's range: BIGINT
+        return node
     if isinstance(node, exp.IntDiv):
         return exp.cast(exp.Anonymous(this="DIV", expressions=[node.this.copy(),
                                                                  node.expression.copy()]),
@@ -133,9 +136,9 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
         return exp.cast(exp.Anonymous(this="PG_TYPEOF", expressions=node.expressions), "TEXT")
     if isinstance(node, exp.Anonymous) and node.name.lower() == "range" \
             and len(node.expressions) == 1:  # the table of 0 .. n - 1
-        return exp.Anonymous(this="GENERATE_SERIES", expressions=[
-            exp.Literal.number(0), exp.Sub(this=node.expressions[0].copy(),
-                                           expression=exp.Literal.number(1))])
+        return exp.Anonymous(this="GENERATE_SERIES", expressions=[  # BIGINT, as DuckDB's
+            exp.cast(exp.Literal.number(0), "BIGINT"),
+            exp.Sub(this=node.expressions[0].copy(), expression=exp.Literal.number(1))])
     if isinstance(node, exp.Anonymous) and node.name.lower() in _UNITS \
             and len(node.expressions) == 1:
         unit = exp.Interval(this=exp.Literal.string("1"),
@@ -177,7 +180,7 @@ def check_sql(sql: str) -> tuple[str, str] | None:
     return None
 
 
-def _parse(sql: str) -> exp.Expression:
+def _parse(sql: str) -> exp.Expr:
     """SQL text in DuckDB's dialect (``InvalidInput`` when it does not parse)."""
     try:
         return sqlglot.parse_one(sql, read="duckdb")
@@ -368,12 +371,13 @@ class PostgresEngine:
             from andon.errors import did_you_mean
 
             bad = sorted(unknown)[0]
+            hint = did_you_mean(bad, ["url", "url_secret", "schema"])
             raise InvalidInput(f"unknown engine option {bad!r} of engine postgresql"
-                               f"{did_you_mean(bad, ['url', 'schema'])}")
+                               + (f"; {hint}" if hint else "; known: url, url_secret, schema"))
         if not url:
             raise InvalidInput("engine postgresql needs its database: set engine_options: "
-                               "{url: postgresql://user@host/db} in andon.yaml (or "
-                               "url: ${secrets.NAME})")
+                               "{url: postgresql://user@host/db} in andon.yaml, or "
+                               "{url_secret: NAME} naming an andon secret that holds it")
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", schema):
             raise InvalidInput(f"engine_options.schema {schema!r} must be a lower-case "
                                "PostgreSQL name (letters, digits, _; at most 40)")

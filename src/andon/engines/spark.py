@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -108,6 +109,11 @@ def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = No
             raise EngineError(f"cannot start Spark: {str(e).strip().splitlines()[0]}") from e
         if active is None:
             session.sparkContext.setLogLevel("ERROR")
+            from pyspark.logger import PySparkLogger
+
+            for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+                # a failed query is an EngineError andon reports; not a JSON log line too
+                PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
             atexit.register(_stop, session)
         return session
 

@@ -101,6 +101,10 @@ def _spark_function(node: exp.Expression) -> exp.Expression:
         whole = exp.Concat(expressions=[exp.Literal.string("^(?:"), node.expression.copy(),
                                         exp.Literal.string(")$")])
         return exp.Paren(this=exp.RegexpLike(this=node.this.copy(), expression=whole))
+    if isinstance(node, exp.Table) and isinstance(node.this, exp.GenerateSeries):
+        return _range_table(node, node.this)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "row":  # a tuple of values
+        return exp.Anonymous(this="STRUCT", expressions=[e.copy() for e in node.expressions])
     if isinstance(node, exp.Anonymous) and node.name.lower() in _UNITS \
             and len(node.expressions) == 1:
         return exp.Anonymous(this="MAKE_DT_INTERVAL" if _UNITS[node.name.lower()] in
@@ -108,6 +112,25 @@ def _spark_function(node: exp.Expression) -> exp.Expression:
                              expressions=_interval_args(node.name.lower(),
                                                         node.expressions[0].copy()))
     return node
+
+
+def _range_table(table: exp.Table, series: exp.GenerateSeries) -> exp.Expression:
+    """DuckDB's ``range(a, b)`` / ``generate_series(a, b)`` as a table: Spark's ``RANGE``
+    (whose column is ``id``) under the alias and column name the query gives it."""
+    end = series.args["end"].copy()
+    if not series.args.get("is_end_exclusive"):  # generate_series includes its end
+        end = exp.Add(this=end, expression=exp.Literal.number(1))
+    args = [series.args["start"].copy(), end]
+    if series.args.get("step") is not None:
+        args.append(series.args["step"].copy())
+    alias = table.args.get("alias")
+    columns = alias.columns if alias is not None else []
+    name = columns[0].name if columns else (
+        "range" if series.args.get("is_end_exclusive") else "generate_series")
+    rows = exp.select(exp.alias_(exp.column("id"), exp.to_identifier(name))).from_(
+        exp.Table(this=exp.Anonymous(this="RANGE", expressions=args)))
+    return rows.subquery(exp.to_identifier(alias.name if alias is not None and alias.name
+                                           else "_andon_range"))
 
 
 def _interval_args(unit: str, n: exp.Expression) -> list[exp.Expression]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from andon.checks.model import Check, CheckResult
 from andon.checks.run import Audit, Outcome, evaluate, ready
@@ -14,7 +14,7 @@ from andon.checks.summary import tally
 from andon.errors import AndonError, StepError
 from andon.execution.artifacts import artifact_lookups, manifest_of
 from andon.execution.cancel import CancelToken
-from andon.secrets import stored_values
+from andon.secrets import get_secret, stored_values
 from andon.warehouse import Manifest, Warehouse
 
 if TYPE_CHECKING:
@@ -43,6 +43,19 @@ def check_failure(failed: list[CheckResult]) -> CheckFailed:
     )
 
 
+def engine_options(project: Project) -> dict[str, Any]:
+    """``engine_options`` of andon.yaml, each ``<name>_secret: SECRET`` given to the engine
+    as ``<name>``: the secret's value for the project's environment."""
+    out: dict[str, Any] = {}
+    for key, value in project.config.engine_options.items():
+        if key.endswith("_secret") and isinstance(value, str):
+            out[key.removesuffix("_secret")] = get_secret(project.store, project.root, value,
+                                                          project.environment)
+        else:
+            out[key] = value
+    return out
+
+
 def open_engine(project: Project, warehouse: Warehouse) -> Engine:
     """The engine steps and checks run on: it reads only the warehouse's artifacts."""
     from andon.engines import create
@@ -50,7 +63,7 @@ def open_engine(project: Project, warehouse: Warehouse) -> Engine:
     config = project.config
     if config.engine != "duckdb":
         return create(config.engine, warehouse=warehouse, threads=config.threads,
-                      **config.engine_options)
+                      **engine_options(project))
     return create(threads=config.threads, memory_limit=config.memory_limit,
                   allowed=[warehouse.root])
 

@@ -51,11 +51,13 @@ def latest_sql(view: FeatureView, schema: Mapping[str, str]) -> str:
     inner += [f"CAST({f.expr} AS {f.sql_type}) AS __f{j}" for j, f in enumerate(view.features)]
     fields += [f"{q(f.name)} := __f{j}" for j, f in enumerate(view.features)]
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    # features first (a window feature sees every row), then the latest row per entity
+    ts = "__ts" if view.timestamp else "CAST(NULL AS DOUBLE)"
+    # features first (a window feature sees every row), then the latest row per entity;
+    # ``__ts`` also as a column: the view's freshness without parsing the JSON again
     return (f"SELECT {key} AS entity_key, CAST(to_json(struct_pack({', '.join(fields)})) AS "
-            f"VARCHAR) AS value FROM (SELECT {', '.join(inner)} FROM {q(view.table)} "
-            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} {order}) = 1) "
-            f"WHERE {not_null}")
+            f"VARCHAR) AS value, {ts} AS __ts FROM (SELECT {', '.join(inner)} FROM "
+            f"{q(view.table)} QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} "
+            f"{order}) = 1) WHERE {not_null}")
 
 
 def materialize_view(session: Session, store: OnlineStore, view: FeatureView,
@@ -75,20 +77,24 @@ def materialize_view(session: Session, store: OnlineStore, view: FeatureView,
         session.execute(f"COPY ({latest_sql(view, schema)}) TO {lit(str(nxt))} "
                         "(FORMAT parquet)")
         new = f"read_parquet({lit(str(nxt))})"
+        pair = "SELECT entity_key, value FROM"
         if snapshot.exists():
             old = f"read_parquet({lit(str(snapshot))})"
             same_definition = meta.get("definition") == fp
-            changed_sql = (f"SELECT * FROM {new} EXCEPT SELECT * FROM {old}" if same_definition
-                           else f"SELECT * FROM {new}")
+            changed_sql = (f"{pair} {new} EXCEPT {pair} {old}" if same_definition
+                           else f"{pair} {new}")
             deleted = [r[0] for r in session.execute(
                 f"SELECT o.entity_key FROM {old} AS o ANTI JOIN {new} AS n "
                 f"ON o.entity_key = n.entity_key").fetchall()]
         else:
-            changed_sql = f"SELECT * FROM {new}"
+            changed_sql = f"{pair} {new}"
             deleted = []
-        changed = [(str(k), str(v)) for k, v in session.execute(changed_sql).fetchall()]
-        row = session.execute(f"SELECT count(*), max(CAST(json_extract(value, '$.__ts') AS "
-                              f"DOUBLE)) FROM {new}").fetchone()
+        # in key order: the store's index is written in order (no page splits)
+        table = session.execute(f"{changed_sql} ORDER BY entity_key").arrow()
+        changed = list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(),
+                           strict=True))
+        del table
+        row = session.execute(f"SELECT count(*), max(__ts) FROM {new}").fetchone()
         entities = int(row[0]) if row else 0
         latest = None
         if row and row[1] is not None:

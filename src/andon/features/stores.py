@@ -59,7 +59,7 @@ class SqliteStore:
         con = self._con()
         with con:
             con.executemany("INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                            "value = excluded.value", [(env, view, k, v) for k, v in rows])
+                            "value = excluded.value", ((env, view, k, v) for k, v in rows))
             con.executemany("DELETE FROM online WHERE env = ? AND view = ? AND entity_key = ?",
                             [(env, view, k) for k in deleted])
 

@@ -82,7 +82,7 @@ def drift(project: Project, name: str, table: str, *, environment: str | None = 
     The table has the model's features (it is scored here) or its ``prediction`` /
     ``probability`` columns (rows scored earlier); features it lacks are skipped."""
     import pyarrow as pa
-    from scipy.stats import ks_2samp
+    from scipy.stats import ks_2samp  # type: ignore[import-untyped]
 
     from andon.engines import create
     from andon.features.health import PSI_WARN, psi

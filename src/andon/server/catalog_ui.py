@@ -4,11 +4,11 @@ what a table's page shows of the catalog (layer, alignment, steward, column line
 from __future__ import annotations
 
 from typing import Any
-
 from urllib.parse import urlencode
 
 from andon.server.lineage_view import BOX_W, ROW_H, view
 from andon.service import Session
+
 
 def search_context(caller: Session, q: str, environment: str | None) -> dict[str, Any]:
     """The search page (``/search?q=``): hits best first, with its JSON twin."""

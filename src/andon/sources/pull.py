@@ -91,7 +91,7 @@ def pull(project: Project, name: str, *, user: str | None = None) -> Row:
         step = project.dag.steps[name]
         assert step.source is not None
         if known is None:
-            arrival = Arrival(target, sha, target.stat().st_size, step.source)
+            arrival = Arrival(target, sha, target.stat().st_size, step.source, owned=True)
             land(store, project.landing, name, (arrival,), None)
         repo.add_pull(name, sha256=sha, rows=rows, pages=pages,
                       cursor=cursor if incremental else None, at=now, by=user)
@@ -141,3 +141,42 @@ def _secret(project: Project, secret: str | None, name: str) -> str | None:
 
     env = project.environment or project.config.default_environment
     return get_secret(project.store, project.root, secret, env, step=name)
+
+
+def expired_snapshots(project: Project, now: float) -> list[tuple[str, Row, Path]]:
+    """Snapshots of the temporal zone past their source's ``keep_snapshots`` that the
+    source no longer reads (a later full pull superseded them): (source, landed row, file).
+    The snapshots an incremental source reads are its data: they are never expired."""
+    from andon.checks.types import parse_age
+    from andon.plan import active_landed
+
+    out: list[tuple[str, Row, Path]] = []
+    for name, spec in sorted(project.config.sources.items()):
+        if not isinstance(spec, PulledSource) or spec.keep_snapshots is None:
+            continue
+        try:
+            cutoff = now - parse_age(spec.keep_snapshots)
+        except ValueError as e:
+            raise ConfigError(f"source {name!r}: keep_snapshots: {e}",
+                              file=project.root / "andon.yaml") from None
+        rows = [r for r in project.store.landed_files(name) if r.get("withdrawn_at") is None]
+        read = {r["sha256"] for r in active_landed(rows, as_files(name, spec).path)}
+        out += [(name, r, project.landing / r["landed_path"]) for r in rows
+                if r["sha256"] not in read and r["arrived_at"] < cutoff]
+    return out
+
+
+def expire_snapshots(project: Project, now: float, *, dry_run: bool) -> tuple[int, int]:
+    """Delete the expired snapshots (``expired_snapshots``); each stays recorded, withdrawn
+    by andon gc. Returns (files, bytes)."""
+    import shutil
+
+    found = expired_snapshots(project, now)
+    size = sum(p.stat().st_size for _, _, p in found if p.exists())
+    if not dry_run:
+        for name, row, path in found:
+            project.store.withdraw_landed_file(
+                name, row["sha256"], who="andon gc",
+                why="temporal zone retention (keep_snapshots), superseded by a later pull")
+            shutil.rmtree(path.parent, ignore_errors=True)
+    return len(found), size

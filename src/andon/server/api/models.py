@@ -11,13 +11,15 @@ import logging
 import threading
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
 from andon.errors import AndonError
 from andon.server.api import Caller
 from andon.server.jsonable import JSON
 from andon.server.names import checked
+from andon.server.state import state_of
 
 router = APIRouter(tags=["models"])
 log = logging.getLogger("andon.models")
@@ -203,7 +205,7 @@ def _fallback(request: Request, caller: Caller, name: str, found: Any, rows: lis
                 predictions = previous.predict_rows(rows)
             except artifact.RequestInvalid:
                 raise
-            except Exception as e:  # noqa: BLE001 - try the one before it
+            except Exception as e:  # try the one before it
                 log.error("fallback version %s of %s failed too: %s", v.version, name, e)
                 continue
             return {"model": name, "version": v.version, "fingerprint": v.fingerprint,
@@ -222,31 +224,51 @@ def _fallback(request: Request, caller: Caller, name: str, found: Any, rows: lis
 
 
 @router.post("/models/{name}/predict")
-def predict(request: Request, caller: Caller, name: str, body: PredictBody,
-            environment: str | None = None, version: int | None = None,
-            alias: str | None = None, shadow: str | None = None) -> Any:
+async def predict(request: Request, caller: Caller, name: str, body: PredictBody,
+                  environment: str | None = None, version: int | None = None,
+                  alias: str | None = None, shadow: str | None = None) -> Any:
     """Predictions for ``rows`` (objects of the model's input fields, or of the entity keys
     of its online features), with the version that answered. ``shadow``: an alias (e.g.
     challenger) whose version also predicts, compared and logged, never returned. When the
-    model fails to load or predict, its declared fallback answers and says so."""
+    model fails to load or predict, its declared fallback answers and says so.
+
+    Which version answers is kept for a second (``andon.server.recent``; moving an alias
+    through this server forgets it at once); a loaded model is kept per artifact. A request
+    for a version known and loaded, without online features or shadow, is answered on the
+    event loop: no store read, no thread hop."""
+    from andon.models.artifact import RequestInvalid
+
+    name = checked(name, "model")
+    env = checked(environment, "environment") if environment else None
+    hit, found = state_of(request).recent.peek(("model", name, env, version, alias))
+    model = _cache(request).get((name, found.fingerprint)) if hit else None
+    if model is not None and shadow is None and not found.info.get("online"):
+        try:
+            predictions = model.predict_rows(body.rows)
+        except RequestInvalid as e:
+            return _invalid(e)
+        except Exception:  # answered below, by the fallback
+            pass
+        else:
+            return JSON({"model": name, "version": found.version,
+                         "fingerprint": found.fingerprint, "predictions": predictions})
+    return await run_in_threadpool(_predict, request, caller, name, body.rows, env, version,
+                                   alias, shadow)
+
+
+def _invalid(e: Any) -> JSON:
+    return JSON({"error": {**e.to_dict()["error"], "field": e.field}}, status_code=422)
+
+
+def _predict(request: Request, caller: Caller, name: str, rows: list[dict[str, Any]],
+             env: str | None, version: int | None, alias: str | None, shadow: str | None
+             ) -> Any:
     from andon.models import artifact
     from andon.models.registry import resolve
 
-    project = caller.project
-    env = checked(environment, "environment") if environment else None
-    cache = _cache(request)
-    key: tuple[str, str] | None = None
-    if version is None and alias is None:  # the environment's: fixed for its head commit
-        head = project.store.environment(env or project.environment
-                                         or project.config.default_environment)
-        key = (name, f"commit:{head['commit_id']}") if head else None
-    found = cache.get(key) if key else None
-    if found is None:
-        found = resolve(project, checked(name, "model"), environment=env, version=version,
-                        alias=alias)
-        if key:
-            cache[key] = found
-    rows = body.rows
+    found = state_of(request).recent.get(
+        ("model", name, env, version, alias),
+        lambda: resolve(caller.project, name, environment=env, version=version, alias=alias))
     try:
         refs = found.info.get("online") or []
         if refs:
@@ -257,10 +279,10 @@ def predict(request: Request, caller: Caller, name: str, body: PredictBody,
             predictions = model.predict_rows(rows)
         except artifact.RequestInvalid:
             raise
-        except Exception as e:  # noqa: BLE001 - the declared fallback answers
+        except Exception as e:  # the declared fallback answers
             return _fallback(request, caller, name, found, rows, e)
     except artifact.RequestInvalid as e:
-        return JSON({"error": {**e.to_dict()["error"], "field": e.field}}, status_code=422)
+        return _invalid(e)
     if shadow is not None:
         try:
             _shadow(request, caller, name, shadow, found.version, rows, predictions)
@@ -268,3 +290,32 @@ def predict(request: Request, caller: Caller, name: str, body: PredictBody,
             log.warning("shadow %s (%s) failed: %s", name, shadow, e.message)
     return {"model": name, "version": found.version, "fingerprint": found.fingerprint,
             "predictions": predictions}
+
+
+def preload(app: FastAPI) -> None:
+    """Load the models the server's environment publishes in the background, so that the
+    first request does not wait for scikit-learn's import and the model file."""
+    state = app.state.andon
+
+    def load_all() -> None:
+        from andon.models import artifact
+        from andon.models.registry import published, resolve
+        from andon.warehouse import Warehouse
+
+        project = state.project
+        try:
+            names = list(published(project))
+            if not names:
+                return
+            cache = app.state.andon_models = getattr(app.state, "andon_models", {})
+            warehouse = Warehouse(project.warehouse)
+            for name in names:
+                found = resolve(project, name)
+                manifest = warehouse.read_manifest(name, found.fingerprint)
+                if manifest is not None and (name, found.fingerprint) not in cache:
+                    cache[(name, found.fingerprint)] = artifact.load(warehouse, manifest,
+                                                                     found.version)
+        except Exception as e:  # a request loads it (or says why) later
+            log.info("preloading models: %s", e)
+
+    threading.Thread(target=load_all, name="andon-preload-models", daemon=True).start()

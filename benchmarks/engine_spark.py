@@ -95,7 +95,7 @@ def compare(work: Path, hand: Path) -> None:
             theirs = pq.read_table(hand / name).num_rows
             assert mine == theirs, (name, mine, theirs)
             continue
-        got = pq.read_table([project.warehouse / f for f in artifact["files"]][0])
+        got = pq.read_table(project.warehouse / artifact["files"][0])
         want = pq.read_table(hand / name)
         assert rows_of(got) == rows_of(want.select(got.column_names)), name
 
@@ -123,7 +123,7 @@ def main() -> None:
         compare(base / "project", base / "hand")
         e, a = median(engine_s), median(andon_s)
         print(row("", "Spark by hand", "andon spark", "overhead"))
-        print(row("pipeline (median of %d)" % args.repeat, f"{e:.2f} s", f"{a:.2f} s",
+        print(row(f"pipeline (median of {args.repeat})", f"{e:.2f} s", f"{a:.2f} s",
                   f"{(a / e - 1) * 100:+.1f}%"))
         print("  runs: by hand " + ", ".join(f"{x:.2f}" for x in engine_s)
               + " | andon " + ", ".join(f"{x:.2f}" for x in andon_s))

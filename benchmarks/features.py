@@ -139,7 +139,7 @@ FEAST = ["feast[duckdb]==0.67.0"]
 
 
 def feast(python: str, feat_files: list[str], row_files: list[str], expected: pd.DataFrame,
-          ttl_days: int, folder: Path, with_online: bool) -> dict[str, Any]:
+          ttl_days: int, folder: Path, with_online: bool, with_http: bool) -> dict[str, Any]:
     """Feast in its own virtualenv on the same data (exported as one Parquet file each)."""
     import json
     import subprocess
@@ -153,8 +153,9 @@ def feast(python: str, feat_files: list[str], row_files: list[str], expected: pd
     con.close()
     expected.to_parquet(folder / "expected.parquet", index=False)
     cmd = [python, str(HERE / "features_feast.py"), str(folder), "--ttl-days", str(ttl_days)]
-    done = subprocess.run(cmd + (["--online"] if with_online else []), capture_output=True,
-                          text=True)
+    done = subprocess.run(cmd + (["--online"] if with_online else [])
+                          + (["--http"] if with_online and with_http else []),
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"Feast failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -194,7 +195,13 @@ def http(root: Path, entities: int, seconds: float = 5.0) -> None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.1)
         with httpx.Client(base_url=base) as client:
-            assert client.post("/api/features/online", json=body()).status_code == 200
+            from andon import features
+
+            probe = body()  # the server answers what the in-process read (checked) answers
+            answer = client.post("/api/features/online", json=probe)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["results"] == features.online(
+                "s", probe["entities"], project=root), "HTTP and in-process reads differ"
             times = []
             for _ in range(1000):
                 start = time.perf_counter()
@@ -290,7 +297,8 @@ def main() -> None:
     if args.feast is not None:
         python = args.feast or str(venv_python("feast", FEAST, "feast"))
         fe = feast(python, feat_files, row_files, expected, args.ttl_days,
-                   WORK / f"feast-{root.name}", with_online=args.ttl_days == 7)
+                   WORK / f"feast-{root.name}", with_online=args.ttl_days == 7,
+                   with_http=not args.no_http)
         print(f"  Feast get_historical_features (DuckDB offline store) {fe['historical_s']:8.2f} s"
               f"   (= merge_asof; andon {fe['historical_s'] / t_andon:.1f}x faster)")
 
@@ -330,6 +338,11 @@ def main() -> None:
     reader.close()
     if not args.no_http:
         http(root, args.entities)
+        if "http_p50_ms" in fe:
+            print(f"  Feast (feast serve, 1 worker), 1 entity: p50 {fe['http_p50_ms']:.2f} ms, "
+                  f"p99 {fe['http_p99_ms']:.2f} ms (urllib, sequential)"
+                  + (f"; wrk {fe['http_wrk_rps']:,.0f} requests/s" if "http_wrk_rps" in fe
+                     else ""))
 
 
 if __name__ == "__main__":

@@ -99,13 +99,80 @@ def online(store: Any, feats: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def http(folder: Path, keys: list[str], seconds: float = 5.0) -> dict[str, Any]:
+    """``feast serve`` (defaults: one worker) on loopback: 1,000 sequential requests of one
+    entity (p50/p99), then requests/s at concurrency 8 with wrk when it is installed."""
+    import shutil
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    feast_cli = str(Path(sys.executable).with_name("feast"))
+    proc = subprocess.Popen([feast_cli, "-c", str(folder), "serve", "-p", str(port),
+                             "--no-access-log"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/get-online-features"
+    rnd = random.Random(11)
+    refs = [f"v:f{k}" for k in range(N_FEATURES)]
+
+    def post(key: str) -> dict[str, Any]:
+        data = json.dumps({"features": refs, "entities": {"entity": [key]}}).encode()
+        request = urllib.request.Request(url, data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                post(keys[0])
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("feast serve did not start") from None
+                time.sleep(0.2)
+        times = []
+        for _ in range(1000):
+            t0 = time.perf_counter()
+            answer = post(rnd.choice(keys))
+            times.append((time.perf_counter() - t0) * 1000)
+        assert answer["metadata"]["feature_names"], answer
+        times.sort()
+        out: dict[str, Any] = {"http_p50_ms": times[500], "http_p99_ms": times[989]}
+        if shutil.which("wrk"):
+            script = folder / "online.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                "math.randomseed(11)\nrequest = function()\n"
+                f"  local body = '{{\"features\": {json.dumps(refs)}, \"entities\": "
+                "{\"entity\": [\"e' .. "
+                f"math.random(0, {len(keys) - 1})"
+                " .. '\"]}}'\n  return wrk.format(nil, nil, nil, body)\nend\n")
+            done = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds:.0f}s", "-s", str(script),
+                                   url], capture_output=True, text=True, check=True).stdout
+            assert "Non-2xx" not in done, done
+            out["http_wrk_rps"] = float(next(line.split()[1] for line in done.splitlines()
+                                             if line.startswith("Requests/sec")))
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("folder", type=Path)
     ap.add_argument("--ttl-days", type=int, default=7)
     ap.add_argument("--online", action="store_true")
+    ap.add_argument("--http", action="store_true", help="also feast serve (after --online)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
+    args.folder = args.folder.resolve()
     feats = args.folder / "feats.parquet"
     rows = pd.read_parquet(args.folder / "rows.parquet")
     expected = pd.read_parquet(args.folder / "expected.parquet")
@@ -113,6 +180,9 @@ def main() -> None:
     result: dict[str, Any] = {"historical_s": historical(store, rows, expected)}
     if args.online:
         result.update(online(store, pd.read_parquet(feats)))
+        if args.http:
+            keys = sorted(pd.read_parquet(feats, columns=["entity"])["entity"].unique())
+            result.update(http(args.folder / f"feast-{args.ttl_days}", keys))
     print(json.dumps(result))
     sys.stdout.flush()
 

@@ -36,8 +36,8 @@ TABLES = ("flights", "flights_enriched", "daily_carrier_kpis", "airports", "weat
 
 def project(base: Path, name: str, extra: str) -> Path:
     root = examples.init_project(base / name, "flights")
-    for f in examples.pending_arrivals(root):
-        examples.deliver(root, f)
+    for arrival in examples.pending_arrivals(root):
+        examples.deliver(root, arrival)
     with (root / "andon.yaml").open("a") as f:
         f.write(extra)
     return root

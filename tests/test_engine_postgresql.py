@@ -32,6 +32,7 @@ from andon.examples import init_project
 from andon.project import Project
 from tests.conftest import IN_CI, ProjectFactory, unprotect
 
+pytestmark = pytest.mark.postgres
 PREFIX = "pge"  # schemas of this module: pge_<case>, pge_<case>_<environment>
 
 

@@ -110,6 +110,9 @@ def test_training_seals_a_skops_model_with_signature_metrics_and_lineage(make_pr
     assert sio.get_untrusted_types(file=folder / "model.skops") == []
     model = load(project, "clf")
     assert model.version == 1 and model.predict_rows([{"x1": 0.9, "x2": 0.9}]) == [1]
+    assert model.plain is not None  # one row: a NumPy row, the same answers as a DataFrame
+    many = [{"x1": i / 40, "x2": (i * 7 % 40) / 40} for i in range(40)]
+    assert model.predict_rows(many) == list(model.estimator.predict(model.frame(many)))
 
 
 def test_unchanged_code_and_data_reuse_the_model_a_change_retrains(make_project) -> None:

@@ -220,19 +220,20 @@ def test_promote_time_machine_and_gc_in_a_bucket(
     assert cli("env", "delete", "dev", "-p", root)[0] == 0
     old_big = f"team/wh/big/{prod['big']}/_manifest.json"
     assert old_big in s3.keys(bucket)
+    n_keys = len(s3.keys(bucket))
     project = andon.Project.load(root)
     try:
-        now = collect(project)
-        assert now.artifacts == () and now.files == 2  # everything is recent: the leftovers go
-        assert not [k for k in s3.keys(bucket) if "/_staging/" in k or "/" + "0" * 32 in k]
+        # everything is recent, the leftovers too (a run of another store may be writing)
+        assert collect(project).files == 0 and len(s3.keys(bucket)) == n_keys
         dry = collect(project, dry_run=True, now=time.time() + 40 * DAY)
         assert f"big/{prod['big']}" in dry.artifacts and old_big in s3.keys(bucket)
         report = collect(project, now=time.time() + 40 * DAY)
     finally:
         project.close()
-    assert report.artifacts == dry.artifacts and report.files == dry.files >= 2
+    assert report.artifacts == dry.artifacts and report.files == dry.files >= 4
     keys = s3.keys(bucket)
     assert old_big not in keys and not [k for k in keys if prod["big"] in k]
+    assert not [k for k in keys if "/_staging/" in k or "/" + "0" * 32 + "/" in k]
     for step, fp in steps_of(root).items():  # what prod points at stays whole
         assert f"team/wh/{step}/{fp}/_manifest.json" in keys
     shutil.rmtree(mirror(root))

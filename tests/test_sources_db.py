@@ -15,7 +15,7 @@ import andon
 from andon.errors import AndonError
 from andon.secrets import set_secret
 from andon.sources.pull import pull
-from tests.conftest import IN_CI, Cli, ProjectFactory
+from tests.conftest import IN_CI, Cli, ProjectFactory, unprotect
 
 PIPE = {"pipelines/p/total.sql": "SELECT count(*) AS n, sum(amount) AS s FROM orders\n"}
 
@@ -109,6 +109,14 @@ columns: {id: bigint, amount: double}
     assert cli("run", "-p", root, "-q")[0] == 0
     _, rows = andon.query(andon.Project.load(root), "SELECT id, note FROM orders")
     assert rows == [(1, "n1")]
+    # a full pull superseding the snapshot that brought the column keeps it
+    full = unprotect(root) / "andon.yaml"
+    full.write_text(full.read_text().replace("    cursor: id\n", ""))
+    _sqlite(root, [(2, 2.0)])
+    assert pull(andon.Project.load(root), "orders")["rows"] == 2
+    assert cli("run", "-p", root, "-q")[0] == 0
+    _, rows = andon.query(andon.Project.load(root), "SELECT id, note FROM orders ORDER BY id")
+    assert rows == [(1, "n1"), (2, "n2")]
 
 
 def test_a_missing_sqlite_file_and_a_password_in_the_url_are_refused(

@@ -159,4 +159,4 @@ def test_bad_answers_stop_the_pull_and_land_nothing(
     assert message in " ".join(err.split())
     store = andon.Project.load(root).store
     assert store.landed_files("items") == []
-    assert not list((root / ".andon/pulls/items").glob("*"))
+    assert not [p for p in (root / ".andon/pulls/items").rglob("*") if p.is_file()]

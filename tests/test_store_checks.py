@@ -274,7 +274,7 @@ def test_an_unknown_source_kind_lists_the_known_ones(make_project: ProjectFactor
         Project.load(root)
     assert e.value.file == str(root / "andon.yaml") and e.value.line == 4
     assert "unknown source kind 'fed'; did you mean 'feed'?" in str(e.value)
-    assert "(known: feed, files;" in str(e.value)
+    assert "(known: database, feed, files, http;" in str(e.value)
 
 
 # artifact formats --------------------------------------------------------------------------

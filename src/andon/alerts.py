@@ -5,6 +5,7 @@ never fails the run."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import shlex
@@ -20,6 +21,7 @@ from typing import Any
 from andon.checks.model import CheckResult
 from andon.config import AlertConfig
 from andon.events import RunResult
+from andon.masking import mask_rows, mask_text
 from andon.project import Project
 
 log = logging.getLogger("andon.alerts")
@@ -28,7 +30,7 @@ log = logging.getLogger("andon.alerts")
 def build_message(project: Project, run: RunResult, results: Sequence[CheckResult],
                   min_severity: str = "warn") -> dict[str, Any] | None:
     levels = ("error",) if min_severity == "error" else ("error", "warn")
-    alerting = [r for r in results if r.alerts and r.severity in levels]
+    alerting = [_masked(project, r) for r in results if r.alerts and r.severity in levels]
     if not alerting:
         return None
     by_step: dict[str, list[CheckResult]] = {}
@@ -53,6 +55,17 @@ def build_message(project: Project, run: RunResult, results: Sequence[CheckResul
                       "checks": [r.to_dict() for r in rs]})
     return {"text": "\n".join(lines), "project": project.name, "run": run.run_id,
             "environment": run.environment, "status": run.status, "steps": steps}
+
+
+def _masked(project: Project, r: CheckResult) -> CheckResult:
+    """The result as an alert may show it: its message and failing rows with the values of
+    the table's PII columns masked (the check masked them already; this holds for results
+    judged before and for every channel alike)."""
+    from andon.catalog import known_pii
+
+    pii = known_pii(project, r.table, r.fingerprint)
+    return dataclasses.replace(r, message=mask_text(r.message),
+                               sample=tuple(mask_rows(r.sample, pii)))
 
 
 def send_alerts(project: Project, run: RunResult, results: Sequence[CheckResult]) -> list[str]:

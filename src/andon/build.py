@@ -131,8 +131,7 @@ def build_source(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         landed += land(ctx.store, ctx.project.landing, ps.name, ps.landing.arrivals, ctx.run_id)
     landed = active_landed(landed, step.source.path, ps.landing.present)
     # the contract with the columns and types the files brought (evolve:), and its hash
-    source, evolved = effective_source(ctx.store, ps.name, step.source,
-                                       [r["sha256"] for r in landed])
+    source, evolved = effective_source(ctx.store, ps.name, step.source)
     parts_dir = ctx.warehouse.root / PARTS / ps.name
     parts_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []

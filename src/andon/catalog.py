@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,13 @@ from andon.classify import SAMPLE_ROWS, classify
 from andon.errors import NotFound, did_you_mean
 
 if TYPE_CHECKING:
-    from andon.lineage import Graph
+    from sqlglot import exp
+
+    from andon.checks.context import Audit
+    from andon.engines.base import Session
+    from andon.lineage import Graph, StepLineage
     from andon.project import Project
+    from andon.steps import Step
     from andon.store import Row
     from andon.store.catalog import CatalogRepository
 
@@ -90,81 +96,100 @@ def alignment_of(project: Project, graph: Graph, table: str,
     return found
 
 
+def detect(cur: Session, src: exp.Expression, schema: Sequence[tuple[str, str]]
+           ) -> dict[str, Row]:
+    """The PII classes of one artifact (``src``: the engine's scan of it), from its column
+    names and the first ``SAMPLE_ROWS`` values of its text columns; an artifact the engine
+    cannot scan is judged by its names alone."""
+    from sqlglot import exp
+
+    from andon.engines.base import EngineError
+    from andon.engines.sql import ident
+
+    texts = [n for n, t in schema if t.upper().startswith(("VARCHAR", "TEXT", "STRING"))]
+    sample: dict[str, list[Any]] = {}
+    if texts:
+        try:
+            q = exp.select(*[ident(c) for c in texts]).from_(src).limit(SAMPLE_ROWS)
+            rows = cur.execute(q).fetchall()
+            sample = {c: [r[i] for r in rows] for i, c in enumerate(texts)}
+        except EngineError:
+            sample = {}
+    return {c: k.to_dict() for c, k in classify([n for n, _ in schema], sample).items()}
+
+
 def classes(project: Project, table: str, art: Row) -> dict[str, Row]:
-    """The PII classes of an artifact's columns: stored per fingerprint, else detected
-    from a sample of its text columns (and stored)."""
+    """The PII classes of an artifact's columns: stored per fingerprint (a run classifies
+    what it builds), else detected now from a sample (an artifact built before runs did)."""
     repo = _repo(project)
     found = repo.classification(art["fingerprint"])
     if found is not None:
         return found
-    from sqlglot import exp
-
     from andon.engines import create
-    from andon.engines.base import EngineError
-    from andon.engines.sql import ident
-    from andon.engines.sql import table as table_ref
     from andon.warehouse import Warehouse
 
     schema = [(str(n), str(t)) for n, t in art["schema"]]
-    texts = [n for n, t in schema if t.upper().startswith(("VARCHAR", "TEXT", "STRING"))]
-    sample: dict[str, list[Any]] = {}
-    if texts and art["files"]:
-        wh = Warehouse(project.warehouse)
-        engine = create(threads=2, allowed=[wh.path(f) for f in art["files"]])
-        try:
-            cur = engine.session({table: [str(wh.path(f)) for f in art["files"]]})
-            q = exp.select(*[ident(c) for c in texts]).from_(table_ref(table)).limit(
-                SAMPLE_ROWS)
-            rows = cur.execute(q).fetchall()
-            sample = {c: [r[i] for r in rows] for i, c in enumerate(texts)}
-        except EngineError:  # an artifact the engine cannot scan: judged by names alone
-            sample = {}
-        finally:
-            engine.close()
-    out = {c: k.to_dict() for c, k in classify([n for n, _ in schema], sample).items()}
+    wh = Warehouse(project.warehouse)
+    files = [wh.path(f) for f in art["files"]]
+    engine = create(threads=2, allowed=files)
+    try:
+        out = detect(engine.cursor(), engine.scan([str(f) for f in files]), schema) \
+            if files else detect_names(schema)
+    finally:
+        engine.close()
     repo.put_classification(art["fingerprint"], table, out)
     return out
 
 
+def detect_names(schema: Sequence[tuple[str, str]]) -> dict[str, Row]:
+    """The classes an artifact without files gets: by its column names alone."""
+    return {c: k.to_dict() for c, k in classify([n for n, _ in schema], {}).items()}
+
+
+def step_tags(step: Step, lin: StepLineage | None,
+              upstream: Mapping[str, Mapping[str, list[Tag]]],
+              detected: Mapping[str, Row] | None) -> dict[str, list[Tag]]:
+    """One table's column tags: declared (``column_tags:``, ``pii:``, a source's
+    ``pii: true``), flowed from its inputs' tags (``upstream``) along ``lin``, and detected
+    (a tag is listed once, by the first of these that gives it)."""
+    tags: dict[str, dict[str, Tag]] = {}
+
+    def add(col: str, tag: Tag) -> None:
+        tags.setdefault(col, {}).setdefault(tag.tag, tag)
+
+    for col, declared in step.config.column_tags.items():
+        for tag in declared:
+            add(col, Tag(tag, "declared"))
+    for col in step.config.pii:
+        add(col, Tag("pii", "declared"))
+    if step.source is not None:
+        for col, c in step.source.columns.items():
+            if c.pii:
+                add(col, Tag("pii", "declared"))
+    if lin is not None:
+        for e in lin.edges:
+            if e.indirect or e.masking or e.output in step.config.masks:
+                continue
+            inputs = upstream.get(e.table, {})
+            sources = (inputs.items() if e.column == "*"
+                       else [(e.column, inputs.get(e.column, []))])
+            targets = lin.columns if e.output == "*" else (e.output,)
+            for col, inherited in sources:
+                for up in inherited:
+                    for target in targets:
+                        add(target, Tag(up.tag, "flowed", f"{e.table}.{col}", up.confidence))
+    for col, found in (detected or {}).items():  # upstream explains more
+        add(col, Tag(str(found["tag"]), "detected", "", float(found["confidence"])))
+    return {c: sorted(t.values(), key=lambda x: x.tag) for c, t in tags.items()}
+
+
 def column_tags(project: Project, graph: Graph,
                 detected: Mapping[str, Mapping[str, Row]]) -> dict[str, dict[str, list[Tag]]]:
-    """Every table's column tags, in DAG order: declared (``column_tags:``, ``pii:``,
-    a source's ``pii: true``), flowed from the inputs, and detected (a tag is listed once,
-    by the first of these that gives it)."""
+    """Every table's column tags (``step_tags``), in DAG order."""
     out: dict[str, dict[str, list[Tag]]] = {}
     for name in project.dag.order:
-        step = project.dag.steps[name]
-        lin = graph.steps.get(name)
-        tags: dict[str, dict[str, Tag]] = {}
-
-        def add(col: str, tag: Tag, into: dict[str, dict[str, Tag]] = tags) -> None:
-            into.setdefault(col, {}).setdefault(tag.tag, tag)
-
-        for col, declared in step.config.column_tags.items():
-            for tag in declared:
-                add(col, Tag(tag, "declared"))
-        for col in step.config.pii:
-            add(col, Tag("pii", "declared"))
-        if step.source is not None:
-            for col, c in step.source.columns.items():
-                if c.pii:
-                    add(col, Tag("pii", "declared"))
-        if lin is not None:
-            for e in lin.edges:
-                if e.indirect or e.masking or e.output in step.config.masks:
-                    continue
-                upstream = out.get(e.table, {})
-                sources = (upstream.items() if e.column == "*"
-                           else [(e.column, upstream.get(e.column, []))])
-                targets = lin.columns if e.output == "*" else (e.output,)
-                for col, inherited in sources:
-                    for up in inherited:
-                        for target in targets:
-                            add(target, Tag(up.tag, "flowed", f"{e.table}.{col}",
-                                            up.confidence))
-        for col, found in (detected.get(name) or {}).items():  # upstream explains more
-            add(col, Tag(str(found["tag"]), "detected", "", float(found["confidence"])))
-        out[name] = {c: sorted(t.values(), key=lambda x: x.tag) for c, t in tags.items()}
+        out[name] = step_tags(project.dag.steps[name], graph.steps.get(name), out,
+                              detected.get(name))
     return out
 
 
@@ -172,6 +197,75 @@ def masked_columns(tags: Mapping[str, list[Tag]]) -> set[str]:
     """The columns whose values are shown masked: any PII tag."""
     return {c for c, ts in tags.items()
             if any(t.tag == "pii" or t.tag.startswith(PII) for t in ts)}
+
+
+class AuditPii:
+    """The PII columns of the artifacts an audit checks (a run, a promotion, ``andon
+    test``), for the samples and messages of their checks: declared, flowed from the
+    inputs' tags along the step's column lineage, and detected by classifying the artifact
+    on its first use (stored per fingerprint: later look-ups read it). Thread-safe; the
+    step's declared PII and its sources' ``pii: true`` columns always count."""
+
+    def __init__(self, project: Project, audit: Audit) -> None:
+        self.project = project
+        self.audit = audit
+        self.lock = threading.RLock()
+        self.known: dict[tuple[str, str], dict[str, list[Tag]]] = {}
+
+    def __call__(self, table: str) -> set[str]:
+        return masked_columns(self.tags(table)) | self.project.pii_of(table)
+
+    def tags(self, table: str) -> dict[str, list[Tag]]:
+        step = self.project.dag.steps.get(table)
+        if step is None:
+            return {}
+        m = self.audit.manifests.get(table)
+        key = (table, m.fingerprint if m is not None else "")
+        with self.lock:
+            if key in self.known:
+                return self.known[key]
+            upstream = {p: self.tags(p) for p in step.parents}
+            lin = None
+            if m is not None and any(upstream.values()):  # nothing to flow: no tracing
+                lin = self._lineage(step, m.fingerprint, m.schema)
+            found = self._classes(table) if m is not None else None
+            self.known[key] = out = step_tags(step, lin, upstream, found)
+            return out
+
+    def _classes(self, table: str) -> dict[str, Row]:
+        m = self.audit.manifests[table]
+        repo = _repo(self.project)
+        found = repo.classification(m.fingerprint)
+        if found is None:
+            schema = [(str(n), str(t)) for n, t in m.schema]
+            found = detect(self.audit.engine.cursor(), self.audit.source(table), schema) \
+                if m.files else detect_names(schema)
+            repo.put_classification(m.fingerprint, table, found)
+        return found
+
+    def _lineage(self, step: Step, fingerprint: str, schema: Sequence[tuple[str, str]]
+                 ) -> StepLineage:
+        from andon.lineage import StepLineage, step_lineage
+
+        stored = self.project.store.lineage.rows([fingerprint]).get(fingerprint)
+        if stored is not None:
+            return StepLineage.from_dict(stored)
+        schemas = {p: {str(n): str(t) for n, t in m.schema} for p in step.parents
+                   if (m := self.audit.manifests.get(p)) is not None}
+        schemas[step.name] = {str(n): str(t) for n, t in schema}
+        lin = step_lineage(step, schemas)
+        if not lin.columns:  # table level: every column may hold what the inputs hold
+            lin = StepLineage(lin.step, lin.level, tuple(schemas[step.name]), lin.edges,
+                              lin.note)
+        return lin
+
+
+def known_pii(project: Project, table: str, fingerprint: str | None) -> set[str]:
+    """A table's PII columns as far as they are known without tracing: declared, and
+    detected in the artifact ``fingerprint`` when it was classified."""
+    found = _repo(project).classification(fingerprint) if fingerprint else None
+    return project.pii_of(table) | {c for c, k in (found or {}).items()
+                                    if str(k["tag"]).startswith(PII)}
 
 
 @dataclass(frozen=True)
@@ -284,6 +378,6 @@ def search(project: Project, text: str, environment: str | None = None,
     return repo.search(cat.environment, text, limit)
 
 
-__all__ = ["ALIGNMENTS", "LAYERS", "Catalog", "Tag", "alignment_of", "classes",
-           "column_tags", "describe", "documents", "layer_of", "load", "masked_columns",
-           "search"]
+__all__ = ["ALIGNMENTS", "LAYERS", "AuditPii", "Catalog", "Tag", "alignment_of", "classes",
+           "column_tags", "describe", "detect", "documents", "known_pii", "layer_of", "load",
+           "masked_columns", "search", "step_tags"]

@@ -19,6 +19,7 @@ from andon.store import Row
 from andon.warehouse import MANIFEST, STAGING, Warehouse
 
 PARTS = "_parts"
+LEFTOVER_AGE = 86400.0  # s3: staging keys and uncommitted files older than this are leftovers
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     live_files = {f for r in keep for f in r["files"]}
     if wh.remote is not None:
         report = _collect_remote(project, wh, wh.remote, dead, keep, live_files, cutoff,
-                                 dry_run)
+                                 now - LEFTOVER_AGE, dry_run)
         from andon.sources.pull import expire_snapshots
 
         expired, _ = expire_snapshots(project, now, dry_run=dry_run)
@@ -144,20 +145,23 @@ def _collect_engine(project: Project, wh: Warehouse, keep: list[Row], *, dry_run
 
 
 def _collect_remote(project: Project, wh: Warehouse, remote: Mirror, dead: list[Row],
-                    keep: list[Row], live_files: set[str], cutoff: float,
+                    keep: list[Row], live_files: set[str], cutoff: float, stale: float,
                     dry_run: bool) -> GcReport:
     """gc of a warehouse in a bucket: the same rules over its keys, plus the leftovers of
     runs that stopped before committing (staging keys, files of a never-committed
-    artifact). No run holds a lease here (checked before), so none of those is in use."""
+    artifact) once older than ``stale``: no run of this store holds a lease (checked
+    before), and the age spares a run of another store sharing the bucket."""
     keys = {k: (size, mtime) for k, size, mtime in remote.storage.listing()}
     known = {r["path"] for r in dead} | {r["path"] for r in keep}
     by_dir: dict[str, list[str]] = {}
     for k in keys:
         by_dir.setdefault(k.rsplit("/", 1)[0], []).append(k)
-    doomed: list[str] = [k for k in keys if k.startswith(STAGING + "/")]
+    doomed: list[str] = [k for k, (_, t) in keys.items()
+                         if k.startswith(STAGING + "/") and t < stale]
     for folder, names in by_dir.items():
         if (folder.split("/", 1)[0] not in (STAGING, PARTS) and folder not in known
-                and f"{folder}/{MANIFEST}" not in keys):
+                and f"{folder}/{MANIFEST}" not in keys
+                and all(keys[k][1] < stale for k in names)):
             doomed += names  # uploaded by a run that never committed its manifest
     for k, (_, mtime) in keys.items():
         if (k.startswith(PARTS + "/") and k.endswith(".parquet") and k not in live_files

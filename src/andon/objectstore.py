@@ -59,7 +59,7 @@ def parse_url(value: str) -> ObjectURL | None:
 
 def _boto3() -> Any:
     try:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
     except ImportError:
         raise ConfigError("an s3:// warehouse or landing needs boto3",
                           hint="pip install 'andon[s3]'") from None
@@ -73,7 +73,7 @@ class S3Storage:
     def __init__(self, url: ObjectURL, *, endpoint: str | None = None,
                  region: str | None = None, credentials: dict[str, str] | None = None,
                  timeout: float = 10.0, attempts: int = 3) -> None:
-        from botocore.config import Config  # type: ignore[import-untyped]
+        from botocore.config import Config
 
         self.url = url
         self.bucket = url.bucket

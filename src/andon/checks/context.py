@@ -17,6 +17,7 @@ from andon.checks import history
 from andon.checks.model import Check, CheckResult
 from andon.checks.spc import judge as spc_judge
 from andon.engines.base import Engine, EngineError, Session
+from andon.masking import mask_rows, mask_text
 from andon.secrets import redact_all
 from andon.store import Store
 from andon.warehouse import Manifest, Warehouse
@@ -48,7 +49,7 @@ class Audit:
     run_id: int | None
     manifests: Mapping[str, Manifest]  # table → artifact being checked (the candidate)
     previous: Mapping[str, Manifest | None] = field(default_factory=dict)
-    pii: Callable[[str], set[str]] = lambda _t: set()
+    pii: Callable[[str], set[str]] = lambda _t: set()  # a table's PII columns (masked)
     other_env_manifest: Callable[[str, str], Manifest | None] = lambda _t, _e: None
     baseline_manifest: Callable[[str, str], Manifest | None] = lambda _t, _c: None
     force: bool = False
@@ -75,15 +76,18 @@ class Evaluation:
 
     def result(self, c: Check, ok: bool | None, metric: float | None,
                threshold: dict[str, Any], message: str, failing: int | None = None,
-               sample: Sequence[dict[str, Any]] = (), status: str | None = None
-               ) -> CheckResult:
-        """A result; ``ok`` sets the status by severity (``status`` overrides it)."""
+               sample: Sequence[dict[str, Any]] = (), status: str | None = None,
+               shown: Sequence[Any] = ()) -> CheckResult:
+        """A result; ``ok`` sets the status by severity (``status`` overrides it).
+        ``shown``: values of the check's columns that ``message`` quotes."""
         if status is None:
             status = "passed" if ok else ("failed" if c.severity != "info" else "recorded")
-        if sample or status != "passed":  # what a failure shows: no secret value in it
+        if sample or status != "passed":  # what a failure shows: no secret nor PII in it
             secrets = self.audit.secrets()
-            message = redact_all(message, secrets)
-            sample = [redact_all(r, secrets) for r in sample]
+            masked = self.audit.pii(c.table)
+            quoted = shown if masked & set(c.columns) else ()
+            message = mask_text(redact_all(message, secrets), quoted)
+            sample = mask_rows([redact_all(r, secrets) for r in sample], masked)
         return CheckResult(
             name=c.name, table=c.table, type=c.type, severity=c.severity, status=status,
             metric=None if metric is None or (isinstance(metric, float) and math.isnan(metric))
@@ -114,9 +118,10 @@ class Evaluation:
         return self.mask(c, rows)
 
     def mask(self, c: Check, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        masked = self.audit.pii(c.table)
-        return [{k: ("***" if k in masked and v is not None else jsonable(v))
-                 for k, v in r.items()} for r in rows]
+        """Rows as JSON values, the table's PII columns (declared, flowed, detected)
+        masked."""
+        return mask_rows([{k: jsonable(v) for k, v in r.items()} for r in rows],
+                         self.audit.pii(c.table))
 
     def with_spc(self, c: Check, r: CheckResult) -> CheckResult:
         """Judge the result's metric by statistical process control, when the check asks."""

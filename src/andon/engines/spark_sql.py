@@ -9,20 +9,20 @@ on Spark is found before any work (``unsupported``): a construct sqlglot refuses
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
-from sqlglot.tokens import TokenType
 
 from andon.engines.base import InvalidInput
 
 DIALECT = "spark"
 
 # Spark 4.0's built-in functions (``SHOW FUNCTIONS``, names only; operators left out)
-SPARK_FUNCTIONS = frozenset("""
+_NAMES = """
     abs acos acosh add_months aes_decrypt aes_encrypt aggregate and any any_value
     approx_count_distinct approx_percentile array array_agg array_append array_compact
     array_contains array_distinct array_except array_insert array_intersect array_join array_max
@@ -76,7 +76,8 @@ SPARK_FUNCTIONS = frozenset("""
     var_pop var_samp variance variant_explode variant_explode_outer variant_get version weekday
     weekofyear when width_bucket window window_time xpath xpath_boolean xpath_double xpath_float
     xpath_int xpath_long xpath_number xpath_short xpath_string xxhash64 year zeroifnull zip_with
-""".split())
+"""
+SPARK_FUNCTIONS = frozenset(_NAMES.split())
 
 
 class Unsupported(InvalidInput):
@@ -94,7 +95,7 @@ _UNITS = {"to_seconds": "SECOND", "to_minutes": "MINUTE", "to_hours": "HOUR",
           "to_days": "DAY", "to_weeks": "WEEK", "to_months": "MONTH", "to_years": "YEAR"}
 
 
-def _spark_function(node: exp.Expression) -> exp.Expression:
+def _spark_function(node: exp.Expr) -> exp.Expr:
     """DuckDB constructs sqlglot renders under a name or with a meaning Spark lacks, as
     Spark's."""
     if isinstance(node, exp.RegexpFullMatch):  # RLIKE finds; a full match is anchored
@@ -147,7 +148,7 @@ def _interval_args(unit: str, n: exp.Expression) -> list[exp.Expression]:
     return args
 
 
-def parse_duckdb(sql: str) -> exp.Expression:
+def parse_duckdb(sql: str) -> exp.Expr:
     """One statement of DuckDB SQL (``InvalidInput`` when it does not parse)."""
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
@@ -193,14 +194,14 @@ def _unknown_functions(spark_sql: str) -> list[str]:
     except TokenError:
         return []
     out: list[str] = []
-    for tok, nxt in zip(tokens, tokens[1:], strict=False):
+    for tok, nxt in itertools.pairwise(tokens):
         if tok.token_type is TokenType.VAR and nxt.token_type is TokenType.L_PAREN \
                 and tok.text.lower() not in SPARK_FUNCTIONS:
             out.append(tok.text.lower())
     return out
 
 
-def _line_of(node: exp.Expression) -> int | None:
+def _line_of(node: exp.Expr) -> int | None:
     line = node.meta.get("line")
     if line:
         return int(line)
@@ -211,9 +212,9 @@ def _line_of(node: exp.Expression) -> int | None:
     return None
 
 
-def _locate(tree: exp.Expression, message: str) -> Unsupported:
+def _locate(tree: exp.Expr, message: str) -> Unsupported:
     """The deepest node of ``tree`` sqlglot cannot render for Spark, as ``Unsupported``."""
-    found: exp.Expression | None = None
+    found: exp.Expr | None = None
     for node in tree.walk():
         try:
             node.sql(dialect=DIALECT, unsupported_level=ErrorLevel.RAISE)
@@ -228,7 +229,7 @@ def _locate(tree: exp.Expression, message: str) -> Unsupported:
     return Unsupported(what)
 
 
-def _locate_function(tree: exp.Expression, name: str) -> Unsupported:
+def _locate_function(tree: exp.Expr, name: str) -> Unsupported:
     for node in tree.find_all(exp.Func):
         rendered = node.sql(dialect=DIALECT).lower()
         if re.match(re.escape(name) + r"\s*\(", rendered):

@@ -4,6 +4,7 @@ both through ``check_artifacts``."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from andon.warehouse import Manifest, Warehouse
 if TYPE_CHECKING:
     from andon.engines import Engine
     from andon.project import Project
+
+log = logging.getLogger("andon.checks")
 
 
 class CheckFailed(StepError):
@@ -96,12 +99,16 @@ def make_audit(project: Project, engine: Engine, warehouse: Warehouse, environme
                run_id: int | None = None, force: bool = False) -> Audit:
     """What checks read: ``manifests`` (the artifacts checked) and ``previous`` (each table's
     artifact before, for history checks)."""
+    from andon.catalog import AuditPii
+
     store = project.store
     at_commit, in_env = artifact_lookups(store)
-    return Audit(store=store, engine=engine, warehouse=warehouse, environment=environment,
-                 run_id=run_id, manifests=dict(manifests), previous=dict(previous),
-                 pii=project.pii_of, other_env_manifest=in_env, baseline_manifest=at_commit,
-                 force=force, secrets=stored_values(store, project.root))
+    audit = Audit(store=store, engine=engine, warehouse=warehouse, environment=environment,
+                  run_id=run_id, manifests=dict(manifests), previous=dict(previous),
+                  other_env_manifest=in_env, baseline_manifest=at_commit,
+                  force=force, secrets=stored_values(store, project.root))
+    audit.pii = AuditPii(project, audit)  # declared, flowed and detected PII columns
+    return audit
 
 
 class Checker:
@@ -117,6 +124,15 @@ class Checker:
     def add_manifest(self, table: str, manifest: Manifest) -> None:
         with self.lock:
             self.audit.manifests = {**self.audit.manifests, table: manifest}
+
+    def classify(self, table: str) -> None:
+        """Find the PII columns of the table's artifact now (classified once, stored per
+        fingerprint): its check samples, its alerts and later look-ups mask them. A
+        failure here is only logged: the checks' samples ask again, and fail closed."""
+        try:
+            self.audit.pii(table)
+        except Exception as e:
+            log.warning("PII classification of %s failed: %s: %s", table, type(e).__name__, e)
 
     def ready(self, check: Check) -> bool:
         return ready(self.audit, check)

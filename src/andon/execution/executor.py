@@ -253,6 +253,8 @@ class StepWalk:
         stops the line); those reading a table not built yet wait for it."""
         assert self.checker is not None
         self.checker.add_manifest(ps.name, manifest)
+        if fresh:
+            self.checker.classify(ps.name)
         planned = {c.name for c in ps.checks}
         checks = [c for c in self.project.checks_of(ps.name) if c.name in planned]
         now = [c for c in checks if self.checker.ready(c)]

@@ -220,7 +220,7 @@ def _plain(estimator: Any, inputs: tuple[tuple[str, str], ...]
     try:
         del plain.feature_names_in_
         probe = np.array([[float(i % 7) for i in range(len(order))],
-                          [np.nan if i % 2 else float(i) for i in range(len(order))]])
+                          [float(i) / 3 - 1 for i in range(len(order))]])
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             mine = plain.predict(probe)
@@ -245,8 +245,7 @@ def load(warehouse: Warehouse, manifest: Manifest, version: int | None = None) -
     import skops.io as sio
 
     info = model_info(manifest)
-    folder = warehouse.artifact_dir(manifest.step, manifest.fingerprint)
-    path = folder / str(info["file"])
+    path = warehouse.artifact_file(manifest.step, manifest.fingerprint, str(info["file"]))
     where = f"model {manifest.step!r} ({manifest.fingerprint[:12]})"
     rebuild = (f"rebuild it: delete the folder {manifest.step}/{manifest.fingerprint} "
                "of the warehouse and run the pipeline again")

@@ -127,8 +127,8 @@ class BeatsChampion(CheckType[BeatsChampionSpec]):
             info = artifact.model_info(ev.manifest)
             import pandas as pd
 
-            holdout = pd.read_parquet(warehouse.artifact_dir(c.table, ev.manifest.fingerprint)
-                                      / info["holdout"])
+            holdout = pd.read_parquet(warehouse.artifact_file(
+                c.table, ev.manifest.fingerprint, str(info["holdout"])))
             missing = [f for f in model.features if f not in holdout.columns]
             if missing:
                 return ev.error(c, f"the {spec.alias} (version {version}) needs column "

@@ -95,7 +95,7 @@ def drift(project: Project, name: str, table: str, *, environment: str | None = 
     wh = Warehouse(project.warehouse)
     manifest = wh.read_manifest(name, model.fingerprint)
     assert manifest is not None  # load() read it
-    holdout = wh.artifact_dir(name, model.fingerprint) / str(model_info(manifest)["holdout"])
+    holdout = wh.artifact_file(name, model.fingerprint, str(model_info(manifest)["holdout"]))
     art = _published(project, environment, table)
     columns = [c for c, _ in art["schema"]]
     engine = create(threads=project.config.threads, memory_limit=project.config.memory_limit)

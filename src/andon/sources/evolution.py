@@ -185,7 +185,7 @@ def review(store: Store, name: str, files: Sequence[tuple[Path, str, SourceConfi
         return [[] for _ in files]
     source = files[0][2]
     policy = source.evolve or "add_columns"
-    state = state_of(source, SourceRepository(store.engine).changes(name))
+    state = state_of(source, live_changes(store, name))
     out: list[list[Change]] = []
     for path, display, spec in files:
         schema = file_schema(path, file_format(spec, path), spec, display, name)
@@ -218,14 +218,21 @@ def record(store: Store, name: str, landed: Sequence[Row],
     SourceRepository(store.engine).add_changes(rows)
 
 
-def effective_source(store: Store, name: str, source: SourceConfig,
-                     shas: Sequence[str]) -> tuple[SourceConfig, str]:
+def live_changes(store: Store, name: str) -> list[Row]:
+    """The changes the files still read brought (a withdrawn file's are not the source's;
+    a superseded one's are: the file that supersedes it brought nothing new)."""
+    live = [r["sha256"] for r in store.landed_files(name) if r.get("withdrawn_at") is None]
+    return SourceRepository(store.engine).changes(name, live)
+
+
+def effective_source(store: Store, name: str, source: SourceConfig
+                     ) -> tuple[SourceConfig, str]:
     """The contract a build ingests with: the declared columns, plus the columns and wider
-    types the files it reads brought (``shas``); and a hash of the changes (part of the
-    address of each ingested part: a new column re-ingests older files, null in it)."""
+    types the files brought; and a hash of the changes (part of the address of each
+    ingested part: a new column re-ingests older files, null in it)."""
     if source.evolve is None:
         return source, ""
-    history = SourceRepository(store.engine).changes(name, shas)
+    history = live_changes(store, name)
     state = state_of(source, history)
     columns = dict(source.columns)
     for col, typ in state.columns.items():

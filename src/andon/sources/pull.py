@@ -32,11 +32,19 @@ def snapshot_format(spec: PulledSource) -> str:
     return "parquet" if isinstance(spec, DatabaseSourceConfig) else "jsonl"
 
 
+def _mode(spec: PulledSource) -> str:
+    """Where its snapshots go: full ones supersede each other, incremental ones add up (a
+    source switched from one to the other reads only the snapshots of its mode)."""
+    incremental = isinstance(spec, DatabaseSourceConfig) and spec.cursor is not None
+    return "incremental" if incremental else "full"
+
+
 def as_files(name: str, spec: PulledSource) -> SourceConfig:
     """The files source a pulled source's snapshots are ingested as."""
     fmt = snapshot_format(spec)
     return SourceConfig(
-        path=f"{PULLS}/{name}/*.{fmt}", format="parquet" if fmt == "parquet" else "jsonl",
+        path=f"{PULLS}/{name}/{_mode(spec)}/*.{fmt}",
+        format="parquet" if fmt == "parquet" else "jsonl",
         columns=spec.columns, description=spec.description, owner=spec.owner,
         tags=spec.tags, zone=spec.zone, checks=spec.checks, evolve=spec.evolve,
         max_reject_pct=spec.max_reject_pct)
@@ -70,11 +78,11 @@ def pull(project: Project, name: str, *, user: str | None = None) -> Row:
                           hint=hint or f"pulled sources: {', '.join(names) or 'none'}")
     store = project.store
     repo = SourceRepository(store.engine)
-    folder = project.root / PULLS / name
+    folder = project.root / PULLS / name / _mode(spec)
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[2:]
-    incremental = isinstance(spec, DatabaseSourceConfig) and spec.cursor is not None
+    incremental = _mode(spec) == "incremental"
     fmt = snapshot_format(spec)
     target = folder / (f"{name}-{stamp}.{fmt}" if incremental else f"{name}.{fmt}")
     tmp = folder / f".{target.name}.{os.getpid()}.part"

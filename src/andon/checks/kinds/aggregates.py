@@ -217,7 +217,8 @@ class Freshness(CheckType[FreshnessSpec]):
             return ev.result(c, False, None, threshold, "no timestamps: the table is empty")
         age = _age_seconds(value)
         return ev.with_spc(c, ev.result(c, age <= parse_age(s.max_age), age, threshold,
-                                        f"newest {value} is {age / 3600:.1f}h old"))
+                                        f"newest {value} is {age / 3600:.1f}h old",
+                                        shown=(value,)))
 
 
 def _age_seconds(newest: Any) -> float:

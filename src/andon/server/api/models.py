@@ -41,12 +41,12 @@ class AliasBody(BaseModel):
 _LOCK = threading.Lock()
 
 
-def _cache(request: Request) -> dict[tuple[str, str], Any]:
+def _cache(request: Request) -> dict[tuple[str, ...], Any]:
     state = request.app.state
     with _LOCK:
         if not hasattr(state, "andon_models"):
             state.andon_models = {}
-    cache: dict[tuple[str, str], Any] = state.andon_models
+    cache: dict[tuple[str, ...], Any] = state.andon_models
     return cache
 
 
@@ -158,8 +158,12 @@ def _with_features(request: Request, caller: Caller, env: str | None, refs: list
     from andon.models.artifact import RequestInvalid
 
     reader = _online(request, caller, env)
-    views, _, _ = t.views_of(reader.defs, reader.defs.resolve(refs))
-    keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
+    cache = _cache(request)
+    keys = cache.get(("keys", env or "", *refs))
+    if keys is None:
+        views, _, _ = t.views_of(reader.defs, reader.defs.resolve(refs))
+        keys = cache[("keys", env or "", *refs)] = list(
+            dict.fromkeys(k for v in views for k in v.join_keys))
     entities = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -234,17 +238,27 @@ async def predict(request: Request, caller: Caller, name: str, body: PredictBody
 
     Which version answers is kept for a second (``andon.server.recent``; moving an alias
     through this server forgets it at once); a loaded model is kept per artifact. A request
-    for a version known and loaded, without online features or shadow, is answered on the
-    event loop: no store read, no thread hop."""
+    for a version known and loaded, without shadow and with its online features (if any) in
+    a local SQLite online store, is answered on the event loop: no store read, no thread
+    hop."""
     from andon.models.artifact import RequestInvalid
 
     name = checked(name, "model")
     env = checked(environment, "environment") if environment else None
     hit, found = state_of(request).recent.peek(("model", name, env, version, alias))
-    model = _cache(request).get((name, found.fingerprint)) if hit else None
-    if model is not None and shadow is None and not found.info.get("online"):
+    cache = _cache(request)
+    model = cache.get((name, found.fingerprint)) if hit else None
+    refs = found.info.get("online") if hit else None
+    if refs and (("online", env or "") not in cache or not str(
+            caller.project.config.online_store).startswith("sqlite:")):
+        model = None  # a first reader is opened, a networked store read, in the thread pool
+    if model is not None and shadow is None:
         try:
-            predictions = model.predict_rows(body.rows)
+            rows = body.rows
+            if refs:  # a local SQLite file: read in a fraction of a millisecond
+                rows = _with_features(request, caller, env, refs, rows,
+                                      {f for f, _ in found.info["signature"]["inputs"]})
+            predictions = model.predict_rows(rows)
         except RequestInvalid as e:
             return _invalid(e)
         except Exception:  # answered below, by the fallback

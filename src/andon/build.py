@@ -235,8 +235,9 @@ def _build_sql(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
                 inside = _touched(ctx, step, ps, prev, inputs, values, meta)
             if inside is not None:  # None: the change cannot be narrowed, rebuild in full
                 reuse_files, prev_rows = _cut(ctx, prev, inside, staging)
-                sql = (f"SELECT * FROM ({sql}) AS _andon_step "
-                       f"WHERE {render(inside, ctx.engine.dialect)}")
+                # the step's text is DuckDB's dialect, which every engine reads: the
+                # predicate joins it in that dialect (Spark's `quoting` would not parse)
+                sql = f"SELECT * FROM ({sql}) AS _andon_step WHERE {render(inside)}"
                 meta["incremental_from"] = prev.fingerprint
         out = staging / ("part-0" + _suffix(ctx))
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -150,24 +151,45 @@ class ColumnClass:
 
 
 def classify_column(name: str, values: Iterable[Any]) -> ColumnClass | None:
-    """The best class of one column, from its name and a sample of its values."""
-    texts = [str(v) for v in values if v is not None and str(v).strip()]
+    """The best class of one column, from its name and a sample of its values (each
+    distinct value validated once; a detector stops as soon as too many values failed for
+    it to match)."""
+    counts = Counter(t for t in (str(v) for v in values if v is not None) if t.strip())
+    total = sum(counts.values())
     lowered = name.lower()
     best: ColumnClass | None = None
     for d in DETECTORS:
         named = d.names.search(lowered) is not None
-        share = sum(d.valid(v) for v in texts) / len(texts) if texts else 0.0
+        share = _share(d.valid, counts, total, 0.3 if named else VALUE_SHARE)
         if named and share >= VALUE_SHARE:
             conf, by = min(1.0, 0.6 + 0.4 * share), "name+values"
         elif share >= VALUE_SHARE:
             conf, by = 0.9 * share, "values"
-        elif named and (not texts or share >= 0.3):
-            conf, by = 0.6 if not texts else 0.5 + 0.3 * share, "name"
+        elif named and (not total or share >= 0.3):
+            conf, by = 0.6 if not total else 0.5 + 0.3 * share, "name"
         else:
             continue
         if conf >= MIN_CONFIDENCE and (best is None or conf > best.confidence):
             best = ColumnClass(d.tag, round(conf, 3), by, round(share, 3))
     return best
+
+
+def _share(valid: Callable[[str], bool], counts: Counter[str], total: int, needed: float
+           ) -> float:
+    """The share of ``total`` values that ``valid`` accepts; 0 as soon as it cannot reach
+    ``needed`` any more."""
+    if not total:
+        return 0.0
+    allowed = total - needed * total + 1e-9  # invalid values a match may have
+    ok = bad = 0
+    for value, n in counts.items():
+        if valid(value):
+            ok += n
+        else:
+            bad += n
+            if bad > allowed:
+                return 0.0
+    return ok / total
 
 
 def classify(columns: Sequence[str], sample: Mapping[str, Sequence[Any]]

@@ -16,6 +16,7 @@ from andon.plan import active_landed
 from andon.project import CONFIG_FILE, Project
 from andon.steps import Step
 from andon.store import Row
+from andon.warehouse import Warehouse
 
 
 def source_step(project: Project, source: str) -> Step:
@@ -28,12 +29,13 @@ def source_step(project: Project, source: str) -> Step:
 
 
 def _ingested(project: Project, source: str) -> dict[str, dict[str, Any]]:
-    """sha256 → rows and rejects of its latest ingest (files never ingested are absent)."""
+    """sha256 → rows and rejects of its latest ingest (files never ingested are absent);
+    with a bucket warehouse, read from the bucket what this machine does not have."""
     out: dict[str, tuple[float, dict[str, Any]]] = {}
-    for info in (project.warehouse / PARTS / source).glob("*.json"):
+    wh = Warehouse(project.warehouse)
+    for info, when in wh.listing(f"{PARTS}/{source}", ".json").items():
         try:
-            data = json.loads(info.read_text())
-            when = info.stat().st_mtime
+            data = json.loads(wh.path(info).read_text())
         except (OSError, ValueError):
             continue
         sha = data.get("sha256") if isinstance(data, dict) else None

@@ -80,9 +80,10 @@ def query(project: Project, sql: str, environment: str | None = None,
     from andon.engines import create
 
     published = env_tables(project, environment, as_of=as_of, commit=commit)
-    wh = Warehouse(project.warehouse)
-    tables = {name: [str(wh.path(f)) for f in art["files"]] for name, art in published.items()}
     _require_select(sql)
+    wh = Warehouse(project.warehouse)  # only the tables it reads: a bucket's are downloaded
+    tables = {name: [str(wh.path(f)) for f in published[name]["files"]]
+              for name in _tables_read(sql, published)}
     engine = create(threads=project.config.threads,  # reads only these tables' files
                     allowed=[Path(f) for files in tables.values() for f in files])
     try:
@@ -99,6 +100,21 @@ def query(project: Project, sql: str, environment: str | None = None,
         return (cols, rows) if cols else ([], [])
     finally:
         engine.close()
+
+
+def _tables_read(sql: str, published: dict[str, Row]) -> list[str]:
+    """The published tables ``sql`` names (as DuckDB does, whatever their case); all of them
+    when sqlglot cannot parse it (the engine then says what is wrong)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        trees = sqlglot.parse(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return list(published)
+    named = {t.name.lower() for tree in trees if tree is not None
+             for t in tree.find_all(exp.Table)}
+    return [name for name in published if name.lower() in named]
 
 
 def _require_select(sql: str) -> None:

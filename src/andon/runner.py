@@ -6,7 +6,7 @@ Ctrl-C, another thread, or ``andon runs cancel`` from another process."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from andon.alerts import send_alerts
 from andon.environments import check_name, require_for_run
@@ -20,7 +20,7 @@ from andon.execution.lease import Heartbeat, acquire, git_state
 from andon.execution.recording import publish
 from andon.plan import Plan, make_plan
 from andon.project import Project
-from andon.store import Store
+from andon.store import Row, Store
 from andon.warehouse import Warehouse
 
 
@@ -35,11 +35,15 @@ def run(
     user: str,
     cancel: CancelToken | None = None,
     pool: PoolFactory = thread_pool,
+    pull: bool = False,
+    on_pull: Callable[[Row], None] | None = None,
 ) -> RunResult:
     """Plan and execute a run of ``selection`` in ``environment``; publish if all succeed.
     ``user`` is recorded as its author; who may run is decided by the caller
     (``andon.Session``). ``cancel`` stops the run from another thread (status ``cancelled``,
-    nothing published); ``pool`` makes the executor that runs steps concurrently."""
+    nothing published); ``pool`` makes the executor that runs steps concurrently. ``pull``
+    first pulls the selected database and HTTP sources (the land stage), under the lease;
+    ``on_pull`` gets each pull's record."""
     environment = environment or project.environment or project.config.default_environment
     check_name(environment)
     require_for_run(project.store, environment,
@@ -68,6 +72,12 @@ def run(
         with Heartbeat(store, environment, run_id, token):
             warehouse.clean_staging()
             try:
+                if pull:
+                    from andon.sources.pull import pull_for_run
+
+                    for pulled in pull_for_run(project, selection, user=user):
+                        if on_pull is not None:
+                            on_pull(pulled)
                 plan = make_plan(project, environment, tuple(selection), store=store,
                                  warehouse=warehouse, backfill=check_window(backfill))
                 refuse_code_changes(plan)

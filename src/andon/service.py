@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from andon.errors import AndonError, NotFound, did_you_mean
@@ -115,10 +115,12 @@ class Session:
     def run(self, environment: str | None = None, selection: Sequence[str] = (), *,
             listener: Listener | None = None, wait_for_lease: float = 0.0,
             backfill: tuple[str, str] | None = None,
-            cancel: CancelToken | None = None) -> RunResult:
+            cancel: CancelToken | None = None, pull: bool = True,
+            on_pull: Callable[[Row], None] | None = None) -> RunResult:
         """Build what changed, check it, and publish to ``environment`` (default: prod).
         ``cancel.cancel(reason)`` from another thread stops it: status ``cancelled``, nothing
-        published."""
+        published. It first pulls the selected database and HTTP sources (``pull=False``:
+        ingest only what earlier pulls landed); ``on_pull`` gets each pull's record."""
         from andon import runner
 
         env = self._env(environment)
@@ -126,7 +128,8 @@ class Session:
         self._allow("run", f"run in {'protected ' if protected else ''}environment {env!r}",
                     protected=protected)
         return runner.run(self.project, env, selection, user=self.user, listener=listener,
-                          wait_for_lease=wait_for_lease, backfill=backfill, cancel=cancel)
+                          wait_for_lease=wait_for_lease, backfill=backfill, cancel=cancel,
+                          pull=pull, on_pull=on_pull)
 
     def cancel_run(self, run_ref: str | int) -> Row:
         """Ask a running run (an id, or ``latest``) to stop; whoever may run in its

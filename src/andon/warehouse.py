@@ -189,6 +189,24 @@ class Warehouse:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def listing(self, folder: str, suffix: str = "") -> dict[str, float]:
+        """The files directly in ``folder`` (relative to the root) whose names end with
+        ``suffix``, and when each was written; with a bucket, its keys there too (at the
+        bucket's time), which ``path`` then fetches."""
+        found: dict[str, float] = {}
+        local = self.root / folder
+        if local.is_dir():
+            for p in local.iterdir():
+                if p.name.endswith(suffix) and not p.name.startswith(".") and p.is_file():
+                    found[self.rel(p)] = p.stat().st_mtime
+        remote = self.remote
+        if remote is not None:
+            top = folder.strip("/") + "/"
+            for key, _size, modified in remote.storage.listing(top):
+                if "/" not in key[len(top):] and key.endswith(suffix):
+                    found[key] = modified
+        return found
+
     def ensure(self) -> None:
         try:
             self.staging_root.mkdir(parents=True, exist_ok=True)

@@ -68,9 +68,13 @@ def run(
     end: Annotated[str | None, typer.Option(help="backfill: up to this date/time (excluded)")]
     = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    no_pull: Annotated[bool, typer.Option(
+        "--no-pull", help="do not pull database and HTTP sources first; ingest only what "
+                          "earlier pulls landed")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Build what changed, check it, and publish to the environment."""
+    """Pull database and HTTP sources, build what changed, check it, and publish to the
+    environment."""
     session = _session(project, param, env, params)
     if dry_run:
         _show_plan(session, env, selection or [], fmt)
@@ -83,8 +87,14 @@ def run(
         raise AndonError("a backfill needs both --start and --end",
                          hint="e.g. andon run flights+ --start 2013-03-01 --end 2013-04-01")
     window = (start, end) if start is not None and end is not None else None
+
+    def pulled(row: dict[str, Any]) -> None:
+        if not quiet:
+            what = f"{row['rows']} new row(s), landed" if row["landed"] else "nothing new"
+            console.print(f"pulled {row['source']}: {what} (read by {row['reader']})")
+
     result = session.run(env, selection or [], listener=display, wait_for_lease=wait,
-                         backfill=window)
+                         backfill=window, pull=not no_pull, on_pull=pulled)
     if fmt is not Format.table:
         _emit_obj(result.to_dict(), fmt)
     if result.status == "cancelled":
@@ -98,17 +108,22 @@ def run(
 
 def _show_plan(session: Session, env: str | None, selection: Sequence[str], fmt: Format
                ) -> None:
+    from andon.sources.pull import pulls_planned
     from andon.stages import explain
 
     p = session.plan(env, selection)
+    pulls = pulls_planned(session.project, selection)
     if fmt is Format.json:
-        _emit_obj(p.to_dict(), fmt)
+        _emit_obj({**p.to_dict(), "pulls": pulls}, fmt)
         return
     rows = explain(p.stages())
     if fmt is Format.csv:
         _emit(rows, fmt)
         return
     _emit(rows, fmt, title=f"plan for {p.environment}")
+    if pulls:
+        console.print(f"andon run pulls first (not done here): {', '.join(pulls)}; their "
+                      "new rows land then, after this plan")
     console.print(f"{p.summary()} (dry run: nothing was changed)")
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,19 @@ def pulled_sources(project: Project) -> list[str]:
     return sorted(n for n, s in project.config.sources.items() if isinstance(s, PulledSource))
 
 
+def pull_for_run(project: Project, selection: Sequence[str], *, user: str) -> list[Row]:
+    """The pulls a run starts with (its land stage): every database and HTTP source among
+    the selected steps, in name order. The first that fails stops the run."""
+    chosen = set(project.dag.select(selection))
+    return [pull(project, n, user=user) for n in pulled_sources(project) if n in chosen]
+
+
+def pulls_planned(project: Project, selection: Sequence[str]) -> list[str]:
+    """The sources ``andon run`` would pull first (``andon plan`` pulls nothing)."""
+    chosen = set(project.dag.select(selection))
+    return [n for n in pulled_sources(project) if n in chosen]
+
+
 def pull(project: Project, name: str, *, user: str | None = None) -> Row:
     """Pull one source now: land a snapshot of what is new, record the pull (and the cursor
     reached). A failed pull (database down, wrong password, an HTTP error, a schema change
@@ -88,11 +102,11 @@ def pull(project: Project, name: str, *, user: str | None = None) -> Row:
     tmp = folder / f".{target.name}.{os.getpid()}.part"
     before = repo.last_cursor(name) if incremental else None
     try:
-        rows, pages, cursor = _write(project, name, spec, tmp, before)
+        rows, pages, cursor, reader = _write(project, name, spec, tmp, before)
         if incremental and rows == 0:
             repo.add_pull(name, sha256=None, rows=0, pages=pages, cursor=before, at=now,
                           by=user)
-            return _result(name, None, 0, pages, before, landed=False)
+            return _result(name, None, 0, pages, before, reader, landed=False)
         os.replace(tmp, target)
         sha = sha256_file(target)
         known = store.landed_file(name, sha)
@@ -103,22 +117,22 @@ def pull(project: Project, name: str, *, user: str | None = None) -> Row:
             land(store, project.landing, name, (arrival,), None)
         repo.add_pull(name, sha256=sha, rows=rows, pages=pages,
                       cursor=cursor if incremental else None, at=now, by=user)
-        return _result(name, sha, rows, pages, cursor if incremental else None,
+        return _result(name, sha, rows, pages, cursor if incremental else None, reader,
                        landed=known is None)
     finally:
         tmp.unlink(missing_ok=True)
         target.unlink(missing_ok=True)  # the landing zone holds it now (or it failed)
 
 
-def _result(name: str, sha: str | None, rows: int, pages: int | None, cursor: Any, *,
-            landed: bool) -> Row:
+def _result(name: str, sha: str | None, rows: int, pages: int | None, cursor: Any,
+            reader: str, *, landed: bool) -> Row:
     return {"source": name, "landed": landed, "sha256": sha, "rows": rows, "pages": pages,
-            "cursor": cursor}
+            "cursor": cursor, "reader": reader}
 
 
 def _write(project: Project, name: str, spec: PulledSource, out: Path,
-           after: Any) -> tuple[int, int | None, Any]:
-    """Write the snapshot to ``out``: (rows, pages, largest cursor value)."""
+           after: Any) -> tuple[int, int | None, Any, str]:
+    """Write the snapshot to ``out``: (rows, pages, largest cursor value, what read it)."""
     if isinstance(spec, DatabaseSourceConfig):
         from andon.engines.dbscan import copy_to_parquet
 
@@ -126,7 +140,7 @@ def _write(project: Project, name: str, spec: PulledSource, out: Path,
         copied = copy_to_parquet(spec.url, out, source=name, table=spec.table,
                                  query=spec.query, cursor=spec.cursor, after=after,
                                  password=password, base=project.root)
-        return copied.rows, None, copied.cursor
+        return copied.rows, None, copied.cursor, copied.reader
     assert isinstance(spec, HttpSourceConfig)
     from andon.sources.http import pages
 
@@ -139,7 +153,7 @@ def _write(project: Project, name: str, spec: PulledSource, out: Path,
                 f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
                 f.write("\n")
             rows += len(page.records)
-    return rows, count, None
+    return rows, count, None, "http"
 
 
 def _secret(project: Project, secret: str | None, name: str) -> str | None:

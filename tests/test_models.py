@@ -549,3 +549,103 @@ def test_the_flights_delay_classifier_from_training_to_drift(flights: Path, cli)
     code, text, _ = cli("models", "drift", "delay_model", "delay_latest_month", "-p", flights)
     assert code == 0 and "models.drift.delay_model.temp" in text
     assert_every_check_ran(flights, lambda args: cli(*args, "-p", flights))
+
+
+def wait_for_log(project: Project, name: str, rows: int) -> None:
+    """Until the server's writer has put ``rows`` answers of ``name`` in the log."""
+    import time
+
+    from andon.models import predlog
+
+    deadline = time.monotonic() + 30
+    while True:
+        found = predlog.files(project, name)
+        if found and predlog.read(project, name).num_rows >= rows:
+            return
+        assert time.monotonic() < deadline, "the prediction log was not written"
+        time.sleep(0.05)
+
+
+def test_served_predictions_are_logged_for_performance_drift_and_shadow(
+        make_project, monkeypatch) -> None:
+    from andon.models import monitor, predlog
+
+    monkeypatch.setenv("ANDON_PREDICTION_LOG_FLUSH", "0.05")
+    root = make(make_project)
+    run(root)
+    (root / "pipelines/p/clf.py").write_text(MODEL.format(c=1e-6))
+    run(root)
+    project = Project.load(root)
+    Session(project, "t").models_alias("clf", "challenger", 2)
+    Session(project, "t").models_alias("clf", "champion", 1)
+    raw = [line.split(",") for line in data().splitlines()[1:]]
+    rows = [{"x1": float(r[1]), "x2": float(r[2])} for r in raw]
+    ids = [int(r[0]) for r in raw]
+    with served(project) as client:
+        for start in range(0, 300, 50):  # answered on the event loop after the first
+            answer = client.post("/api/models/clf/predict?alias=champion", json={
+                "rows": rows[start:start + 50], "ids": ids[start:start + 50]})
+            assert answer.status_code == 200, answer.text
+        shadowed = client.post("/api/models/clf/predict?version=1&shadow=challenger",
+                               json={"rows": rows[:10]})
+        assert shadowed.status_code == 200, shadowed.text
+        bad = client.post("/api/models/clf/predict", json={"rows": rows[:2], "ids": [1]})
+        assert error_of(bad, 422)["field"] == "ids"
+        wait_for_log(project, "clf", 310)
+    log = predlog.read(project, "clf").to_pandas()
+    assert len(log) == 310 and set(log["version"]) == {1}
+    assert {"input.x1", "input.x2", "probability", "served_at", "id"} <= set(log.columns)
+    logged = log[log["id"].notna()].sort_values("id", key=lambda c: c.astype(int))
+    assert list(logged["id"].astype(int)) == ids[:300]
+    assert logged["probability"].between(0, 1).all()
+    assert list(logged["input.x1"]) == [r["x1"] for r in rows[:300]]
+    # labels arrive later (the raw table's): joined by key to what was served
+    results = monitor.performance(project, "clf", None, "raw", key="id", served=True,
+                                  period="day")
+    accuracy = [r for r in results if r.check_name == "models.performance.clf.accuracy"]
+    assert len(accuracy) == 1 and accuracy[0].context.endswith("@v1")
+    truth = {int(r[0]): int(r[4]) for r in raw}
+    expected = sum(int(p == truth[int(i)]) for i, p in zip(
+        logged["id"], logged["prediction"], strict=True)) / 300
+    assert accuracy[0].metric == pytest.approx(expected, abs=1e-6)
+    # what was served drifts from nothing: the same distribution as training
+    drift = monitor.drift(project, "clf", served=True, alias="champion")
+    assert {r.check_name for r in drift} == {"models.drift.clf.x1", "models.drift.clf.x2",
+                                             "models.drift.clf.prediction.probability"}
+    assert all(r.context == "served@v1" for r in drift)
+    # shadow comparisons are in the log: a new server still knows them
+    with served(Project.load(root)) as client:
+        stats = client.get("/api/models/clf/shadow/challenger").json()["comparisons"]
+    theirs = load(project, "clf", version=2).predict_rows(rows[:10])
+    agreed = sum(a == b for a, b in zip(shadowed.json()["predictions"], theirs, strict=True))
+    assert stats == [{"version": 1, "shadow_version": 2, "requests": 1, "rows": 10,
+                      "agreed": agreed, "agreement": agreed / 10}]
+    with pytest.raises(AndonError, match="not both"):
+        monitor.drift(project, "clf", "raw", served=True)
+
+
+def test_the_prediction_log_samples_and_bounds_its_buffer(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from andon.models.predlog import PredictionLog, Served
+
+    def one() -> Served:
+        return Served(at=datetime.now(UTC), environment="prod", model=None, name="m",
+                      rows=[{"x": 1.0}], predictions=[1], ids=None, keys=None,
+                      fallback="rule r")
+
+    none = PredictionLog(tmp_path / "a", sample=0.0, flush_seconds=3600)
+    for _ in range(100):
+        none.record(one())
+    assert none.flush() == []
+    small = PredictionLog(tmp_path / "b", flush_seconds=3600, rows=2)
+    for _ in range(100):
+        small.record(one())
+    small.close()
+    import pyarrow.parquet as pq
+
+    written = sum(pq.read_table(p).num_rows for p in (tmp_path / "b").rglob("*.parquet"))
+    assert written + small.dropped == 100 and written >= 40  # at most 20 batches wait
+    table = pq.read_table(next((tmp_path / "b").rglob("*.parquet")))
+    assert table.column("fallback").to_pylist()[0] == "rule r"
+    assert table.column("version").null_count == table.num_rows

@@ -113,7 +113,8 @@ def test_the_circle_finder_finds_a_circle() -> None:
 def test_drivers_only_in_engines_and_store() -> None:
     # an engine's driver lives in its module of andon.engines
     drivers = {"duckdb": ("andon.engines",), "sqlalchemy": ("andon.store",),
-               "psycopg": ("andon.store", "andon.engines.postgresql")}
+               "psycopg": ("andon.store", "andon.engines.postgresql", "andon.engines.dbread"),
+               "pymysql": ("andon.engines.dbread",)}
     wrong = []
     for name, path in _modules().items():
         for target, line in _imports(ast.parse(path.read_text(encoding="utf-8"))):

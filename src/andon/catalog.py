@@ -209,8 +209,9 @@ class AuditPii:
     def __init__(self, project: Project, audit: Audit) -> None:
         self.project = project
         self.audit = audit
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
         self.known: dict[tuple[str, str], dict[str, list[Tag]]] = {}
+        self.working: dict[tuple[str, str], threading.Lock] = {}
 
     def __call__(self, table: str) -> set[str]:
         return masked_columns(self.tags(table)) | self.project.pii_of(table)
@@ -224,12 +225,18 @@ class AuditPii:
         with self.lock:
             if key in self.known:
                 return self.known[key]
+            one = self.working.setdefault(key, threading.Lock())
+        with one:  # one thread works a table out; others wait for it, not for every table
+            if key in self.known:
+                return self.known[key]
             upstream = {p: self.tags(p) for p in step.parents}
             lin = None
             if m is not None and any(upstream.values()):  # nothing to flow: no tracing
                 lin = self._lineage(step, m.fingerprint, m.schema)
             found = self._classes(table) if m is not None else None
-            self.known[key] = out = step_tags(step, lin, upstream, found)
+            out = step_tags(step, lin, upstream, found)
+            with self.lock:
+                self.known[key] = out
             return out
 
     def _classes(self, table: str) -> dict[str, Row]:

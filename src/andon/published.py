@@ -103,8 +103,9 @@ def query(project: Project, sql: str, environment: str | None = None,
 
 
 def _tables_read(sql: str, published: dict[str, Row]) -> list[str]:
-    """The published tables ``sql`` names (as DuckDB does, whatever their case); all of them
-    when sqlglot cannot parse it (the engine then says what is wrong)."""
+    """The published tables ``sql`` names (as DuckDB does, whatever their case; also as a
+    string, for ``query_table('t')``); all of them when sqlglot cannot parse it (the engine
+    then says what is wrong)."""
     import sqlglot
     from sqlglot import exp
 
@@ -113,7 +114,8 @@ def _tables_read(sql: str, published: dict[str, Row]) -> list[str]:
     except sqlglot.errors.SqlglotError:
         return list(published)
     named = {t.name.lower() for tree in trees if tree is not None
-             for t in tree.find_all(exp.Table)}
+             for t in tree.find_all(exp.Table, exp.Literal)
+             if isinstance(t, exp.Table) or t.is_string}
     return [name for name in published if name.lower() in named]
 
 

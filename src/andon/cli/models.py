@@ -118,39 +118,50 @@ def _checks(results: list[Any], fmt: Format, title: str) -> None:
 @models_app.command("drift")
 def models_drift(
     name: Annotated[str, typer.Argument(help="a model step")],
-    table: Annotated[str, typer.Argument(help="a table of rows it scores (or scored)")],
+    table: Annotated[str | None, typer.Argument(help="a table of rows it scores (or scored)")]
+    = None,
+    served: Annotated[bool, typer.Option("--served", help="compare what the server answered "
+                                         "(its prediction log) instead of a table")] = False,
     version: Annotated[int | None, typer.Option("--version", help="a version number")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="e.g. champion")] = None,
     project: ProjectOpt = None, env: EnvOpt = None, fmt: FormatOpt = Format.table,
 ) -> None:
-    """Drift of the model's input features and predictions on TABLE against its training
-    rows (PSI and KS), recorded as checks of the model (failed above PSI 0.2)."""
+    """Drift of the model's input features and predictions on TABLE (or on the inputs it
+    was served, --served) against its training rows (PSI and KS), recorded as checks of the
+    model (failed above PSI 0.2)."""
     from andon.models import monitor
 
     session = _session(project, env=env)
-    _checks(monitor.drift(session.project, name, table, environment=env, version=version,
-                          alias=alias), fmt, f"drift of {name} on {table}")
+    _checks(monitor.drift(session.project, name, table, served=served, environment=env,
+                          version=version, alias=alias), fmt,
+            f"drift of {name} on {table or 'what it served'}")
 
 
 @models_app.command("performance")
 def models_performance(
     name: Annotated[str, typer.Argument(help="a model step")],
-    scored: Annotated[str, typer.Option("--scored", help="a table of scored rows (with "
-                                        "prediction and model_version)")],
     labels: Annotated[str, typer.Option("--labels", help="a table of labels that arrived")],
-    key: Annotated[str, typer.Option("--key", help="the column joining them")],
-    time: Annotated[str, typer.Option("--time", help="the scored rows' time column")],
+    key: Annotated[str, typer.Option("--key", help="the column joining them (with --served: "
+                                     "the labels' column of the ids sent with the rows)")],
+    scored: Annotated[str | None, typer.Option("--scored", help="a table of scored rows "
+                                               "(with prediction and model_version)")] = None,
+    time: Annotated[str | None, typer.Option("--time", help="the scored rows' time column")]
+    = None,
+    served: Annotated[bool, typer.Option("--served", help="join the labels to what the "
+                                         "server answered (its prediction log)")] = False,
     label: Annotated[str | None, typer.Option("--label", help="the label column (default: "
                                               "the model's)")] = None,
     period: Annotated[str, typer.Option("--period", help="day, week, month, quarter, year")]
     = "month",
     project: ProjectOpt = None, env: EnvOpt = None, fmt: FormatOpt = Format.table,
 ) -> None:
-    """The model's performance once labels arrive: LABELS joined by KEY to the SCORED rows,
-    per period and version (accuracy, ROC AUC or RMSE, MAE), recorded as checks."""
+    """The model's performance once labels arrive: LABELS joined by KEY to the SCORED rows
+    (or to the predictions the server answered, --served), per period and version
+    (accuracy, ROC AUC or RMSE, MAE), recorded as checks."""
     from andon.models import monitor
 
     session = _session(project, env=env)
     _checks(monitor.performance(session.project, name, scored, labels, key=key, time=time,
-                                label=label, period=period, environment=env), fmt,
+                                label=label, period=period, served=served, environment=env),
+            fmt,
             f"performance of {name}")

@@ -29,6 +29,7 @@ class PredictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[dict[str, Any]]
+    ids: list[str | int | None] | None = None  # one per row: logged, to join labels later
 
 
 class AliasBody(BaseModel):
@@ -95,14 +96,58 @@ def _loaded(request: Request, caller: Caller, name: str, found: Any) -> Any:
     return model
 
 
+def _predlog(request: Request, caller: Caller) -> Any:
+    """The server's prediction log (``andon.models.predlog``), started once; None when
+    ``ANDON_PREDICTION_LOG=off``."""
+    state = request.app.state
+    found = getattr(state, "andon_predlog", False)
+    if found is False:
+        with _LOCK:
+            found = getattr(state, "andon_predlog", False)
+            if found is False:
+                from andon.models.predlog import PredictionLog
+
+                found = state.andon_predlog = PredictionLog.of(caller.project)
+    return found
+
+
+def _log(request: Request, caller: Caller, env: str | None, name: str, model: Any,
+         rows: list[dict[str, Any]], predictions: list[Any], body: PredictBody,
+         keys: list[str] | None, *, fallback: str | None = None,
+         shadow: tuple[str, Any, list[Any]] | None = None) -> None:
+    """Leave the answer for the prediction log's writer (a list append)."""
+    from datetime import UTC, datetime
+
+    from andon.models.predlog import Served
+
+    plog = _predlog(request, caller)
+    if plog is None:
+        return
+    plog.record(Served(
+        at=datetime.now(UTC), environment=env or caller.project.config.default_environment,
+        model=model, name=name, rows=rows, predictions=predictions, ids=body.ids,
+        keys=[{k: r.get(k) for k in keys} for r in body.rows] if keys else None,
+        fallback=fallback, shadow=shadow))
+
+
+def _ids(body: PredictBody) -> None:
+    from andon.models.artifact import RequestInvalid
+
+    if body.ids is not None and len(body.ids) != len(body.rows):
+        raise RequestInvalid(f"ids has {len(body.ids)} values for {len(body.rows)} rows",
+                             field="ids", hint="send one id per row (or none)")
+
+
 def _shadow(request: Request, caller: Caller, name: str, alias: str, served: int | None,
-            rows: list[dict[str, Any]], predictions: list[Any]) -> None:
+            rows: list[dict[str, Any]], predictions: list[Any]
+            ) -> tuple[str, Any, list[Any]]:
     """Predict with the version holding ``alias`` too; count and log how often it agrees
     (its predictions are never returned)."""
     from andon.models.registry import resolve
 
     found = resolve(caller.project, name, alias=alias)
-    theirs = _loaded(request, caller, name, found).predict_rows(rows)
+    model = _loaded(request, caller, name, found)
+    theirs = model.predict_rows(rows)
     agree = sum(a == b for a, b in zip(predictions, theirs, strict=True))
     cache = _cache(request)
     with _LOCK:
@@ -115,12 +160,21 @@ def _shadow(request: Request, caller: Caller, name: str, alias: str, served: int
         s["agreed"] += agree
     log.info("shadow %s: version %s vs %s (%s) agreed on %d of %d rows", name, served,
              found.version, alias, agree, len(rows))
+    return alias, model, theirs
 
 
 @router.get("/models/{name}/shadow/{alias}")
-def shadow_stats(request: Request, name: str, alias: str) -> dict[str, Any]:
-    """How often the shadow version (``alias``) agreed with the one served, since the
-    server started."""
+def shadow_stats(request: Request, caller: Caller, name: str, alias: str) -> dict[str, Any]:
+    """How often the shadow version (``alias``) agreed with the one served: every
+    comparison in the prediction log (or, with the log off, since the server started)."""
+    name = checked(name, "model")
+    plog = _predlog(request, caller)
+    if plog is not None:
+        from andon.models.predlog import shadow_comparisons
+
+        plog.flush()
+        return {"model": name, "alias": alias,
+                "comparisons": shadow_comparisons(caller.project, name, alias)}
     cache = _cache(request)
     with _LOCK:
         stats = dict(cache.get((name, f"shadow:{alias}"), {}))
@@ -254,6 +308,7 @@ async def predict(request: Request, caller: Caller, name: str, body: PredictBody
         model = None  # a first reader is opened, a networked store read, in the thread pool
     if model is not None and shadow is None:
         try:
+            _ids(body)
             rows = body.rows
             if refs:  # a local SQLite file: read in a fraction of a millisecond
                 rows = _with_features(request, caller, env, refs, rows,
@@ -264,9 +319,11 @@ async def predict(request: Request, caller: Caller, name: str, body: PredictBody
         except Exception:  # answered below, by the fallback
             pass
         else:
+            _log(request, caller, env, name, model, rows, predictions, body,
+                 cache.get(("keys", env or "", *refs)) if refs else None)
             return JSON({"model": name, "version": found.version,
                          "fingerprint": found.fingerprint, "predictions": predictions})
-    return await run_in_threadpool(_predict, request, caller, name, body.rows, env, version,
+    return await run_in_threadpool(_predict, request, caller, name, body, env, version,
                                    alias, shadow)
 
 
@@ -274,7 +331,7 @@ def _invalid(e: Any) -> JSON:
     return JSON({"error": {**e.to_dict()["error"], "field": e.field}}, status_code=422)
 
 
-def _predict(request: Request, caller: Caller, name: str, rows: list[dict[str, Any]],
+def _predict(request: Request, caller: Caller, name: str, body: PredictBody,
              env: str | None, version: int | None, alias: str | None, shadow: str | None
              ) -> Any:
     from andon.models import artifact
@@ -283,25 +340,35 @@ def _predict(request: Request, caller: Caller, name: str, rows: list[dict[str, A
     found = state_of(request).recent.get(
         ("model", name, env, version, alias),
         lambda: resolve(caller.project, name, environment=env, version=version, alias=alias))
+    rows = body.rows
+    refs = found.info.get("online") or []
+    keys = None
     try:
-        refs = found.info.get("online") or []
+        _ids(body)
         if refs:
             rows = _with_features(request, caller, env, refs, rows,
                                   {f for f, _ in found.info["signature"]["inputs"]})
+            keys = _cache(request).get(("keys", env or "", *refs))
         try:
             model = _loaded(request, caller, name, found)
             predictions = model.predict_rows(rows)
         except artifact.RequestInvalid:
             raise
         except Exception as e:  # the declared fallback answers
-            return _fallback(request, caller, name, found, rows, e)
+            answer = _fallback(request, caller, name, found, rows, e)
+            used = _cache(request).get((name, answer["fingerprint"]))
+            _log(request, caller, env, name, used if answer["version"] else None, rows,
+                 answer["predictions"], body, keys, fallback=answer["fallback"]["used"])
+            return answer
     except artifact.RequestInvalid as e:
         return _invalid(e)
+    compared = None
     if shadow is not None:
         try:
-            _shadow(request, caller, name, shadow, found.version, rows, predictions)
+            compared = _shadow(request, caller, name, shadow, found.version, rows, predictions)
         except AndonError as e:  # the shadow never fails the request it watches
             log.warning("shadow %s (%s) failed: %s", name, shadow, e.message)
+    _log(request, caller, env, name, model, rows, predictions, body, keys, shadow=compared)
     return {"model": name, "version": found.version, "fingerprint": found.fingerprint,
             "predictions": predictions}
 

@@ -649,3 +649,41 @@ def test_the_prediction_log_samples_and_bounds_its_buffer(tmp_path) -> None:
     table = pq.read_table(next((tmp_path / "b").rglob("*.parquet")))
     assert table.column("fallback").to_pylist()[0] == "rule r"
     assert table.column("version").null_count == table.num_rows
+
+
+def test_drift_and_performance_declared_as_gates_run_with_the_checks(make_project) -> None:
+    root = make(make_project, extra={
+        "pipelines/p/scored.py": SCORE,
+        "pipelines/p/scored_rows.sql": "SELECT s.*, l.scored_on FROM scored s "
+                                       "JOIN labels l USING (id)",
+        "pipelines/p/labels.sql": LABELS.format(label="label"),
+        "pipelines/p/shifted.sql": "SELECT id, x1 * 0.3 + 0.7 AS x1, x2 FROM raw",
+        "checks/monitors.yaml": """
+            clf:
+              - {type: model_drift, table: raw}
+              - {type: model_drift, table: shifted, max_psi: 0.2, severity: warn}
+              - {type: model_drift, table: raw, features: [x3], name: clf.bad_feature,
+                 severity: warn}
+              - {type: model_performance, metric: accuracy, min: 0.8, scored: scored_rows,
+                 labels: labels, key: id, time: scored_on, period: month}
+              - {type: model_performance, metric: rmse, max: 1, scored: scored_rows,
+                 labels: labels, key: id, time: scored_on, name: clf.no_rmse, severity: warn}
+        """})
+    result = run(root)
+    assert result.ok, result.error
+    checks = {c.name: c for c in result.checks}
+    same = checks["clf.model_drift.raw"]
+    assert same.status == "passed" and same.metric is not None and same.metric < 0.2
+    shifted = checks["clf.model_drift.shifted"]
+    assert shifted.status == "failed" and shifted.metric is not None and shifted.metric > 0.2
+    assert "above 0.2: x1" in shifted.message
+    assert checks["clf.bad_feature"].status == "error"
+    assert "no feature 'x3'; its features: x1, x2" in checks["clf.bad_feature"].message
+    accuracy = checks["clf.model_performance.accuracy"]
+    assert accuracy.status == "passed" and 0.8 < (accuracy.metric or 0) <= 1
+    assert "2026-02-01" in accuracy.message  # the latest month with labels
+    assert checks["clf.no_rmse"].status == "error"
+    assert "its metrics: accuracy, roc_auc" in checks["clf.no_rmse"].message
+    project = Project.load(root)
+    assert len(project.store.checks.series("clf.model_drift.shifted",
+                                           environment="prod")) == 1

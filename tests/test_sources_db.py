@@ -260,6 +260,10 @@ columns: {id: bigint}
     from andon.store.sources import SourceRepository
 
     assert SourceRepository(store.engine).pulls("orders") == []
+    # andon run pulls first: the run fails on it, before building anything
+    code, _, err = cli("run", "-p", root, "-q")
+    assert code != 0 and "cannot connect to the database" in err
+    assert store.landed_files("orders") == []
 
 
 @pytest.fixture(scope="module")

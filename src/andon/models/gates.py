@@ -5,8 +5,8 @@
 holdout and passes when the candidate is better by at least ``by``; the monitors
 ``model_drift`` (PSI of inputs and predictions on a table against the training rows) and
 ``model_performance`` (a metric once labels are joined to scored rows) read other tables.
-Declared in ``checks/*.yaml`` under the model step's name, like any check; an error-severity gate that
-fails stops the line: the model is not published."""
+Declared in ``checks/*.yaml`` under the model step's name, like any check; an
+error-severity gate that fails stops the line: the model is not published."""
 
 from __future__ import annotations
 

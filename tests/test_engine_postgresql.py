@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -24,13 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 from sqlglot import exp
 
-from andon.cli import run_cli
 from andon.engines import InvalidInput, UnknownObject, create
 from andon.engines.postgresql import PostgresEngine, check_sql, to_postgres
 from andon.environments import env_tables
-from andon.examples import init_project
 from andon.project import Project
+from tests.apikit import served
 from tests.conftest import IN_CI, ProjectFactory, unprotect
+from tests.enginekit import build_flights_pair, cli, make, prod_tables, sorted_rows, with_settings
 
 pytestmark = pytest.mark.postgres
 PREFIX = "pge"  # schemas of this module: pge_<case>, pge_<case>_<environment>
@@ -62,29 +62,14 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
-def cli(*args: str | Path) -> int:
-    return run_cli([str(a) for a in args])
-
-
 def on_postgres(root: Path, url: str, schema: str, *, secret: str | None = None) -> Path:
     """``engine: postgresql`` with the URL in andon.yaml, or in an andon secret."""
     where = f"url_secret: {secret}" if secret else f"url: {url}"
-    with (root / "andon.yaml").open("a", encoding="utf-8") as f:
-        f.write(f"\nengine: postgresql\nengine_options:\n  {where}\n  schema: {schema}\n")
-    return root
+    return with_settings(root, f"engine: postgresql\nengine_options:\n  {where}\n"
+                               f"  schema: {schema}")
 
 
 # comparing results ---------------------------------------------------------------------------
-
-
-def duckdb_tables(root: Path) -> dict[str, pa.Table]:
-    """Each table of prod, as the DuckDB engine built it."""
-    project = Project.load(root)
-    out = {}
-    for name, row in env_tables(project, "prod").items():
-        parts = [pq.read_table(project.warehouse / f) for f in row["files"]]
-        out[name] = pa.concat_tables(parts, promote_options="default")
-    return out
 
 
 def view_columns(url: str, view: str) -> list[str]:
@@ -96,7 +81,7 @@ def view_columns(url: str, view: str) -> list[str]:
 def equal_to_duckdb(url: str, duck: Path, schema: str, tmp: Path) -> None:
     """Every table of prod built by DuckDB equals the view of PostgreSQL's prod: same
     columns, same rows."""
-    expected = duckdb_tables(duck)
+    expected = prod_tables(duck)
     assert set(expected) == {r[0] for r in query(
         url, f"SELECT viewname FROM pg_views WHERE schemaname = '{schema}'")}
     for name, table in expected.items():
@@ -240,24 +225,98 @@ FILES = {
 }
 
 
-def test_a_fixture_project_equals_duckdb_and_gc_drops_old_tables(
-        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        make_project: ProjectFactory) -> None:
-    duck = make_project(FILES)
-    assert cli("run", "--project", duck) == 0
-    pg = on_postgres(unprotect(make_project(FILES)), pg_url, f"{PREFIX}_fix",
-                     secret="warehouse_db")
-    monkeypatch.setattr("sys.stdin", io.StringIO(pg_url))
-    assert cli("secrets", "set", "warehouse_db", "--stdin", "--project", pg) == 0
-    assert cli("run", "--project", pg) == 0
+@pytest.fixture(scope="module")
+def fixture_pair(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The fixture project built on DuckDB and on PostgreSQL; a run profiles only the tables
+    with checks (``andon profile`` computes the others' profiles when asked)."""
+    base = tmp_path_factory.mktemp("pgfix")
+    duck = with_settings(make(base, FILES), "profile: checked")
+    pg = on_postgres(with_settings(make(base, FILES), "profile: checked"), pg_url,
+                     f"{PREFIX}_fix")
+    for root in (duck, pg):
+        assert cli("run", "--project", root) == 0
+    return duck, pg
+
+
+def test_a_fixture_project_equals_duckdb(pg_url: str, fixture_pair: tuple[Path, Path],
+                                         tmp_path: Path) -> None:
+    duck, pg = fixture_pair
     equal_to_duckdb(pg_url, duck, f"{PREFIX}_fix_prod", tmp_path)
     # the manifests record the tables' rows and DuckDB-spelled schema
     row = env_tables(Project.load(pg), "prod")["by_customer"]
     assert row["format"] == "pgtable" and row["rows"] == 3
     assert [c for c, _ in row["schema"]] == ["customer", "orders", "total", "first_at",
                                              "last_month"]
+
+
+def andon_json(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Any:
+    """What ``andon ARGS --format json`` prints, parsed (the command must succeed)."""
+    capsys.readouterr()
+    code = cli(*args, "--format", "json")
+    out = capsys.readouterr()
+    assert code == 0, (out.err, out.out)
+    return json.loads(out.out)
+
+
+JOINED = ("SELECT o.customer, count(*) AS n, bool_or(s.big) AS big, avg(o.amount) AS mean "
+          "FROM orders AS o JOIN scored AS s USING (customer) GROUP BY ALL")
+
+
+def test_show_query_profile_and_suggest_read_the_engines_tables(
+        fixture_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    duck, pg = fixture_pair
+    out: dict[str, dict[str, Any]] = {}
+    for name, root in (("duck", duck), ("pg", pg)):
+        at = ("--project", root)
+        show = andon_json(capsys, "show", "by_customer", *at)
+        rows = andon_json(capsys, "query", JOINED, *at)  # a source's Parquet and a table
+        assert cli("checks", "suggest", "scored", *at) == 0
+        out[name] = {"show": show, "rows": sorted_rows([list(r.values()) for r in rows]),
+                     "sample": sorted_rows([list(r.values()) for r in show["sample"]]),
+                     # scored has no checks: profiled now, on the engine of the project
+                     "profile": andon_json(capsys, "profile", "scored", *at),
+                     "suggested": capsys.readouterr().out}
+    duck_out, pg_out = out["duck"], out["pg"]
+    assert pg_out["rows"] == duck_out["rows"] and len(pg_out["rows"]) == 3
+    assert pg_out["sample"] == duck_out["sample"] and len(pg_out["sample"]) == 3
+    for key in ("rows", "schema"):
+        assert pg_out["show"][key] == duck_out["show"][key]
+    profiles = [{c["column"]: c for c in o["profile"]["columns"]} for o in (pg_out, duck_out)]
+    assert pg_out["profile"]["rows"] == 3 and list(profiles[0]) == list(profiles[1])
+    for column, mine in profiles[0].items():
+        theirs = profiles[1][column]
+        for key in ("type", "count", "nulls", "distinct", "min", "max", "pattern", "len_max"):
+            assert mine.get(key) == theirs.get(key), (column, key, mine, theirs)
+        # values as text: PostgreSQL writes the double 0.0 as '0'
+        as_value = float if mine["type"] == "DOUBLE" else str
+        assert [[as_value(v), n] for v, n in mine.get("top_values", [])] == \
+            [[as_value(v), n] for v, n in theirs.get("top_values", [])], column
+        for key in ("mean", "stddev"):
+            assert (mine.get(key) is None) == (theirs.get(key) is None), (column, key)
+            if theirs.get(key) is not None:
+                assert mine[key] == pytest.approx(theirs[key]), (column, key)
+    assert "accepted_values" in pg_out["suggested"]
+    assert pg_out["suggested"] == duck_out["suggested"]
+    # the server's table page reads through the same functions
+    with served(Project.load(pg)) as api:
+        page = api.get("/api/tables/scored", params={"rows": 2}).json()
+    assert page["rows"] == 3 and len(page["sample"]) == 2
+    assert page["profile"]["rows"] == 3
+    # a query naming no table of the environment says which there are
+    capsys.readouterr()
+    assert cli("query", "SELECT * FROM scord", "--project", pg) != 0
+    assert "scored" in capsys.readouterr().err
+
+
+def test_gc_drops_the_tables_nothing_refers_to(pg_url: str, monkeypatch: pytest.MonkeyPatch,
+                                              make_project: ProjectFactory) -> None:
+    pg = on_postgres(unprotect(make_project(FILES)), pg_url, f"{PREFIX}_gc",
+                     secret="warehouse_db")
+    monkeypatch.setattr("sys.stdin", io.StringIO(pg_url))
+    assert cli("secrets", "set", "warehouse_db", "--stdin", "--project", pg) == 0
+    assert cli("run", "--project", pg) == 0
     old = {r[0] for r in query(pg_url, f"SELECT tablename FROM pg_tables WHERE schemaname = "
-                                       f"'{PREFIX}_fix' AND tablename LIKE 'a\\_%'")}
+                                       f"'{PREFIX}_gc' AND tablename LIKE 'a\\_%'")}
     assert old, "artifact tables are named a_<fingerprint>_<part>"
     # a changed step: its old table is referenced by nothing once gc's retention is over
     step = pg / "pipelines/p/by_customer.sql"
@@ -266,9 +325,9 @@ def test_a_fixture_project_equals_duckdb_and_gc_drops_old_tables(
     time.sleep(1.1)
     assert cli("gc", "--project", pg) == 0
     now = {r[0] for r in query(pg_url, f"SELECT tablename FROM pg_tables WHERE schemaname = "
-                                       f"'{PREFIX}_fix'")}
+                                       f"'{PREFIX}_gc'")}
     assert old - now, "gc dropped the artifact tables nothing refers to"
-    view = f'"{PREFIX}_fix_prod"."scored"'
+    view = f'"{PREFIX}_gc_prod"."scored"'
     assert query(pg_url, f"SELECT count(*) FROM {view}") == [(3,)]  # live views still read
     assert view_columns(pg_url, view)[-1] == "big"
 
@@ -296,18 +355,8 @@ def flights_pair(pg_url: str, tmp_path_factory: pytest.TempPathFactory
                  ) -> tuple[Path, Path]:
     """The flights example run on DuckDB and on PostgreSQL, with a second month arriving
     (incremental steps build on their previous artifacts)."""
-    base = tmp_path_factory.mktemp("pgflights")
-    duck, pg = base / "duck", base / "pg"
-    init_project(duck, "flights")
-    for month in range(2, 7):  # January, then July arriving: small, and still incremental
-        (duck / f"incoming/flights/flights_2013_{month:02d}.csv").unlink()
-    shutil.copytree(duck, pg)
-    on_postgres(pg, pg_url, f"{PREFIX}_flights")
-    for root in (duck, pg):
-        assert cli("run", "--project", root) == 0
-        shutil.copy(root / "arrivals/flights_2013_07.csv", root / "incoming/flights/")
-        assert cli("run", "--project", root) == 0
-    return duck, pg
+    return build_flights_pair(tmp_path_factory.mktemp("pgflights"),
+                              lambda root: on_postgres(root, pg_url, f"{PREFIX}_flights"))
 
 
 def differing_rows(url: str, expected: pa.Table, view: str, tmp: Path) -> tuple[int, int]:
@@ -371,3 +420,33 @@ def test_promotion_switches_the_views_in_one_transaction(
         reader.close()
     assert view_columns(pg_url, kpis_of[prod])[0] == "version"
     step.write_text(kpis)
+
+
+def schemas(url: str, like: str) -> set[str]:
+    return {r[0] for r in query(url, f"SELECT nspname FROM pg_namespace WHERE nspname "
+                                     f"LIKE '{like}'")}
+
+
+def test_env_create_reset_and_delete_switch_the_views(
+        pg_url: str, flights_pair: tuple[Path, Path]) -> None:
+    _, pg = flights_pair
+    prod, qa = f"{PREFIX}_flights_prod", f"{PREFIX}_flights_qa"
+
+    def count(schema: str) -> int:
+        return int(query(pg_url, f'SELECT count(*) FROM "{schema}"."flights"')[0][0])
+
+    assert cli("env", "create", "qa", "--project", pg) == 0
+    views = "SELECT viewname FROM pg_views WHERE schemaname = '{}' ORDER BY 1"
+    assert query(pg_url, views.format(qa)) == query(pg_url, views.format(prod))
+    assert count(qa) == count(prod)
+    # back to the first run's commit (January only): the views show it at once
+    first = Project.load(pg).reader.envs.first_move("prod")
+    assert first is not None and first.to_commit is not None
+    assert cli("env", "reset", "qa", "--to", first.to_commit, "--project", pg) == 0
+    january = env_tables(Project.load(pg), commit=first.to_commit)["flights"]["rows"]
+    assert count(qa) == january < count(prod)
+    assert cli("env", "delete", "qa", "--project", pg) == 0
+    assert schemas(pg_url, qa) == set(), "a deleted environment's schema is dropped"
+    assert cli("env", "create", "blank", "--empty", "--project", pg) == 0
+    assert schemas(pg_url, f"{PREFIX}_flights_blank") == set(), "no tables: no schema"
+    assert count(prod) > january  # prod untouched

@@ -7,13 +7,9 @@ the whole module. Needs PySpark and Java 17+ (skipped without them, required und
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import importlib.util
 import math
-import shutil
 import subprocess
-import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from sqlglot import exp
 
-from andon.cli import run_cli
 from andon.engines import InvalidInput, UnknownObject, create
 from andon.engines.spark_sql import check_sql, to_spark
 from andon.environments import env_tables
-from andon.examples import init_project
 from andon.project import Project
 from tests.conftest import IN_CI
+from tests.enginekit import build_flights_pair, cli, make, prod_tables, rows_of, with_settings
 
 SETTINGS = "\nengine: spark\nengine_options:\n  master: local[2]\n"
 
@@ -53,55 +48,11 @@ def spark_available() -> None:
         pytest.skip(missing)
 
 
-def cli(*args: str | Path) -> int:
-    return run_cli([str(a) for a in args])
-
-
-def make(tmp: Path, files: dict[str, str]) -> Path:
-    root = tmp / uuid.uuid4().hex[:6]
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
-
-
 def on_spark(root: Path) -> Path:
-    with (root / "andon.yaml").open("a", encoding="utf-8") as f:
-        f.write(SETTINGS)
-    return root
+    return with_settings(root, SETTINGS)
 
 
 # comparing results ---------------------------------------------------------------------------
-
-
-def _norm(v: Any) -> Any:
-    if isinstance(v, float | decimal.Decimal):
-        f = float(v)
-        return None if math.isnan(f) else round(f, 6)
-    if isinstance(v, dt.datetime) and v.tzinfo is not None:
-        return v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v
-
-
-def tables(root: Path) -> dict[str, pa.Table]:
-    """Each table of prod, read from its artifact's Parquet files."""
-    project = Project.load(root)
-    out = {}
-    for name, row in env_tables(project, "prod").items():
-        parts = [pq.read_table(project.warehouse / f) for f in row["files"]]
-        out[name] = pa.concat_tables(parts, promote_options="default")
-    return out
-
-
-def _key(row: tuple[Any, ...]) -> str:
-    return repr(tuple(round(v, 3) if isinstance(v, float) else v for v in row))
-
-
-def rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
-    """Rows in a canonical order (order-insensitive), doubles to 6 decimals."""
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return sorted((tuple(_norm(c[i]) for c in cols) for i in range(table.num_rows)), key=_key)
 
 
 # Spark's AVG of a DECIMAL keeps 4 more digits and rounds half up, DuckDB's is a DOUBLE:
@@ -133,7 +84,7 @@ def verdicts(root: Path) -> dict[tuple[int, str], tuple[str, int | None]]:
 
 
 def assert_same(duck: Path, spark: Path) -> None:
-    expected, got = tables(duck), tables(spark)
+    expected, got = prod_tables(duck), prod_tables(spark)
     assert set(got) == set(expected)
     for name, table in expected.items():
         assert got[name].column_names == table.column_names, name
@@ -151,18 +102,7 @@ def assert_same(duck: Path, spark: Path) -> None:
 def flights_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The flights example on DuckDB and on Spark: January, then July arriving (the
     incremental steps build on their previous artifacts)."""
-    base = tmp_path_factory.mktemp("sparkflights")
-    duck, spark = base / "duck", base / "spark"
-    init_project(duck, "flights")
-    for month in range(2, 7):
-        (duck / f"incoming/flights/flights_2013_{month:02d}.csv").unlink()
-    shutil.copytree(duck, spark)
-    on_spark(spark)
-    for root in (duck, spark):
-        assert cli("run", "--project", root) == 0
-        shutil.copy(root / "arrivals/flights_2013_07.csv", root / "incoming/flights/")
-        assert cli("run", "--project", root) == 0
-    return duck, spark
+    return build_flights_pair(tmp_path_factory.mktemp("sparkflights"), on_spark)
 
 
 def test_the_flights_example_equals_duckdb_row_for_row(flights_pair: tuple[Path, Path]
@@ -251,7 +191,7 @@ def test_a_fixture_project_equals_duckdb(tmp_path: Path) -> None:
     assert cli("run", "--project", duck) == 0
     assert cli("run", "--project", spark) == 0
     assert_same(duck, spark)
-    assert tables(spark)["by_customer"].column("ids").to_pylist()[0] in ([1, 4], [2, 2],
+    assert prod_tables(spark)["by_customer"].column("ids").to_pylist()[0] in ([1, 4], [2, 2],
                                                                         [3, 3], [5, 5])
 
 

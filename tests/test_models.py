@@ -676,7 +676,7 @@ def test_drift_and_performance_declared_as_gates_run_with_the_checks(make_projec
     assert same.status == "passed" and same.metric is not None and same.metric < 0.2
     shifted = checks["clf.model_drift.shifted"]
     assert shifted.status == "failed" and shifted.metric is not None and shifted.metric > 0.2
-    assert "above 0.2: x1" in shifted.message
+    assert "above 0.2: prediction.probability, x1" in shifted.message
     assert checks["clf.bad_feature"].status == "error"
     assert "no feature 'x3'; its features: x1, x2" in checks["clf.bad_feature"].message
     accuracy = checks["clf.model_performance.accuracy"]

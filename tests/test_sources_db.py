@@ -419,13 +419,21 @@ def typed_table(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def _snapshot(url: str, table: str, reader: str, out: Path) -> tuple[list[str], list[Any]]:
-    import duckdb
-
     from andon.engines.dbscan import copy_to_parquet
 
     copied = copy_to_parquet(url, out, source="types", table=table, cursor="id",
                              reader=reader)
     assert copied.rows == 2 and copied.cursor == 2
+    return _snapshot_of(url, table, out)
+
+
+def _snapshot_of(url: str, table: str, out: Path) -> tuple[list[str], list[Any]]:
+    import duckdb
+
+    if not out.exists():
+        from andon.engines.dbscan import copy_to_parquet
+
+        copy_to_parquet(url, out, source="types", table=table, reader="driver")
     con = duckdb.connect()
     types = [r[1] for r in con.execute(f"DESCRIBE SELECT * FROM '{out}'").fetchall()]
     rows = con.execute(f"SELECT * FROM '{out}' ORDER BY id").fetchall()
@@ -507,3 +515,23 @@ columns: {{id: bigint, amount: double}}
     result = andon.run(andon.Project.load(root))
     assert result.ok
     assert _total(root) == (7, 1.5 * 15 + 30)
+
+
+def test_postgres_types_outside_csv_stream_through_a_server_side_cursor(
+        pg_table: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bytea and arrays do not go through COPY's CSV: a server-side cursor, BATCH rows at a
+    time, reads them into the scanner's BLOB and INTEGER[]."""
+    import psycopg
+
+    from andon.engines import dbread
+
+    url, schema = pg_table
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {schema}.blobs AS SELECT g AS id, int4send(g) AS b, "
+                     "ARRAY[g, g + 1] AS a FROM generate_series(1, 25) g")
+    monkeypatch.setattr(dbread, "BATCH", 10)
+    rows = dbread.read("postgres", url, "", f"SELECT * FROM {schema}.blobs ORDER BY id", None)
+    assert [b.num_rows for b in rows.batches] == [10, 10, 5]
+    types, got = _snapshot_of(url, f"{schema}.blobs", tmp_path / "b.parquet")
+    assert types == ["INTEGER", "BLOB", "INTEGER[]"]
+    assert got[0] == (1, b"\x00\x00\x00\x01", [1, 2])

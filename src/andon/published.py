@@ -35,15 +35,16 @@ def _table(project: Project, table: str, environment: str | None) -> Row:
 def show(project: Project, table: str, environment: str | None = None, limit: int = 10) -> Row:
     from sqlglot import exp
 
-    from andon.engines import create
     from andon.engines.sql import table as table_ref
+    from andon.execution.checking import reading_engine
 
     art = _table(project, table, environment)
     step = project.dag.steps.get(table)
     wh = Warehouse(project.warehouse)
-    engine = create(threads=2)
+    files = [wh.path(f) for f in art["files"]]
+    engine = reading_engine(project, wh, [art], files)
     try:
-        cur = engine.session({table: [str(wh.path(f)) for f in art["files"]]})
+        cur = engine.session({table: [str(f) for f in files]})
         select = exp.select("*").from_(table_ref(table)).limit(int(limit))
         res = cur.execute(select)
         sample = [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
@@ -77,15 +78,15 @@ def query(project: Project, sql: str, environment: str | None = None,
           limit: int | None = None, *, as_of: str | None = None,
           commit: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL over an environment's tables; returns column names and rows."""
-    from andon.engines import create
+    from andon.execution.checking import reading_engine
 
     published = env_tables(project, environment, as_of=as_of, commit=commit)
     _require_select(sql)
     wh = Warehouse(project.warehouse)  # only the tables it reads: a bucket's are downloaded
-    tables = {name: [str(wh.path(f)) for f in published[name]["files"]]
-              for name in _tables_read(sql, published)}
-    engine = create(threads=project.config.threads,  # reads only these tables' files
-                    allowed=[Path(f) for files in tables.values() for f in files])
+    read = _tables_read(sql, published)
+    tables = {name: [str(wh.path(f)) for f in published[name]["files"]] for name in read}
+    engine = reading_engine(project, wh, [published[name] for name in read],  # only these
+                            [Path(f) for files in tables.values() for f in files])
     try:
         cur = engine.session(tables)
         try:
@@ -188,16 +189,15 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
     """The profile of a table's current artifact (computed now if it was never profiled)."""
     from andon.checks import history
     from andon.checks.run import Audit, evaluate
-    from andon.engines import create
+    from andon.execution.checking import reading_engine
     from andon.runner import manifest_of
     from andon.secrets import stored_values
 
     art = _table(project, table, environment)
     found = history.profile_of(project.store, art["fingerprint"])
     if found is None:
-        wh = Warehouse(project.warehouse)
-        engine = create(threads=project.config.threads,  # reads only this table's files
-                        allowed=[wh.path(f) for f in art["files"]])
+        wh = Warehouse(project.warehouse)  # reads only this table's files
+        engine = reading_engine(project, wh, [art], [wh.path(f) for f in art["files"]])
         try:
             audit = Audit(store=project.store, engine=engine,
                           warehouse=wh,
@@ -217,15 +217,15 @@ def suggest_checks(project: Project, table: str, environment: str | None = None)
 
     from andon.checks import history
     from andon.checks.suggest import MAX_CATEGORIES, suggest, to_yaml
-    from andon.engines import create
     from andon.engines.sql import column
+    from andon.execution.checking import reading_engine
 
     prof = profile(project, table, environment)
     art = _table(project, table, environment)
     wh = Warehouse(project.warehouse)
     categories: dict[str, list[Any]] = {}
     files = [wh.path(f) for f in art["files"]]
-    engine = create(threads=project.config.threads, allowed=files)
+    engine = reading_engine(project, wh, [art], files)
     try:
         cur = engine.cursor()
         for name, p in prof["columns"].items():

@@ -180,31 +180,39 @@ class Session:
     def env_create(self, name: str, source: str | None = None, *, empty: bool = False) -> Row:
         """A new environment pointing where ``source`` (default: prod) points, or nowhere."""
         from andon import environments
+        from andon.execution.checking import show_environment
 
         src = None if empty else (source or self.project.config.default_environment)
         protected = self.project.is_protected(name)
         self._allow("env_create", f"create environment {name!r}", protected=protected)
-        return environments.create(self.project.store, name, source=src, who=self.user,
-                                   protected=protected)
+        row = environments.create(self.project.store, name, source=src, who=self.user,
+                                  protected=protected)
+        show_environment(self.project, name)  # the engine's readers see it (PostgreSQL's views)
+        return row
 
     def env_reset(self, name: str, to: str) -> str | None:
         """Point ``name`` at an earlier commit or time; returns the commit (None: empty)."""
         from andon import environments
+        from andon.execution.checking import show_environment
 
         protected = self.project.is_protected(name)
         self._allow("env_reset", f"reset environment {name!r}", protected=protected,
                     environment=name)
-        return environments.reset(self.project.store, name, to, who=self.user,
-                                  protected=protected)
+        commit = environments.reset(self.project.store, name, to, who=self.user,
+                                    protected=protected)
+        show_environment(self.project, name)
+        return commit
 
     def env_delete(self, name: str) -> None:
         """Delete an unprotected environment (its artifacts stay until gc)."""
         from andon import environments
+        from andon.execution.checking import show_environment
 
         protected = self.project.is_protected(name)
         self._allow("env_delete", f"delete environment {name!r}", protected=protected,
                     environment=name)
         environments.delete_env(self.project.store, name, protected=protected, who=self.user)
+        show_environment(self.project, name)  # none: the engine shows it no more
 
     def env_list(self) -> list[Row]:
         from andon import environments

@@ -269,7 +269,7 @@ def _sample_stats(cur: Session, cols: list[tuple[str, str]]
         shapes = [(v, n, total) for c, k, v, n, total in rows if c == j and k == "s"]
         if shapes:
             entry["pattern"] = _collapse(shapes[0][0])
-            entry["pattern_share"] = round(shapes[0][1] / shapes[0][2], 4)
+            entry["pattern_share"] = round(float(shapes[0][1]) / float(shapes[0][2]), 4)
         if entry["top_values"] or len(entry) > 1:
             out[name] = entry
     return out

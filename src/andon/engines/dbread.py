@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,14 @@ def _postgres(url: str, target: str, sql: str, password: str | None) -> Rows:
         conn.execute("SET TIME ZONE 'UTC'")
         for name in _PG_TEXT:
             conn.adapters.register_loader(name, TextLoader)
+        head = conn.execute(f"SELECT * FROM ({sql}) AS andon_head LIMIT 0").description or []
+        cols = [_pg_col(d.name, d.type_code, d.precision, d.scale) for d in head]
+        names = [c.name for c in cols]
+        if all(d.type_code in _PG_CSV for d in head) and len(set(names)) == len(names):
+            schema = _schema(cols)
+            padded = [c.name for c, d in zip(cols, head, strict=True) if d.type_code == 1042]
+            return Rows("psycopg", schema, _pg_copy(conn, sql, cols, padded), _casts(cols),
+                        conn.close)
         cur = conn.cursor(name="andon_pull")
         cur.itersize = BATCH
         cur.execute(sql)
@@ -157,16 +166,76 @@ def _postgres(url: str, target: str, sql: str, password: str | None) -> Rows:
     except psycopg.Error as e:
         conn.close()
         raise ReadError(str(e).strip().splitlines()[0]) from e
-    padded = {i for i, d in enumerate(desc) if d.type_code == 1042}  # char(n)
+    chars = {i for i, d in enumerate(desc) if d.type_code == 1042}  # char(n)
 
     def fix(i: int, values: list[Any]) -> list[Any]:
-        if i in padded:  # the scanner reads char(n) without its padding
+        if i in chars:  # the scanner reads char(n) without its padding
             return [v if v is None else v.rstrip(" ") for v in values]
         return values
 
     schema = _schema(cols)
     return Rows("psycopg", schema, _batches(cur, cols, schema, fix, conn.close),
                 _casts(cols), conn.close)
+
+
+# the types COPY ... (FORMAT csv) writes as text that Arrow or DuckDB parse back exactly
+_PG_CSV = {*_PG_NATIVE, *_PG_CAST, 1700, 25, 1043, 1042, 19, 114, 3802} - {17}
+
+
+class _Chunks(io.RawIOBase):
+    """A file over the chunks of a COPY TO STDOUT, for Arrow's streaming CSV reader."""
+
+    def __init__(self, chunks: Iterator[Any]) -> None:
+        self.chunks = chunks
+        self.left = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        parts: list[Any] = [self.left] if self.left else []
+        have = len(self.left)
+        for chunk in self.chunks:  # a chunk per row: join them, not one call each
+            parts.append(chunk)
+            have += len(chunk)
+            if have >= want:
+                break
+        if not parts:
+            return 0
+        data = memoryview(b"".join(parts))
+        n = min(want, len(data))
+        buffer[:n] = data[:n]
+        self.left = data[n:]
+        return n
+
+
+def _pg_copy(conn: Any, sql: str, cols: Sequence[_Col], padded: Sequence[str]
+             ) -> Iterator[pa.RecordBatch]:
+    """The rows as PostgreSQL's COPY writes them (CSV: an empty field is null, a quoted
+    empty one the empty string), parsed by Arrow block by block."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as csv
+
+    try:
+        with conn.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            stream = io.BufferedReader(_Chunks(iter(copy)), buffer_size=1 << 20)
+            reader = csv.open_csv(
+                stream,
+                read_options=csv.ReadOptions(column_names=[c.name for c in cols],
+                                             block_size=4 << 20, use_threads=False),
+                parse_options=csv.ParseOptions(newlines_in_values=True),
+                convert_options=csv.ConvertOptions(
+                    column_types={c.name: c.arrow for c in cols}, null_values=[""],
+                    strings_can_be_null=True, quoted_strings_can_be_null=False,
+                    true_values=["t"], false_values=["f"]))
+            for batch in reader:
+                for name in padded:  # the scanner reads char(n) without its padding
+                    i = batch.schema.get_field_index(name)
+                    batch = batch.set_column(i, name, pc.utf8_rtrim(batch.column(i), " "))
+                yield batch
+    finally:
+        conn.close()
 
 
 # MySQL / MariaDB ----------------------------------------------------------------------------

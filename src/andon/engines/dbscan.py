@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,7 @@ def copy_to_parquet(url: str, out: Path, *, source: str, table: str | None = Non
         raise SourceError(f"source {source!r}: SQLite database {target!r} does not exist",
                           step=source, hint="fix 'url:' of the source in andon.yaml")
     con = duckdb.connect()
+    close_driver: Callable[[], None] | None = None
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
@@ -180,7 +182,8 @@ def copy_to_parquet(url: str, out: Path, *, source: str, table: str | None = Non
                              after)
         else:
             used = dbread.DRIVERS[kind][0]
-            select = _register(con, kind, url, target, source, password, inner, what)
+            select, close_driver = _register(con, kind, url, target, source, password,
+                                             inner, what)
         try:
             con.execute(f"COPY ({select}) TO {_lit(str(out))} "
                         "(FORMAT parquet, COMPRESSION zstd)")
@@ -195,6 +198,8 @@ def copy_to_parquet(url: str, out: Path, *, source: str, table: str | None = Non
                 from e
     finally:
         con.close()
+        if close_driver is not None:  # read to the end, or stopped by an error
+            close_driver()
     assert row is not None
     last = row[1] if cursor and len(row) > 1 else None
     return Copied(rows=int(row[0]), cursor=_plain(last), reader=used)
@@ -244,7 +249,8 @@ def _attach(con: duckdb.DuckDBPyConnection, kind: str, target: str, source: str,
 
 
 def _register(con: duckdb.DuckDBPyConnection, kind: str, url: str, target: str,
-              source: str, password: str | None, inner: str, what: str) -> str:
+              source: str, password: str | None, inner: str, what: str
+              ) -> tuple[str, Callable[[], None]]:
     """Stream the rows read by the database's driver into DuckDB: the SELECT (with the
     casts to the scanner's types) that copies them."""
     import pyarrow as pa
@@ -260,7 +266,7 @@ def _register(con: duckdb.DuckDBPyConnection, kind: str, url: str, target: str,
     cols = ", ".join(
         f"CAST({_qi(n)} AS {rows.casts[n]}) AS {_qi(n)}" if n in rows.casts else _qi(n)
         for n in rows.schema.names)
-    return f"SELECT {cols} FROM andon_rows"
+    return f"SELECT {cols} FROM andon_rows", rows.close
 
 
 def _plain(value: Any) -> Any:

@@ -104,6 +104,18 @@ def _ints(args: Sequence[exp.Expression | None], last: str = "INT") -> list[exp.
     return out
 
 
+def _alias() -> exp.TableAlias:
+    return exp.TableAlias(this=exp.to_identifier("_andon_" + uuid.uuid4().hex[:8]))
+
+
+def _double_aggregate(node: exp.Expression) -> bool:
+    """An average, standard deviation or variance (over a window, filtered or not)."""
+    while isinstance(node, exp.Window | exp.Filter):
+        node = node.this
+    return isinstance(node, exp.Avg | exp.Stddev | exp.StddevSamp | exp.StddevPop
+                      | exp.Variance | exp.VariancePop)
+
+
 def _postgres_function(node: exp.Expression) -> exp.Expression:
     """DuckDB functions sqlglot renders under a name PostgreSQL lacks, as PostgreSQL's."""
     if isinstance(node, exp.DateFromParts):
@@ -121,6 +133,19 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.GenerateSeries) and isinstance(node.args.get("start"), exp.Literal):
         node.set("start", exp.cast(node.args["start"], "BIGINT"))  # DuckDB's range: BIGINT
         return node
+    if isinstance(node, exp.Table) and isinstance(node.this, exp.Subquery):
+        inner = node.this.copy()  # a subquery put in a table's place (andon's templates)
+        inner.set("alias", node.args.get("alias") or _alias())
+        return inner
+    if isinstance(node, exp.Subquery) and not node.alias \
+            and isinstance(node.parent, exp.From | exp.Join):  # PostgreSQL < 16 needs one
+        node.set("alias", _alias())
+        return node
+    if isinstance(node, exp.ApproxDistinct):  # no HyperLogLog in PostgreSQL: exact
+        return exp.Count(this=exp.Distinct(expressions=[node.this.copy()]))
+    if _double_aggregate(node) and not isinstance(node.parent, exp.Cast | exp.Window
+                                                  | exp.Filter):
+        return exp.cast(node, "DOUBLE")  # DuckDB's are DOUBLE; PostgreSQL's NUMERIC on integers
     if isinstance(node, exp.IntDiv):
         return exp.cast(exp.Anonymous(this="DIV", expressions=[node.this.copy(),
                                                                  node.expression.copy()]),
@@ -144,6 +169,13 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
         unit = exp.Interval(this=exp.Literal.string("1"),
                             unit=exp.var(_UNITS[node.name.lower()].upper()))
         return exp.Mul(this=exp.Paren(this=node.expressions[0].copy()), expression=unit)
+    if isinstance(node, exp.Anonymous) and isinstance(node.this, str):
+        try:  # a call built by name (andon's checks): as DuckDB's parser types it
+            typed = exp.func(node.this, *(a.copy() for a in node.expressions),
+                             dialect="duckdb")
+        except (ValueError, ParseError, TypeError):
+            return node
+        return node if isinstance(typed, exp.Anonymous) else _postgres_function(typed)
     return node
 
 
@@ -322,7 +354,13 @@ class PgSession:
 
     def execute(self, sql: str | exp.Expr,
                 params: Sequence[Any] | Mapping[str, Any] | None = None) -> PgResult:
-        text = self._engine.render(sql)
+        tree = _parse(sql) if isinstance(sql, str) else sql
+        if isinstance(tree, exp.Create) and tree.kind == "TABLE" and tree.args.get("replace"):
+            # PostgreSQL has no CREATE OR REPLACE TABLE: drop, then create
+            self.raw(f"DROP TABLE IF EXISTS {tree.this.sql(dialect=DIALECT)}")
+            tree = tree.copy()
+            tree.set("replace", False)
+        text = self._engine.render(tree)
         if params is not None and not isinstance(params, Mapping) and "%(" in text:
             params = {str(i + 1): v for i, v in enumerate(params)}  # DuckDB's $1, $2 ...
         return self.raw(text, params)
@@ -627,11 +665,16 @@ class PostgresEngine:
 
     def publish(self, environment: str, tables: Mapping[str, Location]) -> None:
         """Make ``<schema>_<environment>`` hold exactly one view per table, over its
-        artifact's tables, in one transaction (readers see the old set or the new)."""
+        artifact's tables, in one transaction (readers see the old set or the new); an
+        environment without tables (deleted, or created empty) has no schema."""
         target = self.env_schema(environment)
         scans = {t: self.scan(loc.files).sql(dialect=DIALECT) for t, loc in tables.items()}
         with self._connect().conn as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [target])
+            if not scans:
+                conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    pgsql.Identifier(target)))
+                return
             conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 pgsql.Identifier(target)))
             have = [r[0] for r in conn.execute(

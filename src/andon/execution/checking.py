@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from andon.checks.model import Check, CheckResult
@@ -21,6 +22,7 @@ from andon.warehouse import Manifest, Warehouse
 if TYPE_CHECKING:
     from andon.engines import Engine
     from andon.project import Project
+    from andon.store import Row
 
 log = logging.getLogger("andon.checks")
 
@@ -71,14 +73,27 @@ def open_engine(project: Project, warehouse: Warehouse) -> Engine:
                   allowed=[warehouse.root])
 
 
+def reading_engine(project: Project, warehouse: Warehouse, artifacts: Iterable[Row],
+                   files: Iterable[Path]) -> Engine:
+    """An engine that reads stored ``artifacts`` (``andon show``, ``query``, ``profile``):
+    DuckDB confined to their ``files`` when they are all Parquet, whichever engine built
+    them; else the project's engine, whose database holds what their files stand for."""
+    from andon.engines import create
+
+    if all((a.get("format") or "parquet") == "parquet" for a in artifacts):
+        return create(threads=project.config.threads, allowed=list(files))
+    return open_engine(project, warehouse)
+
+
 def show_environment(project: Project, environment: str) -> None:
     """After the store moved ``environment``: the engine shows it as it now is to readers
     of its own database (PostgreSQL: a schema of views, switched in one transaction)."""
     store = project.store
     env = store.environment(environment)
     steps = store.commit_steps(env["commit_id"]) if env and env["commit_id"] else {}
-    rows = {table: store.artifact(fp) for table, fp in steps.items()}
-    tables = {table: manifest_of(row).location for table, row in rows.items() if row}
+    rows = store.artifacts(steps.values())  # one query, whatever the number of tables
+    tables = {table: manifest_of(rows[fp]).location for table, fp in steps.items()
+              if fp in rows}
     from andon.engines import EngineError
 
     engine = open_engine(project, Warehouse(project.warehouse))

@@ -153,11 +153,11 @@ class LoadedModel:
             self.check(rows)
             estimator, order = self.plain
             values = np.array([[row[f] for f in order] for row in rows], dtype="float64")
-            with _one_thread():
+            with one_thread():
                 out = estimator.predict(values)
         elif len(rows) <= _SMALL:
             frame = self.frame(rows)
-            with _one_thread():
+            with one_thread():
                 out = self.estimator.predict(frame)
         else:
             out = self.estimator.predict(self.frame(rows))
@@ -191,7 +191,7 @@ _SMALL = 64
 _CONTROLLER: list[Any] = []
 
 
-def _one_thread() -> Any:
+def one_thread() -> Any:
     """A context limiting the native thread pools (OpenMP, BLAS) to one thread."""
     if not _CONTROLLER:
         from threadpoolctl import ThreadpoolController

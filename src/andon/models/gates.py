@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -26,13 +26,21 @@ if TYPE_CHECKING:
     from andon.models.artifact import LoadedModel
 
 
-def _metrics(ev: Evaluation, c: Check) -> dict[str, float] | CheckResult:
+def _info(ev: Evaluation, c: Check) -> dict[str, Any] | CheckResult:
+    """The model's manifest entry, or the error that the checked step is no model."""
     from andon.models.artifact import META
 
     info = ev.manifest.meta.get(META)
     if not isinstance(info, dict):
         return ev.error(c, f"{c.table!r} is not a model step: {c.type} checks apply to "
                         "steps marked @andon.models.model")
+    return info
+
+
+def _metrics(ev: Evaluation, c: Check) -> dict[str, float] | CheckResult:
+    info = _info(ev, c)
+    if isinstance(info, CheckResult):
+        return info
     return {str(k): float(v) for k, v in info["metrics"].items()}
 
 
@@ -159,10 +167,9 @@ def _candidate(ev: Evaluation, c: Check) -> tuple[LoadedModel, str] | CheckResul
     """The model being checked, loaded, and its holdout file."""
     from andon.models import artifact
 
-    info = ev.manifest.meta.get(artifact.META)
-    if not isinstance(info, dict):
-        return ev.error(c, f"{c.table!r} is not a model step: {c.type} checks apply to "
-                        "steps marked @andon.models.model")
+    info = _info(ev, c)
+    if isinstance(info, CheckResult):
+        return info
     found = ev.audit.store.models.by_fingerprint(c.table, ev.manifest.fingerprint)
     try:
         model = artifact.load(ev.audit.warehouse, ev.manifest,
@@ -271,14 +278,12 @@ class ModelPerformance(CheckType[ModelPerformanceSpec]):
         """The columns of the scored and label tables are checked when it runs."""
 
     def run(self, ev: Evaluation, c: Check) -> CheckResult:
-        from andon.models import artifact
         from andon.models.monitor import performance_of
 
         spec = self.of(c)
-        info = ev.manifest.meta.get(artifact.META)
-        if not isinstance(info, dict):
-            return ev.error(c, f"{c.table!r} is not a model step: {c.type} checks apply to "
-                            "steps marked @andon.models.model")
+        info = _info(ev, c)
+        if isinstance(info, CheckResult):
+            return info
         labels = ev.audit.manifests[spec.labels]
         try:
             results = performance_of(

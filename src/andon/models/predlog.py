@@ -3,7 +3,7 @@
 Each served request (a sample of them: ``ANDON_PREDICTION_LOG_SAMPLE``, default 1 = all) is
 appended to an in-memory buffer on the request path (one list append); a writer thread
 turns the buffer into Parquet files off the request path, every
-``ANDON_PREDICTION_LOG_FLUSH`` seconds (default 1) or sooner when ``ANDON_PREDICTION_LOG_ROWS``
+``ANDON_PREDICTION_LOG_FLUSH`` seconds (default 10) or sooner when ``ANDON_PREDICTION_LOG_ROWS``
 rows wait (default 10,000). Files are append-only, one per model and flush, under
 ``.andon/predictions/MODEL/date=YYYY-MM-DD/hour=HH/`` (``ANDON_PREDICTION_LOG`` moves the
 folder, ``off`` turns the log off): nothing on the request path touches the store, servers
@@ -112,7 +112,7 @@ class PredictionLog:
         if folder is None:
             return None
         return cls(folder, sample=_setting("ANDON_PREDICTION_LOG_SAMPLE", 1.0, 0.0, 1.0),
-                   flush_seconds=_setting("ANDON_PREDICTION_LOG_FLUSH", 1.0, 0.01, 3600.0),
+                   flush_seconds=_setting("ANDON_PREDICTION_LOG_FLUSH", 10.0, 0.01, 3600.0),
                    rows=int(_setting("ANDON_PREDICTION_LOG_ROWS", 10_000, 1, 10_000_000)))
 
     def record(self, served: Served) -> None:
@@ -182,16 +182,36 @@ def write(folder: Path, batch: list[Served]) -> list[Path]:
     return out
 
 
-def _probabilities(model: LoadedModel | None, rows: list[dict[str, Any]]) -> list[Any]:
-    """The positive class's probability of a binary classifier (None otherwise)."""
-    classes = getattr(model.estimator, "classes_", None) if model is not None else None
-    if model is None or model.task != "classification" or classes is None \
-            or len(classes) != 2 or not hasattr(model.estimator, "predict_proba"):
-        return [None] * len(rows)
-    try:
-        return [float(p) for p in model.estimator.predict_proba(model.frame(rows))[:, 1]]
-    except Exception:  # answered with a fallback: no probability to add
-        return [None] * len(rows)
+def _probabilities(served: list[Served]) -> dict[int, list[Any]]:
+    """The positive class's probability of a binary classifier per answer (by its index in
+    ``served``), computed in one call per model and on one native thread, so the writer
+    leaves the cores to the requests."""
+    from andon.models.artifact import one_thread
+
+    by_model: dict[int, list[int]] = {}
+    for i, s in enumerate(served):
+        model = s.model
+        classes = getattr(model.estimator, "classes_", None) if model is not None else None
+        if model is not None and s.fallback is None and model.task == "classification" \
+                and classes is not None and len(classes) == 2 \
+                and hasattr(model.estimator, "predict_proba"):
+            by_model.setdefault(id(model), []).append(i)
+    out: dict[int, list[Any]] = {}
+    for indexes in by_model.values():
+        model = served[indexes[0]].model
+        assert model is not None
+        rows = [r for i in indexes for r in served[i].rows]
+        try:
+            with one_thread():
+                values = [float(p) for p in
+                          model.estimator.predict_proba(model.frame(rows))[:, 1]]
+        except Exception:  # rows it cannot score: no probability to add
+            continue
+        start = 0
+        for i in indexes:
+            out[i] = values[start:start + len(served[i].rows)]
+            start += len(served[i].rows)
+    return out
 
 
 def _table(served: list[Served]) -> pa.Table:
@@ -204,7 +224,8 @@ def _table(served: list[Served]) -> pa.Table:
     inputs: dict[str, list[Any]] = {}
     keys: dict[str, list[Any]] = {}
     n = 0
-    for s in served:
+    probabilities = _probabilities(served)
+    for number, s in enumerate(served):
         count = len(s.rows)
         model = s.model
         cols["served_at"] += [s.at] * count
@@ -215,8 +236,7 @@ def _table(served: list[Served]) -> pa.Table:
         cols["id"] += [None if i is None else str(i) for i in s.ids] if s.ids \
             else [None] * count
         cols["prediction"] += s.predictions
-        cols["probability"] += _probabilities(model, s.rows) if s.fallback is None \
-            else [None] * count
+        cols["probability"] += probabilities.get(number, [None] * count)
         cols["fallback"] += [s.fallback] * count
         alias, shadow, theirs = s.shadow if s.shadow else (None, None, [None] * count)
         cols["shadow_alias"] += [alias] * count
@@ -270,7 +290,8 @@ def read(project: Project, name: str) -> pa.Table:
         raise AndonError(f"the prediction log has no answer of model {name!r}" + (
             f" under {folder}" if folder else " (ANDON_PREDICTION_LOG is off)"),
             hint="serve predictions with andon server first (POST /api/models/"
-            f"{name}/predict); the server writes its log within a second")
+            f"{name}/predict); the server writes its log every "
+            "ANDON_PREDICTION_LOG_FLUSH seconds (default 10) and when it stops")
     tables = [pq.read_table(f) for f in found]
     return pa.concat_tables(tables, promote_options="permissive")
 

@@ -50,6 +50,9 @@ def build(project: Project, *, host: str) -> FastAPI:
 
     mount_ui(app)  # the web UI: its pages and vendored assets
     app.add_middleware(ForgetOnChange, state=app.state.andon)
+    from andon.server.hot import HotPaths
+
+    app.add_middleware(HotPaths)  # outermost: feature reads and predictions, direct
     models.preload(app)
     return app
 
@@ -76,9 +79,11 @@ class ForgetOnChange:
 
 
 def _predicts(scope: Scope) -> bool:
-    """A prediction (POST …/models/NAME/predict) reads and changes nothing stored."""
+    """A prediction (POST …/models/NAME/predict) or an online feature read (POST
+    /api/features/online) reads and changes nothing stored."""
     path = str(scope.get("path", ""))
-    return path.startswith("/api/models/") and path.endswith("/predict")
+    return path == "/api/features/online" or (path.startswith("/api/models/")
+                                              and path.endswith("/predict"))
 
 
 def _version() -> str:

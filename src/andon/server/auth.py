@@ -3,10 +3,11 @@ the UI's session cookie, which stands for a token), or, on a loopback address wh
 are configured, the local user (an admin, as in the CLI). Anything else is refused with 401
 before an endpoint runs.
 
-Who a token is, and that users exist, are read from the store at most once a second
-(``andon.server.recent``): a token revoked elsewhere stops working within a second; while no
-users exist, the store is asked on every request, so the first user added closes the open
-door at once."""
+Who a token is and whether users exist are remembered (``andon.server.callers``): on a SQLite
+store while nothing was committed to it since (a token revoked, or the first user added,
+anywhere, counts from the next request); on PostgreSQL for a second at most (forgotten at
+once by a change made through this server; while no users exist it is asked every time, so
+the first user added closes the open door at once)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from andon.server.recent import Uncached
 from andon.server.signin import AGAIN, token_hash_of
 from andon.server.state import ServerState, state_of
 from andon.server.templating import COOKIE
-from andon.service import Session, local_user
+from andon.service import Session
 from andon.store.tokens import digest
 
 HOW = ("send the header 'Authorization: Bearer TOKEN' (in a browser: sign in at /signin); "
@@ -45,31 +46,20 @@ def session(request: Request, *, io: bool = True) -> Session:
                                hint="use the page's button, or the JSON API with a token")
         return _of_token(state, token_hash_of(state, cookie), io=io, hint=AGAIN)
     if _local_admin(state, io=io):
-        return Session(state.project, local_user())
+        return Session(state.project, state.callers.local_user)
     where = ("users are configured" if state.loopback
              else f"the server listens on {state.host}, not only on this machine")
     raise NotAuthenticated(f"this request needs an API token: {where}", hint=HOW)
 
 
 def _local_admin(state: ServerState, *, io: bool) -> bool:
-    """``state.local_admin()``, read on every request while it holds: adding the first user
-    closes the open door at once; that users exist is kept for a second."""
-    if not state.loopback or state.recent.peek(("users exist",))[0]:
-        return False
-    if not io and not state.project.store.is_sqlite:
-        # a SQLite file is read in a fraction of a millisecond, without a network: on the
-        # event loop; a PostgreSQL store from the thread pool
-        raise Uncached("whether users exist")
-    if state.project.store.users.any():
-        state.recent.put(("users exist",), True)
-        return False
-    return True
+    """``state.local_admin()``, as the store is now: adding the first user closes the open
+    door for the next request."""
+    return state.loopback and not state.callers.users_exist(io=io)
 
 
 def _of_token(state: ServerState, token_hash: str, *, io: bool, hint: str) -> Session:
-    store = state.project.store
-    found = state.recent.get(("token", token_hash),
-                             lambda: store.tokens.find_digest(token_hash), io=io)
+    found = state.callers.token(token_hash, io=io)
     if found is None:
         raise NotAuthenticated("unknown API token (revoked, or never created)",
                                hint="check the token, or ask an admin for one; " + hint)

@@ -7,6 +7,7 @@ from fastapi import Request
 
 from andon.project import Project
 from andon.server.cache import ArtifactPages
+from andon.server.callers import Callers
 from andon.server.live import LiveRuns
 from andon.server.recent import Recent
 
@@ -26,6 +27,7 @@ class ServerState:
         self.runs = LiveRuns()
         self.pages = ArtifactPages()
         self.recent = Recent()
+        self.callers = Callers(project, self.recent)  # who calls: kept per store version
 
     def local_admin(self) -> bool:
         """Whether a request without a token acts as the local user: only on a loopback

@@ -69,14 +69,14 @@ def pulled_sources(project: Project) -> list[str]:
 def pull_for_run(project: Project, selection: Sequence[str], *, user: str) -> list[Row]:
     """The pulls a run starts with (its land stage): every database and HTTP source among
     the selected steps, in name order. The first that fails stops the run."""
-    chosen = set(project.dag.select(selection))
-    return [pull(project, n, user=user) for n in pulled_sources(project) if n in chosen]
+    return [pull(project, n, user=user) for n in pulls_planned(project, selection)]
 
 
 def pulls_planned(project: Project, selection: Sequence[str]) -> list[str]:
     """The sources ``andon run`` would pull first (``andon plan`` pulls nothing)."""
-    chosen = set(project.dag.select(selection))
-    return [n for n in pulled_sources(project) if n in chosen]
+    names = pulled_sources(project)
+    chosen = set(project.dag.select(selection)) if names and selection else set(names)
+    return [n for n in names if n in chosen]
 
 
 def pull(project: Project, name: str, *, user: str | None = None) -> Row:

@@ -79,20 +79,32 @@ def move_alias(caller: Caller, name: str, alias: str, body: AliasBody) -> dict[s
 
 
 def _loaded(request: Request, caller: Caller, name: str, found: Any) -> Any:
+    return _load_once(_cache(request), caller.project, name, found)
+
+
+def _load_once(cache: dict[tuple[str, ...], Any], project: Any, name: str, found: Any) -> Any:
+    """The loaded model of ``found``, kept per artifact and loaded once: requests that
+    arrive while it loads (the server's preload, or another request) wait for that load
+    instead of loading the same file again each."""
     from andon.models import artifact
     from andon.warehouse import Warehouse
 
-    cache = _cache(request)
-    model = cache.get((name, found.fingerprint))
-    if model is None:
-        warehouse = Warehouse(caller.project.warehouse)
-        manifest = warehouse.read_manifest(name, found.fingerprint)
-        if manifest is None:
-            raise AndonError(f"the artifact of model {name!r} version {found.version} is no "
-                             "longer in the warehouse", kind="not_found",
-                             hint=f"rebuild it: andon run {name}")
-        model = artifact.load(warehouse, manifest, found.version)
-        cache[(name, found.fingerprint)] = model
+    key = (name, found.fingerprint)
+    model = cache.get(key)
+    if model is not None:
+        return model
+    with _LOCK:
+        loading = cache.setdefault(("loading", *key), threading.Lock())
+    with loading:
+        model = cache.get(key)
+        if model is None:
+            warehouse = Warehouse(project.warehouse)
+            manifest = warehouse.read_manifest(name, found.fingerprint)
+            if manifest is None:
+                raise AndonError(f"the artifact of model {name!r} version {found.version} is "
+                                 "no longer in the warehouse", kind="not_found",
+                                 hint=f"rebuild it: andon run {name}")
+            model = cache[key] = artifact.load(warehouse, manifest, found.version)
     return model
 
 
@@ -378,25 +390,26 @@ def preload(app: FastAPI) -> None:
     first request does not wait for scikit-learn's import and the model file."""
     state = app.state.andon
 
+    with _LOCK:
+        if not hasattr(app.state, "andon_models"):
+            app.state.andon_models = {}
+    cache = app.state.andon_models
+
     def load_all() -> None:
-        from andon.models import artifact
         from andon.models.registry import published, resolve
-        from andon.warehouse import Warehouse
 
         project = state.project
         try:
-            names = list(published(project))
-            if not names:
-                return
-            cache = app.state.andon_models = getattr(app.state, "andon_models", {})
-            warehouse = Warehouse(project.warehouse)
-            for name in names:
-                found = resolve(project, name)
-                manifest = warehouse.read_manifest(name, found.fingerprint)
-                if manifest is not None and (name, found.fingerprint) not in cache:
-                    cache[(name, found.fingerprint)] = artifact.load(warehouse, manifest,
-                                                                     found.version)
+            for name in published(project):
+                _load_once(cache, project, name, resolve(project, name))
         except Exception as e:  # a request loads it (or says why) later
             log.info("preloading models: %s", e)
 
     threading.Thread(target=load_all, name="andon-preload-models", daemon=True).start()
+
+    def write_log() -> None:  # what the prediction log holds, when the server stops
+        plog = getattr(app.state, "andon_predlog", None)
+        if plog is not None:
+            plog.close()
+
+    app.router.on_shutdown.append(write_log)

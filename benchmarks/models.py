@@ -265,9 +265,10 @@ def ready_only(root: Path, starts: int) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    load = os.getloadavg()[0]
-    print(row("ready (start → first prediction)", f"min {min(times):.2f} s",
-              f"median {median(times):.2f} s", f"<= 3 s (load {load:.1f})"))
+    print(row("", "min", "median", "target"))
+    print(row(f"ready (start → first prediction), {starts} starts", f"{min(times):.2f} s",
+              f"{median(times):.2f} s", "<= 3 s"))
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 def p99(times: list[float]) -> float:

@@ -11,6 +11,8 @@ import datetime as dt
 import io
 import json
 import os
+import re
+import shutil
 import threading
 import time
 import uuid
@@ -169,6 +171,14 @@ def test_duckdb_sql_is_transpiled_and_what_cannot_be_is_named() -> None:
     assert found is not None and "EXCLUDE" in found[0]
     with pytest.raises(InvalidInput, match="EXCLUDE"):
         to_postgres("SELECT * EXCLUDE (a) FROM t")
+    # what andon's profiles ask: exact distinct counts, DOUBLE averages, named subqueries
+    pg = to_postgres("SELECT approx_count_distinct(a), avg(b), stddev_samp(b) OVER () "
+                     "FROM (SELECT 1 AS a, 2 AS b)")
+    assert "COUNT(DISTINCT a)" in pg and "CAST(AVG(b) AS DOUBLE PRECISION)" in pg
+    assert "CAST(STDDEV_SAMP(b) OVER () AS DOUBLE PRECISION)" in pg and ") AS _andon_" in pg
+    built = exp.select(exp.func("quantile_cont", exp.column("b"), exp.Array(
+        expressions=[exp.Literal.number(0.5)]))).from_("t")  # a call built by name
+    assert "PERCENTILE_CONT(ARRAY[0.5]) WITHIN GROUP (ORDER BY b)" in to_postgres(built)
 
 
 def test_a_missing_url_or_an_unknown_option_is_a_clear_error() -> None:
@@ -270,12 +280,12 @@ def test_show_query_profile_and_suggest_read_the_engines_tables(
         at = ("--project", root)
         show = andon_json(capsys, "show", "by_customer", *at)
         rows = andon_json(capsys, "query", JOINED, *at)  # a source's Parquet and a table
+        # scored has no checks: profiled now, on the engine of the project
+        profile = andon_json(capsys, "profile", "scored", *at)
         assert cli("checks", "suggest", "scored", *at) == 0
         out[name] = {"show": show, "rows": sorted_rows([list(r.values()) for r in rows]),
                      "sample": sorted_rows([list(r.values()) for r in show["sample"]]),
-                     # scored has no checks: profiled now, on the engine of the project
-                     "profile": andon_json(capsys, "profile", "scored", *at),
-                     "suggested": capsys.readouterr().out}
+                     "profile": profile, "suggested": capsys.readouterr().out}
     duck_out, pg_out = out["duck"], out["pg"]
     assert pg_out["rows"] == duck_out["rows"] and len(pg_out["rows"]) == 3
     assert pg_out["sample"] == duck_out["sample"] and len(pg_out["sample"]) == 3
@@ -296,7 +306,8 @@ def test_show_query_profile_and_suggest_read_the_engines_tables(
             if theirs.get(key) is not None:
                 assert mine[key] == pytest.approx(theirs[key]), (column, key)
     assert "accepted_values" in pg_out["suggested"]
-    assert pg_out["suggested"] == duck_out["suggested"]
+    # the same, but that DuckDB's Parquet footers give a zero minimum as -0.0
+    assert pg_out["suggested"] == duck_out["suggested"].replace("-0.0", "0.0")
     # the server's table page reads through the same functions
     with served(Project.load(pg)) as api:
         page = api.get("/api/tables/scored", params={"rows": 2}).json()
@@ -306,6 +317,22 @@ def test_show_query_profile_and_suggest_read_the_engines_tables(
     capsys.readouterr()
     assert cli("query", "SELECT * FROM scord", "--project", pg) != 0
     assert "scored" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_a_clear_error(
+        fixture_pair: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(fixture_pair[1], moved)
+    settings = moved / "andon.yaml"
+    settings.write_text(re.sub(r"url: .*", "url: postgresql://andon@127.0.0.1:1/nodb",
+                               settings.read_text()))
+    for args in (("show", "scored"), ("query", "SELECT * FROM scored"),
+                 ("checks", "suggest", "scored")):
+        capsys.readouterr()
+        assert cli(*args, "--project", moved) == 1
+        err = capsys.readouterr().err
+        assert "cannot connect to PostgreSQL" in err and "Traceback" not in err, err
 
 
 def test_gc_drops_the_tables_nothing_refers_to(pg_url: str, monkeypatch: pytest.MonkeyPatch,

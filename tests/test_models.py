@@ -567,7 +567,7 @@ def wait_for_log(project: Project, name: str, rows: int) -> None:
 
 
 def test_served_predictions_are_logged_for_performance_drift_and_shadow(
-        make_project, monkeypatch) -> None:
+        make_project, monkeypatch, cli) -> None:
     from andon.models import monitor, predlog
 
     monkeypatch.setenv("ANDON_PREDICTION_LOG_FLUSH", "0.05")
@@ -622,6 +622,13 @@ def test_served_predictions_are_logged_for_performance_drift_and_shadow(
                       "agreed": agreed, "agreement": agreed / 10}]
     with pytest.raises(AndonError, match="not both"):
         monitor.drift(project, "clf", "raw", served=True)
+    code, out, err = cli("models", "performance", "clf", "--served", "--labels", "raw",
+                         "--key", "id", "--period", "day", "-p", root, "--format", "json")
+    assert code == 0, err
+    assert {r["check"] for r in json.loads(out)} == {"models.performance.clf.accuracy",
+                                                    "models.performance.clf.roc_auc"}
+    code, out, err = cli("models", "drift", "clf", "--served", "--version", "2", "-p", root)
+    assert code != 0 and "no answer of model 'clf' version 2" in err
 
 
 def test_the_prediction_log_samples_and_bounds_its_buffer(tmp_path) -> None:

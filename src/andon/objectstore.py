@@ -66,6 +66,26 @@ def _boto3() -> Any:
     return boto3
 
 
+_LOADER: list[Any] = []  # botocore's loader of the S3 API's description, shared
+_LOADER_LOCK = threading.Lock()
+
+
+def _session() -> Any:
+    """A new boto3 session (credentials resolved afresh: the environment of now) that shares
+    one botocore data loader with the others, so a client costs milliseconds instead of a
+    tenth of a second reading the S3 API's JSON description again (each command, each
+    project loaded by the server)."""
+    boto3 = _boto3()
+    import botocore.session
+
+    core = botocore.session.Session()
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(core.get_component("data_loader"))
+        core.register_component("data_loader", _LOADER[0])
+    return boto3.session.Session(botocore_session=core)
+
+
 class S3Storage:
     """Keys under one bucket prefix, through the S3 API. Keys given to its methods are
     relative to the prefix ("step/fingerprint/part.parquet")."""
@@ -73,6 +93,7 @@ class S3Storage:
     def __init__(self, url: ObjectURL, *, endpoint: str | None = None,
                  region: str | None = None, credentials: dict[str, str] | None = None,
                  timeout: float = 10.0, attempts: int = 3) -> None:
+        session = _session()  # first: without boto3, the error says what to install
         from botocore.config import Config
 
         self.url = url
@@ -81,7 +102,7 @@ class S3Storage:
         config = Config(connect_timeout=timeout, read_timeout=max(timeout, 30.0),
                         retries={"max_attempts": attempts, "mode": "standard"},
                         max_pool_connections=32)
-        self.client = _boto3().session.Session().client(
+        self.client = session.client(
             "s3", endpoint_url=endpoint, region_name=region or None, config=config,
             **(credentials or {}))
 

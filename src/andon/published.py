@@ -8,7 +8,7 @@ from typing import Any
 
 from andon.engines.base import EngineError, UnknownObject
 from andon.environments import env_tables
-from andon.errors import AndonError, NotFound, SqlError, did_you_mean
+from andon.errors import AndonError, Failed, NotFound, SqlError, did_you_mean
 from andon.project import Project
 from andon.store import Row
 from andon.warehouse import Warehouse
@@ -48,6 +48,8 @@ def show(project: Project, table: str, environment: str | None = None, limit: in
         select = exp.select("*").from_(table_ref(table)).limit(int(limit))
         res = cur.execute(select)
         sample = [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
+    except EngineError as e:
+        raise unreadable(table, e) from None
     finally:
         engine.close()
     return {
@@ -88,8 +90,8 @@ def query(project: Project, sql: str, environment: str | None = None,
     engine = reading_engine(project, wh, [published[name] for name in read],  # only these
                             [Path(f) for files in tables.values() for f in files])
     try:
-        cur = engine.session(tables)
         try:
+            cur = engine.session(tables)
             res = cur.execute(sql)
             cols = res.columns
             rows = res.fetchmany(limit) if limit else res.fetchall()
@@ -101,6 +103,13 @@ def query(project: Project, sql: str, environment: str | None = None,
         return (cols, rows) if cols else ([], [])
     finally:
         engine.close()
+
+
+def unreadable(table: str, e: EngineError) -> Failed:
+    """The engine could not read a table's artifact (its database down, a file gone)."""
+    return Failed(f"cannot read table {table!r}: {e.first_line}",
+                  hint="check that the engine's database is reachable (engine_options in "
+                       "andon.yaml); a run rebuilds an artifact that is gone")
 
 
 def _tables_read(sql: str, published: dict[str, Row]) -> list[str]:
@@ -205,6 +214,8 @@ def profile(project: Project, table: str, environment: str | None = None) -> Row
                           run_id=None, manifests={table: manifest_of(art)},
                           secrets=stored_values(project.store, project.root))
             evaluate(audit, table, [])
+        except EngineError as e:
+            raise unreadable(table, e) from None
         finally:
             engine.close()
         found = history.profile_of(project.store, art["fingerprint"])
@@ -236,6 +247,8 @@ def suggest_checks(project: Project, table: str, environment: str | None = None)
                 rows = cur.execute(values).fetchall()
                 if len(rows) <= MAX_CATEGORIES:
                     categories[name] = [r[0] for r in rows]
+    except EngineError as e:
+        raise unreadable(table, e) from None
     finally:
         engine.close()
     past = [r.rows for r in history.profiles(project.store, table)]

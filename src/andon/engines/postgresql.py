@@ -175,7 +175,9 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
                              dialect="duckdb")
         except (ValueError, ParseError, TypeError):
             return node
-        return node if isinstance(typed, exp.Anonymous) else _postgres_function(typed)
+        if isinstance(typed, exp.Anonymous) or not isinstance(typed, exp.Expression):
+            return node
+        return _postgres_function(typed)
     return node
 
 

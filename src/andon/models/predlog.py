@@ -245,9 +245,14 @@ def _table(served: list[Served]) -> pa.Table:
         for block, rows, prefix in ((inputs, s.rows, INPUT), (keys, s.keys, KEY)):
             for j, row in enumerate(rows or []):
                 for k, v in row.items():
-                    block.setdefault(prefix + k, [None] * (n + j)).append(v)
-                for values in block.values():
-                    values.extend([None] * (n + j + 1 - len(values)))
+                    column = block.get(prefix + k)
+                    if column is None:  # a field first seen here: null in the rows before
+                        column = block[prefix + k] = [None] * (n + j)
+                    column.append(v)
+                if len(block) > len(row):  # fields this row lacks
+                    for values in block.values():
+                        if len(values) < n + j + 1:
+                            values.append(None)
             for values in block.values():
                 values.extend([None] * (n + count - len(values)))
         n += count

@@ -162,6 +162,20 @@ def test_materialize_schema_and_read_arrow_round_trip(engine: PostgresEngine,
         engine.scan([parquet, src]))).fetchone() == (6,)
 
 
+def test_a_profile_samples_a_large_table_spread_through_it(engine: PostgresEngine,
+                                                           tmp_path: Path) -> None:
+    from andon.checks.profile import SAMPLE_ROWS, sampled_scan
+
+    n = SAMPLE_ROWS * 3
+    big = tmp_path / "big.pgtable"
+    engine.write_arrow(pa.table({"id": pa.array(range(n), pa.int64())}), big)
+    ids = exp.column("id")
+    count, low, high = engine.cursor().execute(exp.select(
+        exp.Count(this=exp.Star()), exp.Min(this=ids), exp.Max(this=ids.copy())).from_(
+        sampled_scan(engine, [str(big)]))).fetchone() or (0, 0, 0)
+    assert count == SAMPLE_ROWS and low == 0 and high > n * 0.9
+
+
 def test_duckdb_sql_is_transpiled_and_what_cannot_be_is_named() -> None:
     pg = to_postgres("SELECT a // 2 AS h, make_date(y, m, d) AS day, regexp_full_match(s, "
                      "'[A-Z]+') AS up, count(*) AS n FROM t GROUP BY ALL")

@@ -133,10 +133,14 @@ BLOCKS = 10
 def sampled_scan(engine: Engine, files: Sequence[str]) -> exp.Expression:
     """A sample of about SAMPLE_ROWS rows in BLOCKS runs spread evenly through the files
     (the engine's ``scan_rows``: a few row groups read, not the whole table)."""
+    from sqlglot import exp
+
     try:
         counts = [pq.read_metadata(f).num_rows for f in files]
-    except (OSError, ValueError):  # not Parquet (a table of the engine's): all the rows
-        return engine.scan(files)
+    except (OSError, ValueError):  # not Parquet (a table of the engine's): counted there
+        cur = engine.cursor()
+        counts = [int((cur.execute(exp.select(exp.Count(this=exp.Star())).from_(
+            engine.scan([f]))).fetchone() or (0,))[0]) for f in files]
     total = sum(counts)
     if total <= SAMPLE_ROWS:
         return engine.scan(files)

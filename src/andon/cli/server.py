@@ -41,6 +41,10 @@ def server(
         "--scheduler/--no-scheduler",
         help="run the schedules and sensors of andon.yaml in this process too (off: run "
              "`andon scheduler` elsewhere)")] = True,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log",
+        help="log a line per request (off by default: errors are logged either way, and "
+             "a request costs less without it)")] = False,
 ) -> None:
     """Serve the project's HTTP API (OpenAPI at /openapi.json) and web UI, and run its
     schedules and sensors. Needs andon[server]."""
@@ -64,7 +68,8 @@ def server(
                   f"(API: http://{host}:{port}/api, OpenAPI: /openapi.json)")
     sched = _start_scheduler(session.project.root) if scheduler else None
     try:
-        uvicorn.run(api, host=host, port=port, log_level="info")
+        # uvicorn picks httptools and uvloop, which the server extra installs
+        uvicorn.run(api, host=host, port=port, log_level="info", access_log=access_log)
     finally:
         if sched is not None:
             sched.stop()  # runs under way go on to their end in their threads

@@ -542,14 +542,19 @@ class PostgresEngine:
 
     def scan_rows(self, files: Files, ranges: Sequence[tuple[str, int, int]]
                   ) -> exp.Expression:
-        """Rows by number per file (a table's physical order, as it was written)."""
-        parts: list[exp.Query] = []
+        """Rows by number per file (a table's physical order, as it was written): one
+        scan of each table, whatever the number of ranges."""
+        by_file: dict[str, list[exp.Expression]] = {}
         for f, first, last in ranges:
+            by_file.setdefault(str(f), []).append(
+                exp.column("_andon_row").between(first + 1, last + 1))
+        parts: list[exp.Query] = []
+        for f, wanted in by_file.items():
             numbered = exp.select("*", exp.alias_(exp.Window(this=exp.RowNumber()),
                                                   "_andon_row")).from_(
                 _qualified(self.table_of(f)))
             parts.append(exp.select("*").from_(numbered.subquery("_n")).where(
-                exp.column("_andon_row").between(first + 1, last + 1)))
+                exp.or_(*wanted)))
         if not parts:
             return exp.select("*").from_(self.scan(files)).where(exp.false()).subquery(
                 "_andon_none")

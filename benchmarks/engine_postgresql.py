@@ -8,6 +8,10 @@ with psycopg one after the other (CREATE TABLE ... AS). The target: andon's over
 Correctness: andon's published tables equal the hand-written ones (EXCEPT ALL both ways).
 
     python benchmarks/engine_postgresql.py [--rows 10000000] [--repeat 3] [--url URL]
+        [--profile none|checked|all]
+
+andon's project profiles nothing by default (``--profile none``), as the hand-written SQL;
+``--profile all`` adds what profiling every table costs in PostgreSQL.
 
 URL defaults to ANDON_TEST_POSTGRES_URL; a database of its own is made and dropped.
 """
@@ -75,13 +79,14 @@ def hand_written(url: str, schema: str, rows: int) -> float:
         return time.perf_counter() - start
 
 
-def through_andon(url: str, schema: str, rows: int, work: Path) -> float:
+def through_andon(url: str, schema: str, rows: int, work: Path, profile: str) -> float:
     from andon.cli import run_cli
 
     root = work / f"project-{uuid.uuid4().hex[:6]}"
     write_project(root, {n: sql.format(rows=rows) for n, sql in STEPS.items()})
     with (root / "andon.yaml").open("a") as f:
-        f.write(f"engine: postgresql\nengine_options:\n  url: {url}\n  schema: {schema}\n")
+        f.write(f"profile: {profile}\nengine: postgresql\nengine_options:\n  url: {url}\n"
+                f"  schema: {schema}\n")
     with psycopg.connect(url, autocommit=True) as conn:
         for s in (schema, f"{schema}_prod"):
             conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
@@ -119,6 +124,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--url", default=os.environ.get("ANDON_TEST_POSTGRES_URL"))
+    ap.add_argument("--profile", choices=("none", "checked", "all"), default="none",
+                    help="andon.yaml's profile: the hand-written SQL profiles nothing, so the "
+                         "engine's overhead is measured with none (all: what a profile costs)")
     args = ap.parse_args()
     if not args.url:
         raise SystemExit("give --url or set ANDON_TEST_POSTGRES_URL")
@@ -127,18 +135,19 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{db}"')
     url = f"{args.url.rsplit('/', 1)[0]}/{db}"
     work = Path(tempfile.mkdtemp(prefix="andon-bench-pg-"))
-    print(f"engine_postgresql: {args.rows:,} rows, 4 steps, median of {args.repeat}")
+    print(f"engine_postgresql: {args.rows:,} rows, 4 steps, median of {args.repeat}, "
+          f"profile: {args.profile}")
     print(f"  {machine()}")
     try:
-        through_andon(url, "warmup", 1000, work)  # imports once: timed runs are warm
+        through_andon(url, "warmup", 1000, work, args.profile)  # imports: runs are warm
         hand, andon = [], []
         for i in range(args.repeat):  # alternate who goes first: load and checkpoints
             if i % 2:                    # left by the other hit both alike
-                andon.append(through_andon(url, "bench", args.rows, work))
+                andon.append(through_andon(url, "bench", args.rows, work, args.profile))
                 hand.append(hand_written(url, "hand", args.rows))
             else:
                 hand.append(hand_written(url, "hand", args.rows))
-                andon.append(through_andon(url, "bench", args.rows, work))
+                andon.append(through_andon(url, "bench", args.rows, work, args.profile))
         ok = same(url, "hand", "bench_prod")
         h, a = median(hand), median(andon)
         print(row("", "seconds", "vs hand"))

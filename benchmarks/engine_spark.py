@@ -10,6 +10,7 @@ the next (what a Spark user would write). The target: andon's overhead <= 10%.
 Correctness: andon's tables equal the hand-written ones (sorted rows, doubles to 6 places).
 
     python benchmarks/engine_spark.py [--rows 10000000] [--repeat 3] [--master local[2]]
+                                      [--profile all|checked|none]
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ def hand_written(spark: Any, rows: int, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def through_andon(rows: int, work: Path, master: str) -> float:
+def through_andon(rows: int, work: Path, master: str, profile: str) -> float:
     from andon.cli import run_cli
 
     shutil.rmtree(work, ignore_errors=True)
     write_project(work, {k: v.format(rows=rows) for k, v in STEPS.items()},
-                  f"engine: spark\nengine_options:\n  master: {master}\n")
+                  f"engine: spark\nengine_options:\n  master: {master}\n"
+                  f"profile: {profile}\n")
     start = time.perf_counter()
     code = run_cli(["run", "--project", str(work), "--quiet"])
     took = time.perf_counter() - start
@@ -105,21 +107,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--profile", default="all", choices=["all", "checked", "none"],
+                        help="the project's profile setting (all: andon's default; the "
+                             "steps have no checks, so checked profiles none)")
     args = parser.parse_args()
     from andon.engines.spark import spark_session
 
-    print(f"engine_spark.py: {args.rows:,} rows, 4 steps, Spark {args.master}")
+    print(f"engine_spark.py: {args.rows:,} rows, 4 steps, Spark {args.master}, "
+          f"profile: {args.profile}")
     print(machine())
     spark = spark_session(args.master)
     base = Path(tempfile.mkdtemp(prefix="andon-bench-spark-"))
     try:
         hand_written(spark, 100_000, base / "warm")  # JIT and the JVM's caches warm
-        through_andon(100_000, base / "warm-andon", args.master)
+        through_andon(100_000, base / "warm-andon", args.master, args.profile)
         engine_s: list[float] = []
         andon_s: list[float] = []
         for _ in range(args.repeat):
             engine_s.append(hand_written(spark, args.rows, base / "hand"))
-            andon_s.append(through_andon(args.rows, base / "project", args.master))
+            andon_s.append(through_andon(args.rows, base / "project", args.master,
+                                         args.profile))
         compare(base / "project", base / "hand")
         e, a = median(engine_s), median(andon_s)
         print(row("", "Spark by hand", "andon spark", "overhead"))

@@ -46,6 +46,9 @@ def test_an_answer_is_kept_until_anything_is_committed_to_a_sqlite_store(
             callers.token(digest(token), io=False)
         found = callers.token(digest(token), io=True)
         assert found is not None and (found.user, found.role) == ("bot", "viewer")
+        with pytest.raises(Uncached):  # reading noted the token's first use: a commit
+            callers.token(digest(token), io=False)
+        assert callers.token(digest(token), io=True) == found
         assert callers.token(digest(token), io=False) == found  # kept: no read
         assert callers.users_exist(io=False) is False
         Session(elsewhere, local_user()).tokens_revoke("bot")  # a commit elsewhere

@@ -694,3 +694,103 @@ def test_drift_and_performance_declared_as_gates_run_with_the_checks(make_projec
     project = Project.load(root)
     assert len(project.store.checks.series("clf.model_drift.shifted",
                                            environment="prod")) == 1
+
+
+LOG_YAML = """name: logged
+models:
+  prediction_log:
+    folder: logs/answers
+    sample: 0.5
+    flush_seconds: 2
+    max_rows: 5
+    keep: 2d
+"""
+
+
+def test_the_prediction_log_is_set_in_andon_yaml_and_the_environment_overrides(
+        make_project, monkeypatch) -> None:
+    from andon.errors import ConfigError
+    from andon.models.predlog import PredictionLog
+
+    for name in ("", "_SAMPLE", "_FLUSH", "_ROWS"):
+        monkeypatch.delenv(f"ANDON_PREDICTION_LOG{name}", raising=False)
+    root = make_project({"andon.yaml": LOG_YAML})
+    plog = PredictionLog.of(Project.load(root))
+    assert plog is not None
+    assert (plog.folder, plog.sample, plog.flush_seconds, plog.max_rows) == (
+        root / "logs/answers", 0.5, 2.0, 5)
+    plog.close()
+    monkeypatch.setenv("ANDON_PREDICTION_LOG_SAMPLE", "1")  # one server's override
+    plog = PredictionLog.of(Project.load(root))
+    assert plog is not None and plog.sample == 1.0 and plog.max_rows == 5
+    plog.close()
+    off = make_project({"andon.yaml": "name: quiet\nmodels: {prediction_log: {enabled: false}}\n"})
+    assert PredictionLog.of(Project.load(off)) is None
+    typo = make_project({"andon.yaml": "name: t\nmodels:\n  prediction_log:\n    sampel: 1\n"})
+    with pytest.raises(ConfigError) as e:
+        Project.load(typo)
+    assert e.value.line == 4 and "did you mean 'sample'" in (e.value.hint or "")
+    wrong = make_project({"andon.yaml": "name: t\nmodels: {prediction_log: {sample: 2}}\n"})
+    with pytest.raises(ConfigError, match="sample"):
+        Project.load(wrong)
+
+
+def test_gc_deletes_prediction_log_hours_older_than_keep(make_project, cli,
+                                                         monkeypatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from andon.models.predlog import Served, write
+
+    monkeypatch.delenv("ANDON_PREDICTION_LOG", raising=False)
+    root = make_project({"andon.yaml": LOG_YAML})
+    folder = root / "logs/answers"
+    now = datetime.now(UTC)
+
+    def answer(at: datetime) -> Served:
+        return Served(at=at, environment="prod", model=None, name="m", rows=[{"x": 1.0}],
+                      predictions=[1], ids=["a"], keys=None, fallback="rule r")
+
+    write(folder, [answer(now - timedelta(days=5)), answer(now - timedelta(days=3))])
+    write(folder, [answer(now - timedelta(hours=1)), answer(now)])
+    old = {p.relative_to(folder).parent for p in folder.rglob("*.parquet")
+           if datetime.strptime(p.parent.parent.name[5:], "%Y-%m-%d").replace(tzinfo=UTC)
+           < now - timedelta(days=2, hours=1)}
+    assert len(old) == 2
+    code, out, err = cli("gc", "--dry-run", "-p", root, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["expired_prediction_hours"] == 2
+    assert len(list(folder.rglob("*.parquet"))) == 4  # a dry run deletes nothing
+    code, out, err = cli("gc", "-p", root, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["expired_prediction_hours"] == 2 and report["deleted_files"] >= 2
+    left = {p.relative_to(folder).parent for p in folder.rglob("*.parquet")}
+    assert len(left) >= 1 and not left & old
+    bad = make_project({"andon.yaml": "name: b\nmodels: {prediction_log: {keep: forever}}\n"})
+    code, out, err = cli("gc", "-p", bad)
+    assert code != 0 and "prediction_log: keep: bad duration 'forever'" in err
+
+
+def test_the_server_preloads_models_only_once_it_starts(make_project) -> None:
+    import threading
+    import time
+
+    import uvicorn
+
+    from andon.server import create_app
+
+    app = create_app(Project.load(make_project({"andon.yaml": "name: s\n"})), host="127.0.0.1")
+    assert not hasattr(app.state, "andon_models")  # building the app loads nothing
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        assert hasattr(app.state, "andon_models")  # the startup began the preload
+    finally:
+        server.should_exit = True
+        thread.join(30)

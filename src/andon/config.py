@@ -515,6 +515,27 @@ class ObjectStoreConfig(Model):
     attempts: int = Field(default=3, ge=1, le=20, description="tries of each request")
 
 
+class PredictionLogConfig(Model):
+    """``models: prediction_log:``: what ``andon server`` logs of its answers
+    (andon.models.predlog). ``ANDON_PREDICTION_LOG*`` environment variables override it for
+    one server process."""
+
+    enabled: bool = True
+    folder: str = Field(default=".andon/predictions", description="relative to the project")
+    sample: float = Field(default=1.0, ge=0.0, le=1.0, description="share of requests logged")
+    flush_seconds: float = Field(default=10.0, ge=0.01, le=3600.0,
+                                 description="seconds between writes")
+    max_rows: int = Field(default=10_000, ge=1, le=10_000_000,
+                          description="rows waiting that trigger a write sooner")
+    keep: str = Field(default="30d", description="andon gc deletes log hours older than this")
+
+
+class ModelsConfig(Model):
+    """``models:``: settings of served models."""
+
+    prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+
+
 class ProjectConfig(Model):
     """``andon.yaml``. Only ``name`` is required; everything else has a default."""
 
@@ -569,6 +590,8 @@ class ProjectConfig(Model):
         default="sqlite:///.andon/online.db",
         description="where materialised features are served from: a SQLite file (relative to "
         "the project) or redis://host:port/db (pip install 'andon[features]')")
+    models: ModelsConfig = Field(
+        default_factory=ModelsConfig, description="served models: the prediction log")
 
     @field_validator("warehouse", "landing")
     @classmethod

@@ -31,13 +31,15 @@ class GcReport:
     dry_run: bool
     engine_objects: tuple[str, ...] = ()  # what the engine dropped (PostgreSQL: tables)
     snapshots: int = 0  # expired snapshots of pulled sources (keep_snapshots: andon.sources)
+    prediction_hours: int = 0  # hours of the prediction log past models.prediction_log.keep
 
     def to_dict(self) -> dict[str, object]:
         return {"deleted_artifacts": len(self.artifacts), "deleted_files": self.files,
                 "freed_bytes": self.bytes, "kept_artifacts": self.kept_artifacts,
                 "dry_run": self.dry_run, "artifacts": list(self.artifacts),
                 "engine_objects": list(self.engine_objects),
-                "expired_snapshots": self.snapshots}
+                "expired_snapshots": self.snapshots,
+                "expired_prediction_hours": self.prediction_hours}
 
 
 def live_commits(project: Project, cutoff: float) -> set[str]:
@@ -59,6 +61,8 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
         raise ConfigError(f"retention: {e}", file=project.root / "andon.yaml") from None
     now = now or time.time()
     cutoff = now - retention
+    log_cutoff = now - _prediction_keep(project)  # a bad setting fails before any deletion
+    from andon.models.predlog import expire as expire_predictions
     store = project.store
     commits = live_commits(project, cutoff)
     live_fps: set[str] = set()
@@ -86,8 +90,11 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
         from andon.sources.pull import expire_snapshots
 
         expired, _ = expire_snapshots(project, now, dry_run=dry_run)
+        hours, logged, logged_bytes = expire_predictions(project, log_cutoff, dry_run=dry_run)
         return dataclasses.replace(report, engine_objects=tuple(
-            _collect_engine(project, wh, keep, dry_run=dry_run)), snapshots=expired)
+            _collect_engine(project, wh, keep, dry_run=dry_run)), snapshots=expired,
+            files=report.files + logged, bytes=report.bytes + logged_bytes,
+            prediction_hours=hours)
     dead_dirs = [wh.path(r["path"]) for r in dead]
     # files shared into live artifacts stay even when their own artifact goes
     doomed_files: list[Path] = []
@@ -124,8 +131,19 @@ def collect(project: Project, *, dry_run: bool = False, now: float | None = None
     from andon.sources.pull import expire_snapshots  # the temporal zone's own retention
 
     snapshots, snapshot_bytes = expire_snapshots(project, now, dry_run=dry_run)
-    return GcReport(tuple(deleted), len(doomed_files) + snapshots, size + snapshot_bytes,
-                    len(keep), dry_run, tuple(engine_objects), snapshots)
+    hours, logged, logged_bytes = expire_predictions(project, log_cutoff, dry_run=dry_run)
+    return GcReport(tuple(deleted), len(doomed_files) + snapshots + logged,
+                    size + snapshot_bytes + logged_bytes, len(keep), dry_run,
+                    tuple(engine_objects), snapshots, hours)
+
+
+def _prediction_keep(project: Project) -> float:
+    """Seconds the prediction log keeps its hours (``models: prediction_log: keep``)."""
+    try:
+        return parse_age(project.config.models.prediction_log.keep)
+    except ValueError as e:
+        raise ConfigError(f"models: prediction_log: keep: {e}",
+                          file=project.root / "andon.yaml") from None
 
 
 def _collect_engine(project: Project, wh: Warehouse, keep: list[Row], *, dry_run: bool

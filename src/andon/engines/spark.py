@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -58,15 +59,43 @@ _CODECS = ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed")
 _VIEW = "_andon_p_"
 
 # what makes Spark read and write Parquet as DuckDB does: TIMESTAMP without time zone,
-# timestamps as microseconds (not INT96), UTC for the session's clock
+# timestamps as microseconds (not INT96), UTC for the session's clock; and what makes a
+# session in one process quick: no web UI, an in-memory catalog (no Hive metastore),
+# adaptive execution (partitions coalesced after a shuffle, small tables broadcast)
 DEFAULT_CONF = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.catalogImplementation": "in-memory",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.autoBroadcastJoinThreshold": "32m",
 }
+
+
+def local_cores(master: str) -> int | None:
+    """The cores of a local master (``local``, ``local[4]``, ``local[*]``); None for a
+    cluster's master URL."""
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if m is None:
+        return None
+    if m.group(1) is None:
+        return 1
+    if m.group(1) == "*":
+        return os.cpu_count() or 1
+    return max(1, int(m.group(1)))
+
+
+def local_conf(master: str) -> dict[str, str]:
+    """Partitions sized to a local master's cores (Spark's 200 shuffle partitions are 200
+    tasks per shuffle: most of a small query's time on a laptop); nothing for a cluster."""
+    cores = local_cores(master)
+    if cores is None:
+        return {}
+    return {"spark.sql.shuffle.partitions": str(cores),
+            "spark.default.parallelism": str(cores)}
 
 
 def translate(e: Exception) -> EngineError:
@@ -99,9 +128,10 @@ def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = No
     with _SESSION_LOCK:
         active = SparkSession.getActiveSession()
         builder = SparkSession.builder.appName("andon")
+        url = master or f"local[{threads or '*'}]"
         if active is None:
-            builder = builder.master(master or f"local[{threads or '*'}]")
-        for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+            builder = builder.master(url)
+        for key, value in {**DEFAULT_CONF, **local_conf(url), **(conf or {})}.items():
             builder = builder.config(key, str(value))
         try:
             session = builder.getOrCreate()
@@ -140,6 +170,20 @@ def duckdb_type(t: T.DataType) -> str:
         return duckdb_type(t.elementType) + "[]"
     name = _SPARK_TO_DUCKDB.get(type(t))
     return name if name is not None else t.simpleString().upper()
+
+
+def _join_parts(parts: Sequence[Path], out: Path, codec: str) -> None:
+    """Spark's part files of one query (one schema) as one Parquet file, row group by row
+    group: nothing is held in memory beyond one row group."""
+    first = pq.ParquetFile(parts[0])
+    tmp = out.with_name(out.name + ".joining")
+    with pq.ParquetWriter(tmp, first.schema_arrow,
+                          compression="none" if codec == "uncompressed" else codec) as w:
+        for part in parts:
+            f = pq.ParquetFile(part)
+            for i in range(f.num_row_groups):
+                w.write_table(f.read_row_group(i))
+    os.replace(tmp, out)
 
 
 class SparkResult:
@@ -382,24 +426,29 @@ class SparkEngine:
 
     def materialize(self, query: str | exp.Expr, out: Path, *,
                     compression: str | None = None) -> int:
-        """Run a query and write its rows as one Parquet file at ``out`` (Spark writes a
-        folder of part files: its one part file is moved there); returns the row count."""
+        """Run a query and write its rows as one Parquet file at ``out``; returns the row
+        count. Spark writes a folder of part files, one per task, in parallel: one part is
+        moved into place, several are joined row group by row group (PyArrow, no query
+        re-run), so no stage of the query is narrowed to a single task."""
         if compression is not None and compression not in _CODECS:
             raise InvalidInput(f"unknown Parquet compression {compression!r}; "
                                f"one of: {', '.join(_CODECS)}")
+        codec = compression or "snappy"
         df = self.sql(self.render(query))
         folder = out.parent / f".{out.name}.spark-{uuid.uuid4().hex[:12]}"
         try:
             try:
-                (df.coalesce(1).write.mode("errorifexists")
-                 .option("compression", compression or "snappy").parquet(str(folder)))
+                df.write.mode("errorifexists").option("compression", codec).parquet(
+                    str(folder))
             except Exception as e:
                 raise translate(e) from e
             parts = sorted(folder.glob("part-*.parquet"))
             if not parts:  # no rows and no part file: the schema alone
                 pq.write_table(df.limit(0).toArrow(), out)
-            else:
+            elif len(parts) == 1:
                 os.replace(parts[0], out)
+            else:
+                _join_parts(parts, out, codec)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return int(pq.ParquetFile(out).metadata.num_rows)

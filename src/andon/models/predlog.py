@@ -5,9 +5,11 @@ appended to an in-memory buffer on the request path (one list append); a writer 
 turns the buffer into Parquet files off the request path, every
 ``ANDON_PREDICTION_LOG_FLUSH`` seconds (default 10) or sooner when ``ANDON_PREDICTION_LOG_ROWS``
 rows wait (default 10,000). Files are append-only, one per model and flush, under
-``.andon/predictions/MODEL/date=YYYY-MM-DD/hour=HH/`` (``ANDON_PREDICTION_LOG`` moves the
-folder, ``off`` turns the log off): nothing on the request path touches the store, servers
-never contend for a row lock, and DuckDB or PyArrow read any number of files by column.
+``.andon/predictions/MODEL/date=YYYY-MM-DD/hour=HH/`` (``models: prediction_log:`` of
+andon.yaml moves the folder or turns the log off, the environment variables override it for
+one server; ``andon gc`` deletes hours older than its ``keep``): nothing on the request path
+touches the store, servers never contend for a row lock, and DuckDB or PyArrow read any number
+of files by column.
 
 A row holds the time, environment, version, fingerprint, the request's id (``ids`` of the
 request body, joined later to labels), the entity keys, the model's inputs after the online
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import threading
 import uuid
 import weakref
@@ -63,8 +66,14 @@ class Served:
 
 
 def folder_of(project: Project) -> Path | None:
-    """Where the project's prediction log is (None: turned off)."""
-    where = os.environ.get("ANDON_PREDICTION_LOG", FOLDER)
+    """Where the project's prediction log is (None: turned off): ``ANDON_PREDICTION_LOG``,
+    else ``models: prediction_log:`` of andon.yaml."""
+    settings = project.config.models.prediction_log
+    where = os.environ.get("ANDON_PREDICTION_LOG")
+    if where is None:
+        if not settings.enabled:
+            return None
+        where = settings.folder
     if where.lower() in ("off", "none", "0", ""):
         return None
     path = Path(where)
@@ -72,6 +81,8 @@ def folder_of(project: Project) -> Path | None:
 
 
 def _setting(name: str, default: float, low: float, high: float) -> float:
+    """Environment variable ``name`` when set (checked from ``low`` to ``high``), else
+    ``default`` (andon.yaml's value)."""
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -81,7 +92,7 @@ def _setting(name: str, default: float, low: float, high: float) -> float:
         value = -1.0
     if not low <= value <= high:
         raise AndonError(f"{name}={raw!r} is not a number from {low:g} to {high:g}",
-                         hint=f"unset it for the default ({default:g})")
+                         hint=f"unset it for andon.yaml's models: prediction_log: ({default:g})")
     return value
 
 
@@ -111,9 +122,13 @@ class PredictionLog:
         folder = folder_of(project)
         if folder is None:
             return None
-        return cls(folder, sample=_setting("ANDON_PREDICTION_LOG_SAMPLE", 1.0, 0.0, 1.0),
-                   flush_seconds=_setting("ANDON_PREDICTION_LOG_FLUSH", 10.0, 0.01, 3600.0),
-                   rows=int(_setting("ANDON_PREDICTION_LOG_ROWS", 10_000, 1, 10_000_000)))
+        settings = project.config.models.prediction_log
+        return cls(folder,
+                   sample=_setting("ANDON_PREDICTION_LOG_SAMPLE", settings.sample, 0.0, 1.0),
+                   flush_seconds=_setting("ANDON_PREDICTION_LOG_FLUSH",
+                                          settings.flush_seconds, 0.01, 3600.0),
+                   rows=int(_setting("ANDON_PREDICTION_LOG_ROWS", settings.max_rows, 1,
+                                     10_000_000)))
 
     def record(self, served: Served) -> None:
         """Keep a served answer (when sampled); never blocks on the disk."""
@@ -293,12 +308,40 @@ def read(project: Project, name: str) -> pa.Table:
     if not found:
         folder = folder_of(project)
         raise AndonError(f"the prediction log has no answer of model {name!r}" + (
-            f" under {folder}" if folder else " (ANDON_PREDICTION_LOG is off)"),
+            f" under {folder}" if folder else
+            " (it is off: models: prediction_log: of andon.yaml, or ANDON_PREDICTION_LOG)"),
             hint="serve predictions with andon server first (POST /api/models/"
-            f"{name}/predict); the server writes its log every "
-            "ANDON_PREDICTION_LOG_FLUSH seconds (default 10) and when it stops")
+            f"{name}/predict); the server writes its log every flush_seconds (models: "
+            "prediction_log: of andon.yaml, default 10) and when it stops")
     tables = [pq.read_table(f) for f in found]
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def expire(project: Project, cutoff: float, *, dry_run: bool = False) -> tuple[int, int, int]:
+    """Delete the log's hours that ended before ``cutoff`` (a Unix time; ``andon gc`` passes
+    now minus ``models: prediction_log: keep``). Returns (hours, files, bytes)."""
+    folder = folder_of(project)
+    if folder is None or not folder.is_dir():
+        return 0, 0, 0
+    hours = count = size = 0
+    for day in sorted(folder.glob("*/date=*")):
+        for hour in sorted(day.glob("hour=*")):
+            try:
+                start = dt.datetime.strptime(f"{day.name[5:]} {hour.name[5:]}",
+                                             "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+            except ValueError:  # not a folder the log wrote: left alone
+                continue
+            if start.timestamp() + 3600 > cutoff:
+                continue
+            found = [p for p in hour.iterdir() if p.is_file()]
+            hours += 1
+            count += len(found)
+            size += sum(p.stat().st_size for p in found)
+            if not dry_run:
+                shutil.rmtree(hour, ignore_errors=True)
+        if not dry_run and day.is_dir() and not any(day.iterdir()):
+            day.rmdir()
+    return hours, count, size
 
 
 def shadow_comparisons(project: Project, name: str, alias: str) -> list[dict[str, Any]]:

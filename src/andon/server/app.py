@@ -53,7 +53,9 @@ def build(project: Project, *, host: str) -> FastAPI:
     from andon.server.hot import HotPaths
 
     app.add_middleware(HotPaths)  # outermost: feature reads and predictions, direct
-    models.preload(app)
+    # the published models load in a background thread once the server starts: the imports
+    # of scikit-learn and skops and the model files never delay it listening
+    app.router.on_startup.append(lambda: models.preload(app))
     return app
 
 

@@ -486,6 +486,13 @@ def test_env_create_reset_and_delete_switch_the_views(
     assert cli("env", "reset", "qa", "--to", first.to_commit, "--project", pg) == 0
     january = env_tables(Project.load(pg), commit=first.to_commit)["flights"]["rows"]
     assert count(qa) == january < count(prod)
+    # andon env diff reads both environments' tables in PostgreSQL
+    from andon.diff import diff
+
+    compared = {s["step"]: s for s in diff(Project.load(pg), "qa", "prod")["steps"]}
+    assert compared["flights"]["change"] == "data"
+    assert compared["flights"]["rows"] == {"qa": january, "prod": count(prod)}
+    assert compared["flights"]["data"]
     assert cli("env", "delete", "qa", "--project", pg) == 0
     assert schemas(pg_url, qa) == set(), "a deleted environment's schema is dropped"
     assert cli("env", "create", "blank", "--empty", "--project", pg) == 0

@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from andon.engines import Engine, create
+from andon.engines import Engine
 from andon.engines.sql import cast, column, ident
 from andon.errors import AndonError, did_you_mean
+from andon.execution.checking import reading_engine
 from andon.project import Project
 from andon.published import env_tables
 from andon.store import Row
@@ -28,7 +29,8 @@ def diff(project: Project, a: str, b: str, *, data: bool = True,
     if key:
         _check_key(key, [left, right])
     wh = Warehouse(project.warehouse)
-    engine = create(threads=project.config.threads, allowed=[wh.root])
+    # DuckDB over the artifacts' files, or the project's engine when they are its tables
+    engine = reading_engine(project, wh, [*left.values(), *right.values()], [wh.root])
     steps: list[dict[str, Any]] = []
     try:
         for name in sorted(set(left) | set(right)):

@@ -401,14 +401,28 @@ class SparkEngine:
     def scan_rows(self, files: Files, ranges: Sequence[tuple[str, int, int]]
                   ) -> exp.Expression:
         """Rows by number per file (a spread sample): read with PyArrow, a view of them."""
-        parts = []
-        for f, first, last in ranges:
-            table = pq.read_table(self._path(f))
-            parts.append(table.slice(first, last - first + 1))
+        parts = [self._rows_of(f, first, last) for f, first, last in ranges]
         if not parts:
             return exp.select("*").from_(self.scan(files)).where(exp.false()).subquery(
                 "_andon_none")
         return self._arrow_view(pa.concat_tables(parts, promote_options="default"))
+
+    def _rows_of(self, file: str | Path, first: int, last: int) -> pa.Table:
+        """Rows ``first``..``last`` (0-based) of a Parquet file, reading only the row groups
+        that hold them."""
+        f = pq.ParquetFile(self._path(file))
+        groups: list[int] = []
+        start = skip = 0
+        for i in range(f.metadata.num_row_groups):
+            n = f.metadata.row_group(i).num_rows
+            if start <= last and start + n > first:
+                if not groups:
+                    skip = first - start
+                groups.append(i)
+            start += n
+        if not groups:
+            return f.schema_arrow.empty_table()
+        return f.read_row_groups(groups).slice(skip, last - first + 1)
 
     def scan_numbered(self, file: str | Path, column: str) -> exp.Expression:
         table = pq.read_table(self._path(file))

@@ -46,6 +46,7 @@ from andon.engines.base import (
     Schema,
     UnknownObject,
 )
+from andon.engines.sql import full_match
 
 DIALECT = "postgres"
 FORMAT = "pgtable"
@@ -150,8 +151,9 @@ def _postgres_function(node: exp.Expression) -> exp.Expression:
         return exp.cast(exp.Anonymous(this="DIV", expressions=[node.this.copy(),
                                                                  node.expression.copy()]),
                         "BIGINT")
-    if isinstance(node, exp.RegexpFullMatch):
-        text, pattern = node.this, node.expression
+    matched = full_match(node)
+    if matched is not None:
+        text, pattern = matched
         whole = exp.DPipe(this=exp.DPipe(this=exp.Literal.string("^(?:"),
                                          expression=pattern.copy()),
                           expression=exp.Literal.string(")$"))

@@ -18,6 +18,7 @@ from sqlglot import TokenType, exp
 from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 
 from andon.engines.base import InvalidInput
+from andon.engines.sql import full_match
 
 DIALECT = "spark"
 
@@ -98,10 +99,12 @@ _UNITS = {"to_seconds": "SECOND", "to_minutes": "MINUTE", "to_hours": "HOUR",
 def _spark_function(node: exp.Expr) -> exp.Expr:
     """DuckDB constructs sqlglot renders under a name or with a meaning Spark lacks, as
     Spark's."""
-    if isinstance(node, exp.RegexpFullMatch):  # RLIKE finds; a full match is anchored
-        whole = exp.Concat(expressions=[exp.Literal.string("^(?:"), node.expression.copy(),
+    matched = full_match(node)
+    if matched is not None:  # RLIKE finds; a full match is anchored
+        text, pattern = matched
+        whole = exp.Concat(expressions=[exp.Literal.string("^(?:"), pattern.copy(),
                                         exp.Literal.string(")$")])
-        return exp.Paren(this=exp.RegexpLike(this=node.this.copy(), expression=whole))
+        return exp.Paren(this=exp.RegexpLike(this=text.copy(), expression=whole))
     if isinstance(node, exp.Table) and isinstance(node.this, exp.GenerateSeries):
         return _range_table(node, node.this)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "row":  # a tuple of values

@@ -93,3 +93,16 @@ def parse(sql: str, dialect: str = DEFAULT_DIALECT) -> exp.Expression:
     import sqlglot
 
     return cast_type(exp.Expression, sqlglot.parse_one(sql, read=dialect))
+
+
+def full_match(node: exp.Expr) -> tuple[exp.Expr, exp.Expr] | None:
+    """(text, pattern) of DuckDB's ``regexp_full_match`` call, else None: an expression of its
+    own in newer sqlglot, an anonymous function in older ones (27)."""
+    known = getattr(exp, "RegexpFullMatch", None)
+    if known is not None and isinstance(node, known):
+        return node.this, node.expression
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "regexp_full_match" \
+            and len(node.expressions) == 2:
+        return node.expressions[0], node.expressions[1]
+    return None
+

@@ -74,12 +74,14 @@ def prod_tables(root: Path) -> dict[str, pa.Table]:
 
 def norm(v: Any) -> Any:
     """A value as engines agree on it: numbers as doubles to 6 decimals (NaN as NULL),
-    aware timestamps in UTC without their zone."""
+    aware timestamps in UTC without their zone, a date as its midnight."""
     if isinstance(v, float | decimal.Decimal):
         f = float(v)
         return None if math.isnan(f) else round(f, 6)
     if isinstance(v, dt.datetime) and v.tzinfo is not None:
         return v.astimezone(dt.UTC).replace(tzinfo=None)
+    if type(v) is dt.date:  # date_trunc of a date: a DATE on DuckDB 1.4, a TIMESTAMP on Spark
+        return dt.datetime(v.year, v.month, v.day)  # and DuckDB 1.5 (docs/scaling.md)
     return v
 
 

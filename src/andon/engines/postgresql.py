@@ -388,8 +388,10 @@ class PgSession:
         return []  # files are read by DuckDB (``reader``), which keeps the rejects
 
     def interrupt(self) -> None:
+        # cancel_safe (psycopg >= 3.2) does not block on a dead server; cancel before that
+        cancel = getattr(self.conn, "cancel_safe", None) or self.conn.cancel
         with contextlib.suppress(psycopg.Error):
-            self.conn.cancel_safe()
+            cancel()
 
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):

@@ -24,6 +24,7 @@ import math
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from andon.engines.sql import ident_sql, literal_sql, parse, render
@@ -338,10 +339,7 @@ def _classes(step: Step, sql: _Sql, spec: SqlModelSpec, parent: str) -> list[Any
 
 def build_sql_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     artifact.require_models()
-    import pyarrow as pa
 
-    from andon.build import Built
-    from andon.warehouse import Manifest
 
     spec: SqlModelSpec | None = getattr(step.function, "__andon_model__", None)
     assert spec is not None
@@ -412,25 +410,12 @@ def build_sql_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
         "libraries": [f"scikit-learn=={sklearn.__version__}",
                       f"python=={platform.python_version()}"],
     }
-    with ctx.warehouse.staging(ps.name) as staging:
-        info["trusted"] = artifact.save(estimator, staging / MODEL_FILE)
-        info["sha256"] = artifact.file_digest(staging / MODEL_FILE)
-        ctx.engine.materialize(sql.text(holdout), staging / HOLDOUT_FILE)
-        info["holdout_sha256"] = artifact.file_digest(staging / HOLDOUT_FILE)
-        out = staging / "evaluation.parquet"
-        rows = ctx.engine.write_arrow(pa.Table.from_pylist([{"model": step.name, **metrics}]),
-                                      out)
-        final = ctx.warehouse.artifact_dir(ps.name, ps.fingerprint)
-        manifest = ctx.warehouse.seal(staging, Manifest(
-            fingerprint=ps.fingerprint, step=ps.name, code_hash=ps.code_hash,
-            files=(ctx.warehouse.rel(final / out.name),), rows=rows,
-            bytes=sum(p.stat().st_size for p in staging.iterdir()),
-            schema=ctx.engine.schema([out]),
-            meta={META: info, "parents": {parent: ctx.fps[parent]}}))
-    ctx.store.models.register(step.name, ps.fingerprint, run_id=ctx.run_id or None,
-                              environment=ctx.environment, metrics=metrics,
-                              info={k: v for k, v in info.items() if k != "metrics"})
-    return Built(manifest)
+    from andon.models.train import seal_model
+
+    def write_holdout(path: Path) -> None:  # the held-out rows never leave the engine
+        ctx.engine.materialize(sql.text(holdout), path)
+
+    return seal_model(ctx, step, ps, parent, estimator, info, metrics, write_holdout)
 
 
 def _arrow_type(kind: str) -> Any:

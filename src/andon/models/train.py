@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import platform
 import typing
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from andon.errors import AndonError, StepError
@@ -45,7 +47,6 @@ def _fail(step: Step, message: str, hint: str) -> StepError:
 
 def build_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     artifact.require_models()
-    from andon.build import Built
 
     spec: ModelSpec | None = getattr(step.function, "__andon_model__", None)
     assert step.function is not None and spec is not None
@@ -86,15 +87,29 @@ def build_model(ctx: BuildContext, step: Step, ps: PlannedStep) -> Built:
     }
     import pyarrow as pa
 
+    def write_holdout(path: Path) -> None:
+        ctx.engine.write_arrow(pa.Table.from_pandas(holdout, preserve_index=False), path)
+
+    return seal_model(ctx, step, ps, parent, estimator, info, metrics, write_holdout)
+
+
+def seal_model(ctx: BuildContext, step: Step, ps: PlannedStep, parent: str, estimator: Any,
+               info: dict[str, Any], metrics: dict[str, float],
+               write_holdout: Callable[[Path], None]) -> Built:
+    """Seal a model artifact (the model in skops, its holdout, one row of metrics as its
+    table; ``info`` in the manifest) and register its version: every model kind ends here."""
+    import pyarrow as pa
+
+    from andon.build import Built
+
     with ctx.warehouse.staging(ps.name) as staging:
         info["trusted"] = artifact.save(estimator, staging / MODEL_FILE)
         info["sha256"] = artifact.file_digest(staging / MODEL_FILE)
-        ctx.engine.write_arrow(pa.Table.from_pandas(holdout, preserve_index=False),
-                               staging / HOLDOUT_FILE)
+        write_holdout(staging / HOLDOUT_FILE)
         info["holdout_sha256"] = artifact.file_digest(staging / HOLDOUT_FILE)
-        evaluation = pa.Table.from_pylist([{"model": step.name, **metrics}])
         out = staging / "evaluation.parquet"
-        rows = ctx.engine.write_arrow(evaluation, out)
+        rows = ctx.engine.write_arrow(pa.Table.from_pylist([{"model": step.name, **metrics}]),
+                                      out)
         final = ctx.warehouse.artifact_dir(ps.name, ps.fingerprint)
         manifest = ctx.warehouse.seal(staging, Manifest(
             fingerprint=ps.fingerprint, step=ps.name, code_hash=ps.code_hash,
